@@ -1,0 +1,104 @@
+"""The Typer app, its one-line error handling and `--config FILE.toml` merging.
+
+Commands live in cli/commands/, one module per command group; each parses flags,
+calls the library and renders with rich. No logic here.
+"""
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from scale_toolkit.errors import ScaleError
+
+try:  # recent typer vendors its own click; older ones use the click package
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
+EXIT_ERRORS = tuple({typer.Exit, getattr(click_exc, "Exit", typer.Exit)})
+ABORT_ERRORS = tuple({typer.Abort, getattr(click_exc, "Abort", typer.Abort)})
+
+app = typer.Typer(
+    name="scale",
+    help="Spatio-Temporal Crop Aggregation: extract clip features once, train SCALE on the cache, probe and retrieve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
+out = Console()  # results meant for stdout
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Eager `--config` callback: the TOML file becomes the command's default map, so flags
+    given on the command line win and a required flag may come from the file."""
+    if not value:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise ScaleError(f"config file not found: {path}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScaleError(f"{path} is not valid TOML: {exc}") from exc
+    by_flag = {}  # "batch_size", "batch-size" and the param name all name the --batch-size flag
+    for p in ctx.command.params:
+        if p.name == "config":
+            continue
+        for opt in [p.name, *getattr(p, "opts", [])]:
+            by_flag[opt.lstrip("-").replace("-", "_")] = p.name
+    defaults = dict(ctx.default_map or {})
+    for key, val in values.items():
+        name = by_flag.get(key.replace("-", "_"))
+        if name is None:
+            raise ScaleError(f"{path}: unknown key '{key}' (keys must be this command's flags)")
+        defaults[name] = val
+    ctx.default_map = defaults
+    return path
+
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", is_eager=True, callback=_load_config,
+    help="TOML file whose keys mirror the flags (e.g. batch-size = 256); flags given on the command line win.",
+)
+
+
+def resolved(kwargs: dict) -> dict:
+    """The resolved flags as plain JSON-able values, for writing next to an output."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items() if k != "config"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user mistakes become one line on stderr and exit status 2."""
+    from . import commands  # noqa: F401  (registers the commands)
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="scale", standalone_mode=False)
+    except EXIT_ERRORS as exc:
+        raise SystemExit(exc.exit_code) from None
+    except ABORT_ERRORS:
+        print("scale: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except click_exc.ClickException as exc:  # bad flags, missing arguments
+        print(f"error: {exc.format_message()} (see scale --help)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ScaleError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("scale: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

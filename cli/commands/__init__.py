@@ -1,0 +1,2 @@
+"""Importing this package registers every command on the app."""
+from . import store_cmds  # noqa: F401

@@ -1,0 +1,91 @@
+"""`scale import`, `scale export`, `scale info`, `scale backbones`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+
+from ..app import CONFIG_OPTION, app, out
+
+
+@app.command("import")
+def import_cmd(
+    source: Path = typer.Argument(..., help="FEATURES.npz or FEATURES.h5 with arrays features, coords, labels, video_ids, class_names, splits (boxes, flip, status, attrs optional)."),
+    out_store: Path = typer.Option(..., "--out", help="The store to create (STORE.zarr); must not exist unless --overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Bring features made by another extractor into a feature store (validated first)."""
+    from scale_toolkit.store.interchange import import_features
+
+    fs = import_features(source, out_store, overwrite=overwrite)
+    out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {out_store}")
+
+
+@app.command("export")
+def export_cmd(
+    store: Path = typer.Argument(..., help="The feature store to export (STORE.zarr)."),
+    out_file: Path = typer.Option(..., "--out", help="FILE.npz or FILE.h5; the store's array names are kept."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Write a feature store to .npz or .h5 with the same array names."""
+    from scale_toolkit.store.interchange import export_store
+
+    path = export_store(store, out_file)
+    out.print(f"exported {store} to {path}")
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+@app.command("info")
+def info_cmd(
+    path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the information as JSON instead of a table."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Counts per status and split, backbone, view, dims, classes and size on disk."""
+    from scale_toolkit.info import describe
+
+    info = describe(path)
+    if as_json:
+        out.print_json(json.dumps(info, default=str))
+        return
+    table = Table(title=str(path), show_header=False)
+    for key, value in info.items():
+        if key == "failures":
+            continue
+        if key == "disk_bytes":
+            value = _human_bytes(int(value))
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+    out.print(table)
+    failures = info.get("failures") or {}
+    for vid, reason in list(failures.items())[:20]:
+        out.print(f"failed: {vid}: {reason}")
+    if len(failures) > 20:
+        out.print(f"... and {len(failures) - 20} more failures (see --json)")
+
+
+@app.command("backbones")
+def backbones_cmd() -> None:
+    """List the registered backbones: name, feature dim, frames x stride, crop, checkpoint formats."""
+    from scale_toolkit.backbones import list_backbones
+
+    table = Table(title="backbones")
+    for col in ("name", "dim", "frames x stride", "crop", "pooling", "checkpoint formats", "weights"):
+        table.add_column(col)
+    for entry in list_backbones():
+        s = entry.spec
+        dim = "model's" if s.feature_dim <= 0 else str(s.feature_dim)
+        table.add_row(entry.name if entry.name != "timm" else "timm:<model_name>", dim, f"{s.frames} x {s.stride}", str(s.crop_size), s.pooling, ", ".join(s.checkpoint_formats), s.weights_hint)
+    out.print(table)
+
+

@@ -1,0 +1,2 @@
+"""Importing this module registers every backbone family."""
+from . import tiny  # noqa: F401

@@ -1,0 +1,60 @@
+"""`tiny`: a small, fast 3-D conv net with fixed seeded weights, for tests and the demo."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .registry import checkpoint_sha256, register_backbone
+from .spec import KINETICS_MEAN, KINETICS_STD, BackboneSpec, LoadedBackbone
+
+TINY_SPEC = BackboneSpec(
+    name="tiny",
+    family="tiny",
+    frames=8,
+    stride=2,
+    crop_size=64,
+    mean=KINETICS_MEAN,
+    std=KINETICS_STD,
+    feature_dim=64,
+    pooling="global average pool",
+    checkpoint_formats=("state_dict (.pt)",),
+    weights_hint="built in; seeded random weights, no download",
+)
+
+
+class TinyVideoNet(nn.Module):
+    """Conv3d stem with a temporal kernel, so features see motion, then global pooling."""
+
+    def __init__(self, dim: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Conv3d(3, 24, kernel_size=(3, 7, 7), stride=(1, 4, 4), padding=(1, 3, 3))
+        self.block = nn.Conv3d(24, 48, kernel_size=(3, 3, 3), stride=(2, 2, 2), padding=1)
+        self.proj = nn.Linear(48 * 2, dim)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(clips))
+        x = torch.relu(self.block(x))
+        # mean and max pooling both: cheap, and keeps where-in-time information in the max
+        pooled = torch.cat([x.mean(dim=(2, 3, 4)), x.amax(dim=(2, 3, 4))], dim=1)
+        return self.proj(pooled)
+
+
+def build_tiny(seed: int = 0) -> TinyVideoNet:
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model = TinyVideoNet(TINY_SPEC.feature_dim)
+    torch.random.set_rng_state(gen_state)
+    return model
+
+
+@register_backbone("tiny", TINY_SPEC, needs_checkpoint=False)
+def make_tiny(checkpoint=None, random_init=False, strict=True, **options) -> LoadedBackbone:
+    model = build_tiny()
+    sha = "builtin-tiny-seed0"
+    if checkpoint is not None:
+        from .checkpoint import load_state_strict  # noqa: PLC0415
+
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        load_state_strict(model, state, strict=strict)
+        sha = checkpoint_sha256(checkpoint)
+    return LoadedBackbone(model, TINY_SPEC, sha)

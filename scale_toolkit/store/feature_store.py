@@ -1,0 +1,376 @@
+"""FeatureStore: the Zarr v3 feature cache every command after extraction reads.
+
+Layout (the contract other tools rely on; see README "Store format"):
+
+    features  float16 [N, V, D]   frozen-backbone clip features
+    coords    float32 [N, V, 6]   Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T]
+    boxes     int32   [N, V, 6]   the same box in source pixels/frames [y0, x0, t0, y1, x1, t1]
+    flip      bool    [N, V]      horizontally flipped clip
+    labels    int32   [N]         class index, -1 if unknown
+    splits    int8    [3, N]      membership in splits 1..3 (1 train, 2 test, 0 unused)
+    video_ids str     [N]         stable id (path relative to the dataset root)
+    status    uint8   [N]         0 pending, 1 done, 2 failed
+    reasons   str     [N]         why a row failed ("" otherwise)
+    video_meta float32 [N, 4]     source height, width, frame count, fps (0 where unknown)
+
+Rows are chunked in blocks of `rows_per_chunk` videos. A writer only ever writes whole
+blocks it owns (shards own disjoint blocks), data arrays first and `status` last, and
+Zarr writes each chunk to a temporary file and renames it, so a killed writer leaves
+at most its in-flight block pending and a rerun redoes exactly that block.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import zarr
+
+from .. import __version__
+from ..errors import ScaleError
+
+SCHEMA_VERSION = 1
+PENDING, DONE, FAILED = 0, 1, 2
+STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
+ROW_ARRAYS = ("features", "coords", "boxes", "flip")  # per-clip data written by extraction
+DEFAULT_ROWS_PER_CHUNK = 16
+
+# Zarr warns that its variable-length string dtype is not yet in the v3 spec; we rely on it knowingly.
+warnings.filterwarnings("ignore", message=".*not part of the Zarr format 3 specification.*")
+warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
+
+
+def _as_str_array(values: Sequence[str]) -> np.ndarray:
+    return np.array([str(v) for v in values], dtype=object)
+
+
+class FeatureStore:
+    """A Zarr group of clip features for N videos x V clips x D dims.
+
+    >>> fs = FeatureStore.create("/tmp/x.zarr", video_ids=["a", "b"], labels=[0, 1],
+    ...                          splits=np.ones((3, 2), np.int8), class_names=["c0", "c1"],
+    ...                          n_clips=15, feature_dim=8, attrs={}, overwrite=True)
+    >>> fs.n_videos, fs.n_clips, fs.feature_dim
+    (2, 15, 8)
+    """
+
+    def __init__(self, path: Path, group: zarr.Group) -> None:
+        self.path = Path(path)
+        self.group = group
+
+    # ------------------------------------------------------------------ creation / opening
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        video_ids: Sequence[str],
+        labels: Sequence[int] | np.ndarray,
+        splits: np.ndarray,
+        class_names: Sequence[str],
+        n_clips: int,
+        feature_dim: int,
+        attrs: dict | None = None,
+        video_meta: np.ndarray | None = None,
+        rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
+        overwrite: bool = False,
+    ) -> "FeatureStore":
+        """Create a store with every row pending. Refuses to replace an existing store unless asked."""
+        path = Path(path)
+        n = len(video_ids)
+        labels = np.asarray(labels, dtype=np.int32)
+        splits = np.asarray(splits, dtype=np.int8)
+        if n == 0:
+            raise ScaleError("cannot create a feature store with no videos")
+        if n_clips <= 0 or feature_dim <= 0:
+            raise ScaleError(f"clips per video and feature dim must be positive, got {n_clips} and {feature_dim}")
+        if labels.shape != (n,):
+            raise ScaleError(f"labels must have shape ({n},), got {labels.shape}")
+        if splits.shape != (3, n):
+            raise ScaleError(f"splits must have shape (3, {n}), got {splits.shape}")
+        if path.exists() and not overwrite:
+            raise ScaleError(f"{path} already exists; choose another --out or delete it")
+        chunk = max(1, min(rows_per_chunk, n))
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        mk = group.create_array
+        mk("features", shape=(n, n_clips, feature_dim), chunks=(chunk, n_clips, feature_dim), dtype="float16", fill_value=0)
+        mk("coords", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="float32", fill_value=0)
+        mk("boxes", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="int32", fill_value=0)
+        mk("flip", shape=(n, n_clips), chunks=(chunk, n_clips), dtype="bool", fill_value=False)
+        mk("video_meta", shape=(n, 4), chunks=(chunk, 4), dtype="float32", fill_value=0)
+        mk("status", shape=(n,), chunks=(chunk,), dtype="uint8", fill_value=PENDING)
+        mk("reasons", shape=(n,), chunks=(chunk,), dtype=str, fill_value="")
+        # Whole-store metadata is small and written once here, by the creator only.
+        group.create_array("labels", data=labels, chunks=(n,))
+        group.create_array("splits", data=splits, chunks=(3, n))
+        group.create_array("video_ids", shape=(n,), chunks=(n,), dtype=str, fill_value="")
+        group["video_ids"][:] = _as_str_array(video_ids)
+        if video_meta is not None:
+            group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
+        group.attrs.update(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "toolkit_version": __version__,
+                "class_names": list(class_names),
+                "rows_per_chunk": chunk,
+                **(attrs or {}),
+            }
+        )
+        return cls(path, group)
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> "FeatureStore":
+        """Open an existing store (`mode` "r" or "r+"); a clear error if it is not one."""
+        path = Path(path)
+        if not path.exists():
+            raise ScaleError(f"feature store not found: {path}")
+        try:
+            group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+        except Exception as exc:  # zarr raises several types for "not a group"
+            raise ScaleError(f"{path} is not a scale feature store ({type(exc).__name__})") from exc
+        missing = [a for a in ("features", "coords", "labels", "splits", "video_ids", "status") if a not in group]
+        if missing or "schema_version" not in group.attrs:
+            raise ScaleError(f"{path} is not a scale feature store (missing {', '.join(missing) or 'schema_version'})")
+        if group.attrs["schema_version"] > SCHEMA_VERSION:
+            raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
+        return cls(path, group)
+
+    # ------------------------------------------------------------------ shape and metadata
+    @property
+    def attrs(self) -> dict:
+        return dict(self.group.attrs)
+
+    def update_attrs(self, **values) -> None:
+        self.group.attrs.update(values)
+
+    @property
+    def n_videos(self) -> int:
+        return int(self.group["features"].shape[0])
+
+    @property
+    def n_clips(self) -> int:
+        return int(self.group["features"].shape[1])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.group["features"].shape[2])
+
+    @property
+    def rows_per_chunk(self) -> int:
+        return int(self.group["status"].chunks[0])
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_videos // self.rows_per_chunk)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.group.attrs.get("class_names", []))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.group["labels"][:], dtype=np.int32)
+
+    @property
+    def splits(self) -> np.ndarray:
+        return np.asarray(self.group["splits"][:], dtype=np.int8)
+
+    @property
+    def video_ids(self) -> list[str]:
+        return [str(v) for v in self.group["video_ids"][:]]
+
+    @property
+    def status(self) -> np.ndarray:
+        return np.asarray(self.group["status"][:], dtype=np.uint8)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [str(v) for v in self.group["reasons"][:]]
+
+    def block_rows(self, block: int) -> range:
+        start = block * self.rows_per_chunk
+        return range(start, min(start + self.rows_per_chunk, self.n_videos))
+
+    # ------------------------------------------------------------------ selection
+    def split_indices(self, split: int, part: str, only_done: bool = True) -> np.ndarray:
+        """Row indices of the train (`part="train"`) or test videos of split 1..3."""
+        if split not in (1, 2, 3):
+            raise ScaleError(f"--split must be 1, 2 or 3, got {split}")
+        code = {"train": 1, "test": 2}.get(part)
+        if code is None:
+            raise ScaleError(f"split part must be 'train' or 'test', got {part!r}")
+        mask = self.splits[split - 1] == code
+        if only_done:
+            mask &= self.status == DONE
+        return np.flatnonzero(mask)
+
+    def pending(self) -> np.ndarray:
+        return np.flatnonzero(self.status == PENDING)
+
+    def failed(self) -> np.ndarray:
+        return np.flatnonzero(self.status == FAILED)
+
+    # ------------------------------------------------------------------ reading
+    def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords")) -> dict[str, np.ndarray]:
+        """Read some rows of some arrays without touching the rest of the store.
+
+        `indices` may be a sorted or unsorted integer array (order is preserved) or None for all rows.
+        """
+        out: dict[str, np.ndarray] = {}
+        if indices is None:
+            sel: slice | np.ndarray = slice(None)
+        elif isinstance(indices, slice):
+            sel = indices
+        else:
+            sel = np.asarray(indices, dtype=np.int64)
+        for name in names:
+            arr = self.group[name]
+            if isinstance(sel, slice):
+                out[name] = np.asarray(arr[sel])
+                continue
+            if sel.size == 0:
+                out[name] = np.zeros((0, *arr.shape[1:]), dtype=arr.dtype)
+                continue
+            # orthogonal selection wants sorted unique indices; restore the caller's order after
+            uniq, inverse = np.unique(sel, return_inverse=True)
+            data = np.asarray(arr.oindex[uniq] if arr.ndim > 1 else arr.get_orthogonal_selection(uniq))
+            out[name] = data[inverse]
+        return out
+
+    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096):
+        """Yield (indices, arrays) in pieces of at most `rows` rows, for stores that do not fit in memory."""
+        indices = np.asarray(indices, dtype=np.int64)
+        for start in range(0, len(indices), rows):
+            part = indices[start : start + rows]
+            yield part, self.read(part, names)
+
+    # ------------------------------------------------------------------ writing
+    def write_rows(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        *,
+        features: np.ndarray,
+        coords: np.ndarray,
+        boxes: np.ndarray | None = None,
+        flip: np.ndarray | None = None,
+        video_meta: np.ndarray | None = None,
+    ) -> None:
+        """Write finished rows: data arrays first, then status=done.
+
+        For safety under concurrency, the rows should cover whole chunks owned by this writer
+        (see `write_block`); writing the same rows twice gives the same store (idempotent).
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        n = len(idx)
+        features = np.asarray(features)
+        if features.shape != (n, self.n_clips, self.feature_dim):
+            raise ScaleError(f"features must have shape ({n}, {self.n_clips}, {self.feature_dim}), got {features.shape}")
+        if not np.isfinite(features).all():
+            raise ScaleError("refusing to write non-finite features (NaN or inf)")
+        boxes = np.zeros((n, self.n_clips, 6), np.int32) if boxes is None else boxes
+        flip = np.zeros((n, self.n_clips), bool) if flip is None else flip
+        self._set_rows(idx, "features", features.astype(np.float16))
+        self._set_rows(idx, "coords", np.asarray(coords, dtype=np.float32))
+        self._set_rows(idx, "boxes", np.asarray(boxes, dtype=np.int32))
+        self._set_rows(idx, "flip", np.asarray(flip, dtype=bool))
+        if video_meta is not None:
+            self._set_rows(idx, "video_meta", np.asarray(video_meta, dtype=np.float32))
+        self._set_rows(idx, "reasons", _as_str_array([""] * n))
+        self._set_rows(idx, "status", np.full(n, DONE, np.uint8))  # status last: a row is done only once its data is in
+
+    def write_block(self, block: int, results: dict[int, dict]) -> None:
+        """Write one whole chunk-aligned block: `results[row]` holds either the row's arrays
+        (features, coords, boxes, flip, video_meta) or {"error": reason}. Rows of the block
+        that are absent stay as they are in the store (e.g. already done)."""
+        rows = self.block_rows(block)
+        current = self.read(slice(rows.start, rows.stop), names=("features", "coords", "boxes", "flip", "video_meta", "status", "reasons"))
+        for pos, row in enumerate(rows):
+            res = results.get(row)
+            if res is None:
+                continue
+            if "error" in res:
+                current["status"][pos] = FAILED
+                current["reasons"][pos] = str(res["error"])[:500]
+                continue
+            for name in ("features", "coords", "boxes", "flip", "video_meta"):
+                if name in res:
+                    current[name][pos] = res[name]
+            current["status"][pos] = DONE
+            current["reasons"][pos] = ""
+        if not np.isfinite(current["features"].astype(np.float32)).all():
+            raise ScaleError("refusing to write non-finite features (NaN or inf)")
+        sel = slice(rows.start, rows.stop)
+        for name in ("features", "coords", "boxes", "flip", "video_meta", "reasons"):
+            self.group[name][sel] = current[name]
+        self.group["status"][sel] = current["status"]
+
+    def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
+        idx = np.asarray(indices, dtype=np.int64)
+        self._set_rows(idx, "reasons", _as_str_array([str(r)[:500] for r in reasons]))
+        self._set_rows(idx, "status", np.full(len(idx), FAILED, np.uint8))
+
+    def reset_rows(self, indices: Sequence[int]) -> None:
+        """Mark rows pending again (e.g. --retry-failed)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        self._set_rows(idx, "status", np.full(len(idx), PENDING, np.uint8))
+
+    def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
+        arr = self.group[name]
+        if len(idx) == 0:
+            return
+        if len(idx) == idx[-1] - idx[0] + 1 and np.all(np.diff(idx) == 1):
+            arr[int(idx[0]) : int(idx[-1]) + 1] = values
+        elif arr.ndim == 1:
+            arr.set_orthogonal_selection(idx, values)
+        else:
+            arr.oindex[idx] = values
+
+    # ------------------------------------------------------------------ summary
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def info(self) -> dict:
+        """Counts per status and split, backbone, view, dims, classes and size on disk."""
+        status = self.status
+        splits = self.splits
+        done = status == DONE
+        per_split = {}
+        for s in range(3):
+            per_split[str(s + 1)] = {
+                "train": int(((splits[s] == 1) & done).sum()),
+                "test": int(((splits[s] == 2) & done).sum()),
+                "unused": int(((splits[s] == 0) & done).sum()),
+            }
+        attrs = self.attrs
+        reasons = self.reasons
+        failures = {vid: reasons[i] for i, vid in enumerate(self.video_ids) if status[i] == FAILED}
+        return {
+            "path": str(self.path),
+            "videos": self.n_videos,
+            "clips_per_video": self.n_clips,
+            "feature_dim": self.feature_dim,
+            "status": {STATUS_NAMES[k]: int((status == k).sum()) for k in STATUS_NAMES},
+            "splits_done": per_split,
+            "classes": len(self.class_names),
+            "dataset": attrs.get("dataset"),
+            "backbone": attrs.get("backbone", {}).get("name") if isinstance(attrs.get("backbone"), dict) else attrs.get("backbone"),
+            "checkpoint_sha256": attrs.get("checkpoint_sha256"),
+            "view": attrs.get("view"),
+            "schema_version": attrs.get("schema_version"),
+            "toolkit_version": attrs.get("toolkit_version"),
+            "disk_bytes": self.disk_bytes(),
+            "failures": failures,
+        }
+
+    def fingerprint(self) -> str:
+        """A short id of what the store holds (attrs + shape + status), for result files."""
+        import hashlib
+
+        payload = json.dumps(
+            {"attrs": self.attrs, "shape": [self.n_videos, self.n_clips, self.feature_dim], "done": int((self.status == DONE).sum())},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

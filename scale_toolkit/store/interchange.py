@@ -1,0 +1,175 @@
+"""Import features made elsewhere (.npz / .h5) into a FeatureStore, and export a store back.
+
+Both formats use the store's array names:
+
+    required  features [N, V, D] (any float), coords [N, V, 6], labels [N] (int, -1 = unknown),
+              video_ids [N] (str), class_names [C] (str), splits [3, N] (0 unused, 1 train, 2 test)
+    optional  boxes [N, V, 6] int (default zeros), flip [N, V] bool (default False),
+              status [N] uint8 (default all done), attrs (a JSON string of store attributes)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ScaleError
+from .feature_store import DONE, FeatureStore
+
+REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
+OPTIONAL = ("boxes", "flip", "status", "attrs")
+FORMATS = (".npz", ".h5", ".hdf5")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ScaleError(f"cannot read {path} as .npz ({exc})") from exc
+
+
+def _read_h5(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            out = {}
+            for k in f.keys():
+                ds = f[k]
+                out[k] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+            if "attrs" in f.attrs:
+                out["attrs"] = np.array(f.attrs["attrs"])
+            return out
+    except OSError as exc:
+        raise ScaleError(f"cannot read {path} as HDF5 ({exc})") from exc
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ScaleError(f"{path}: unsupported format '{suffix}'; use .npz or .h5")
+    return "npz" if suffix == ".npz" else "h5"
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Check shapes, values and types; return arrays with canonical dtypes. Raises ScaleError."""
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise ScaleError(f"{source}: missing arrays {', '.join(missing)} (required: {', '.join(REQUIRED)})")
+    feats = np.asarray(arrays["features"])
+    if feats.ndim != 3 or not np.issubdtype(feats.dtype, np.floating):
+        raise ScaleError(f"{source}: features must be a float array [N, V, D], got {feats.dtype} {feats.shape}")
+    n, v, _ = feats.shape
+    if n == 0 or v == 0:
+        raise ScaleError(f"{source}: features is empty {feats.shape}")
+    if not np.isfinite(feats).all():
+        bad = int((~np.isfinite(feats)).any(axis=(1, 2)).sum())
+        raise ScaleError(f"{source}: features contain NaN or inf in {bad} video(s); fix or drop them before importing")
+    if np.abs(feats).max() > np.finfo(np.float16).max:
+        raise ScaleError(f"{source}: features exceed the float16 range of the store (max |x| 65504)")
+
+    def shaped(name: str, shape: tuple, kind: str) -> np.ndarray:
+        arr = np.asarray(arrays[name])
+        if arr.shape != shape:
+            raise ScaleError(f"{source}: {name} must have shape {list(shape)}, got {list(arr.shape)}")
+        if kind == "int" and not np.issubdtype(arr.dtype, np.integer):
+            raise ScaleError(f"{source}: {name} must be integers, got {arr.dtype}")
+        if kind == "float" and not np.issubdtype(arr.dtype, np.number):
+            raise ScaleError(f"{source}: {name} must be numeric, got {arr.dtype}")
+        return arr
+
+    coords = shaped("coords", (n, v, 6), "float").astype(np.float32)
+    if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
+        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] (Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
+    class_names = [str(c) for c in np.asarray(arrays["class_names"]).reshape(-1)]
+    labels = shaped("labels", (n,), "int").astype(np.int32)
+    if labels.min() < -1 or labels.max() >= len(class_names):
+        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, got [{labels.min()}, {labels.max()}]")
+    splits = shaped("splits", (3, n), "int").astype(np.int8)
+    if not np.isin(splits, (0, 1, 2)).all():
+        raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
+    video_ids = [str(x) for x in np.asarray(arrays["video_ids"]).reshape(-1)]
+    if len(video_ids) != n:
+        raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
+    if len(set(video_ids)) != n:
+        raise ScaleError(f"{source}: video_ids must be unique")
+    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids, "class_names": class_names}
+    out["boxes"] = shaped("boxes", (n, v, 6), "int").astype(np.int32) if "boxes" in arrays else np.zeros((n, v, 6), np.int32)
+    out["flip"] = shaped("flip", (n, v), "any").astype(bool) if "flip" in arrays else np.zeros((n, v), bool)
+    status = shaped("status", (n,), "int").astype(np.uint8) if "status" in arrays else np.full(n, DONE, np.uint8)
+    if not np.isin(status, (0, 1, 2)).all():
+        raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
+    out["status"] = status
+    attrs = {}
+    if "attrs" in arrays:
+        try:
+            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
+        except (ValueError, IndexError) as exc:
+            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+    out["attrs"] = attrs
+    return out
+
+
+def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -> FeatureStore:
+    """Validate a .npz/.h5 file and write it as a new store (built beside `out`, then renamed)."""
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise ScaleError(f"file not found: {src}")
+    arrays = _read_npz(src) if _format_of(src) == "npz" else _read_h5(src)
+    data = validate_arrays(arrays, str(src))
+    if out.exists() and not overwrite:
+        raise ScaleError(f"{out} already exists; choose another --out or delete it")
+    n, v, d = data["features"].shape
+    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk")}}
+    tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        fs = FeatureStore.create(
+            tmp, video_ids=data["video_ids"], labels=data["labels"], splits=data["splits"], class_names=data["class_names"],
+            n_clips=v, feature_dim=d, attrs=attrs,
+        )
+        done = np.flatnonzero(data["status"] == DONE)
+        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done], flip=data["flip"][done])
+        failed = np.flatnonzero(data["status"] == 2)
+        if len(failed):
+            fs.mark_failed(failed, ["failed before import"] * len(failed))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return FeatureStore.open(out)
+
+
+def export_store(store: str | Path, out: str | Path) -> Path:
+    """Write every row of a store to .npz or .h5 with the same array names (atomic rename)."""
+    fs = FeatureStore.open(store)
+    out = Path(out)
+    fmt = _format_of(out)
+    if not out.parent.exists():
+        raise ScaleError(f"output directory does not exist: {out.parent}")
+    data = fs.read(None, names=("features", "coords", "boxes", "flip", "labels", "splits", "status"))
+    strings = {"video_ids": fs.video_ids, "class_names": fs.class_names}
+    attrs = json.dumps(fs.attrs, default=str)
+    tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
+    try:
+        if fmt == "npz":
+            np.savez(tmp, **data, **{k: np.array(v, dtype=str) for k, v in strings.items()}, attrs=np.array(attrs))
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                for k, arr in data.items():
+                    f.create_dataset(k, data=arr)
+                for k, vals in strings.items():
+                    f.create_dataset(k, data=np.array(vals, dtype=object), dtype=h5py.string_dtype())
+                f.attrs["attrs"] = attrs
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
