@@ -1,2 +1,3 @@
 """Importing this package registers every command on the app."""
 from . import store_cmds  # noqa: F401
+from . import extract  # noqa: F401

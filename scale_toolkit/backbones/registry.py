@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..errors import ScaleError
 from .spec import BackboneSpec, LoadedBackbone
 
@@ -108,7 +110,12 @@ def load_backbone(
         raise ScaleError(
             f"backbone '{name}' needs --checkpoint PATH{hint}; use --random-init to run with random weights"
         )
-    loaded = entry.factory(checkpoint=checkpoint, random_init=random_init, strict=strict, **options)
+    # Random weights are seeded so that a store made with --random-init can embed new videos identically.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        loaded = entry.factory(checkpoint=checkpoint, random_init=random_init, strict=strict, **options)
+    if random_init:
+        loaded.checkpoint_sha256 = "random-init"
     loaded.module.eval()
     for p in loaded.module.parameters():
         p.requires_grad_(False)

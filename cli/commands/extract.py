@@ -1,0 +1,85 @@
+"""`scale extract`: videos -> frozen backbone -> feature store."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..app import CONFIG_OPTION, app, console, out
+
+
+class _ExtractProgress:
+    """Renders the library's progress events as one rich bar with videos/s and clips/s."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+
+    def __call__(self, event: dict) -> None:
+        if event["event"] == "start":
+            self.bar.start()
+            self.task = self.bar.add_task("extract", total=event["total"], rate="")
+            return
+        if event["event"] == "end":
+            self.bar.stop()
+            return
+        elapsed = max(time.monotonic() - event["started"], 1e-6)
+        finished = event["done"] + event["failed"]
+        rate = f"{finished / elapsed:.2f} videos/s  {event['clips'] / elapsed:.1f} clips/s  failed {event['failed']}"
+        self.bar.update(self.task, completed=finished, rate=rate)
+
+
+@app.command("extract")
+def extract_cmd(
+    backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `scale backbones`): cvmae, videomae-b, videomae-l, videomae-b-ft, rhobyol, svt, timm:<name>, tiny."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (or Hugging Face directory) of the backbone."),
+    random_init: bool = typer.Option(False, "--random-init", help="Run the backbone with (seeded) random weights instead of a checkpoint."),
+    strict: bool = typer.Option(True, "--strict/--no-strict", help="Fail on any missing/unexpected checkpoint key (default). --no-strict skips them and prints them."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="rhobyol only: online or momentum (the SCALE paper used momentum)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Backbone variant where a family has several (rhobyol: 16x4 or 8x8)."),
+    dataset: str = typer.Option("folder", "--dataset", help="ucf101, hmdb51, folder (<root>/<class>/<video>) or csv."),
+    root: Path = typer.Option(..., "--root", help="Dataset root folder (the official layout for ucf101/hmdb51)."),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="Folder of the official split files (ucfTrainTestlist or testTrainMulti_7030_splits)."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV manifest (path,label[,split]) for --dataset csv."),
+    view: str = typer.Option("eval15", "--view", help="train16 (16 augmented clips, for SSL training) or eval15 (5x3 clips, for probes/retrieval)."),
+    out_store: Path = typer.Option(..., "--out", help="The feature store to write (STORE.zarr); rerunning continues where it stopped."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Clips per backbone forward pass."),
+    workers: int = typer.Option(-1, "--workers", help="Decode worker processes (-1: from the core count; 0: decode in this process)."),
+    threads: int = typer.Option(0, "--threads", help="Torch threads for the backbone (0: torch's default)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N videos (sorted by id)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the clip sampling (train16 crops, flips and positions)."),
+    decoder: str = typer.Option("auto", "--decoder", help="auto (decord, PyAV fallback), decord or pyav."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry videos recorded as failed."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: do only this shard's blocks (job arrays). Under torchrun ranks shard automatically."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds one video may take to decode before it is recorded as failed."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Extract clip features once with a frozen backbone into a Zarr feature store."""
+    from scale_toolkit.extract import ExtractConfig, run_extraction
+
+    options = {k: v for k, v in {"encoder": encoder, "variant": variant}.items() if v is not None}
+    cfg = ExtractConfig(
+        backbone=backbone, checkpoint=checkpoint, random_init=random_init, strict=strict, backbone_options=options,
+        dataset=dataset, root=root, splits=splits, csv=csv_path, view=view, out=out_store, device=device, precision=precision,
+        batch_size=batch_size, workers=workers, threads=threads, limit=limit, seed=seed, decoder=decoder,
+        retry_failed=retry_failed, shard=shard, timeout_s=timeout,
+    )
+    summary = run_extraction(cfg, progress=_ExtractProgress())
+    out.print(
+        f"[bold]{summary.store}[/bold] shard {summary.shard}: {summary.done_now} videos extracted now, "
+        f"{summary.already_done} already done, {len(summary.failed_now)} failed, {summary.clips} clips in {summary.seconds:.1f} s"
+    )
+    for vid, reason in summary.failed_now.items():
+        out.print(f"  failed: {vid}: {reason}")
+    if summary.missing:
+        out.print(f"  {len(summary.missing)} videos listed in the split files are not on disk (e.g. {summary.missing[0]})")
+    if summary.unlisted:
+        out.print(f"  {len(summary.unlisted)} videos on disk are in no split file and were skipped (e.g. {summary.unlisted[0]})")

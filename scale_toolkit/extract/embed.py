@@ -1,0 +1,45 @@
+"""Embed one new video file exactly as a store's videos were embedded (for retrieval queries)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..backbones import load_backbone
+from ..errors import ScaleError
+from .pipeline import embed_clips, resolve_precision
+from .prepare import ViewRecipe, prepare_video
+
+
+def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Decode `path` with the store's view and seed, run the store's backbone and checkpoint.
+
+    Returns (features float32 [V, D], coords float32 [V, 6]). Raises ScaleError when the
+    video cannot be decoded or the store's checkpoint is no longer on disk.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScaleError(f"query video not found: {path}")
+    name = store_attrs.get("backbone_name")
+    if not name:
+        raise ScaleError("this store does not record its backbone (imported features?); cannot embed a new video for it")
+    checkpoint = store_attrs.get("checkpoint")
+    if checkpoint and not Path(checkpoint).exists():
+        raise ScaleError(f"the store was made with checkpoint {checkpoint}, which is no longer there; put it back to embed new videos")
+    loaded = load_backbone(
+        name,
+        checkpoint=checkpoint,
+        random_init=store_attrs.get("checkpoint_sha256") == "random-init",
+        **store_attrs.get("backbone_options", {}),
+    )
+    if checkpoint is None and loaded.checkpoint_sha256 != store_attrs.get("checkpoint_sha256"):
+        raise ScaleError("cannot rebuild the store's backbone weights (they were not loaded from a file)")
+    view = store_attrs["view"]
+    spec = loaded.spec
+    recipe = ViewRecipe(view["name"], spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), int(store_attrs.get("seed", 0)), store_attrs.get("decoder", "auto"))
+    result = prepare_video(path, path.name, recipe)
+    if "error" in result:
+        raise ScaleError(f"cannot decode {path}: {result['error']}")
+    amp = resolve_precision(store_attrs.get("precision", "auto"), device)
+    feats = embed_clips(loaded.module.to(device), result["clips"], 64, device, amp)
+    return feats.astype(np.float32), result["coords"]

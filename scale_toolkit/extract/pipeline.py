@@ -1,0 +1,300 @@
+"""`run_extraction`: videos -> clips -> frozen backbone -> FeatureStore, resumable and sharded.
+
+Work is done in chunk-aligned blocks of videos. A shard (`--shard i/n`, or the rank under
+torchrun) owns blocks b with b % n == i, so writers never share a chunk; a block is written
+whole, data before status, so a killed run loses only its block in flight and a rerun
+recomputes exactly the blocks still pending. Backbone batches are cut from one block's clips
+only, so a block's features do not depend on which shard or which run computed it.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..backbones import load_backbone
+from ..data.clips import VIEWS
+from ..data.manifest import Manifest, load_manifest
+from ..errors import ScaleError
+from ..store import DONE, FAILED, PENDING, FeatureStore
+from .prepare import ViewRecipe
+from .workers import DecodePool, default_workers
+
+DECODERS = ("auto", "decord", "pyav")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class ExtractConfig:
+    backbone: str
+    out: Path
+    root: Path
+    dataset: str = "folder"
+    view: str = "eval15"
+    checkpoint: Path | None = None
+    random_init: bool = False
+    strict: bool = True
+    backbone_options: dict = field(default_factory=dict)  # e.g. {"encoder": "momentum"}
+    splits: Path | None = None
+    csv: Path | None = None
+    device: str = "cpu"
+    precision: str = "auto"
+    batch_size: int = 32  # clips per backbone forward
+    workers: int = -1  # -1: pick from the core count; 0: decode in-process
+    threads: int = 0  # torch intra-op threads for the backbone; 0 = torch's default
+    limit: int | None = None
+    seed: int = 0
+    decoder: str = "auto"
+    retry_failed: bool = False
+    shard: str | None = None  # "i/n"
+    timeout_s: float = 300.0
+    rows_per_chunk: int = 16
+
+
+@dataclass
+class ExtractSummary:
+    store: str
+    total: int
+    done_now: int = 0
+    failed_now: dict[str, str] = field(default_factory=dict)
+    already_done: int = 0
+    clips: int = 0
+    seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+    shard: str = "0/1"
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """`--shard i/n`, else torchrun's RANK/WORLD_SIZE, else the whole store."""
+    if shard:
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+        except ValueError:
+            raise ScaleError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+        if n < 1 or not 0 <= i < n:
+            raise ScaleError(f"--shard {shard}: need 0 <= i < n")
+        return i, n
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def resolve_precision(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32. `auto`: bf16 on CUDA, fp32 on CPU (bf16 on most
+    CPUs without AMX is slower than fp32; ask for it with --precision bf16)."""
+    if precision not in PRECISIONS:
+        raise ScaleError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and device.startswith("cuda")):
+        return torch.bfloat16
+    return None
+
+
+def _validate(cfg: ExtractConfig) -> None:
+    if cfg.view not in VIEWS:
+        raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
+    if cfg.decoder not in DECODERS:
+        raise ScaleError(f"--decoder must be one of {', '.join(DECODERS)}")
+    if cfg.batch_size <= 0:
+        raise ScaleError(f"--batch-size must be positive, got {cfg.batch_size}")
+    if cfg.limit is not None and cfg.limit <= 0:
+        raise ScaleError(f"--limit must be positive, got {cfg.limit}")
+    if cfg.timeout_s <= 0:
+        raise ScaleError("--timeout must be positive")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScaleError(f"--device {cfg.device} asked for, but no CUDA device is available; use --device cpu")
+
+
+def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest) -> dict:
+    """What the store remembers about how it was made (also what `scale retrieve --query` reuses)."""
+    return {
+        "backbone": spec.to_dict(),
+        "backbone_name": cfg.backbone,
+        "backbone_options": dict(cfg.backbone_options),
+        "checkpoint": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else None,
+        "checkpoint_sha256": sha,
+        "view": {"name": cfg.view, "clips": VIEWS[cfg.view], "frames": spec.frames, "stride": spec.stride, "crop_size": spec.crop_size},
+        "dataset": manifest.dataset,
+        "dataset_root": str(manifest.root),
+        "seed": cfg.seed,
+        "decoder": cfg.decoder,
+        "precision": cfg.precision,
+    }
+
+
+# Attributes that must agree before a run may write into an existing store.
+_RESUME_KEYS = ("backbone_name", "checkpoint_sha256", "view", "dataset", "seed", "backbone_options")
+
+
+def _open_or_create(cfg: ExtractConfig, attrs: dict, manifest: Manifest, spec) -> FeatureStore:
+    out = Path(cfg.out)
+    if not out.exists():
+        if not out.parent.exists():
+            raise ScaleError(f"output directory does not exist: {out.parent}")
+        if not os.access(out.parent, os.W_OK):
+            raise ScaleError(f"cannot write to {out.parent} (read-only?)")
+        # Build the empty store beside the target and rename it in: a killed or racing creator
+        # never leaves a half-made store, and of several shards starting at once one wins.
+        tmp = out.with_name(f".{out.name}.creating-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            FeatureStore.create(
+                tmp,
+                video_ids=[v.video_id for v in manifest.videos],
+                labels=np.array([v.label for v in manifest.videos], np.int32),
+                splits=np.array([v.splits for v in manifest.videos], np.int8).T.reshape(3, -1),
+                class_names=manifest.class_names,
+                n_clips=VIEWS[cfg.view],
+                feature_dim=spec.feature_dim,
+                attrs=attrs,
+                rows_per_chunk=cfg.rows_per_chunk,
+            )
+            os.rename(tmp, out)
+        except OSError as exc:
+            if not out.exists():
+                raise ScaleError(f"cannot create {out}: {exc.strerror or exc}") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    store = FeatureStore.open(out, mode="r+")
+    old = store.attrs
+    for key in _RESUME_KEYS:
+        if old.get(key) != attrs.get(key):
+            raise ScaleError(
+                f"{out} was made with {key}={old.get(key)!r}, not {attrs.get(key)!r}; "
+                "refusing to mix them: use another --out (or delete the store)"
+            )
+    if store.video_ids != [v.video_id for v in manifest.videos]:
+        raise ScaleError(f"{out} holds a different list of videos (other --root, --limit or split files); use another --out")
+    return store
+
+
+class ShardLock:
+    """An flock on STORE/.locks/shard-i-of-n: a second run on the same shard refuses at once.
+    The kernel drops the lock when its process dies, so a killed run never leaves it stale."""
+
+    def __init__(self, store_path: Path, shard: tuple[int, int]) -> None:
+        self.path = Path(store_path) / ".locks" / f"shard-{shard[0]}-of-{shard[1]}"
+        self.handle = None
+
+    def __enter__(self) -> "ShardLock":
+        self.path.parent.mkdir(exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ScaleError(
+                f"another extraction is already writing {self.path.parent.parent} (shard {self.path.name[6:]}); "
+                "wait for it, or run shards with --shard i/n"
+            ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+@torch.no_grad()
+def embed_clips(module: torch.nn.Module, clips: np.ndarray, batch_size: int, device: str, amp_dtype) -> np.ndarray:
+    """Run the backbone on [n, 3, T, S, S] clips in batches; float32 features [n, D]."""
+    out = []
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    for start in range(0, len(clips), batch_size):
+        batch = torch.from_numpy(clips[start : start + batch_size]).to(device, non_blocking=True)
+        with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            feats = module(batch)
+        out.append(feats.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None = None) -> ExtractSummary:
+    """Extract features for every pending video of this shard into `cfg.out`."""
+    _validate(cfg)
+    t_start = time.monotonic()
+    shard = parse_shard(cfg.shard)
+    manifest = load_manifest(cfg.dataset, cfg.root, cfg.splits, cfg.csv)
+    if cfg.limit:
+        manifest.videos = manifest.videos[: cfg.limit]
+    if not manifest.videos:
+        raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
+    loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
+    spec = loaded.spec
+    store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest), manifest, spec)
+    summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted, shard=f"{shard[0]}/{shard[1]}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    module = loaded.module.to(cfg.device)
+    amp_dtype = resolve_precision(cfg.precision, cfg.device)
+    recipe = ViewRecipe(cfg.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), cfg.seed, cfg.decoder)
+    workers = default_workers() if cfg.workers < 0 else cfg.workers
+
+    with ShardLock(store.path, shard):
+        status = store.status
+        if cfg.retry_failed:
+            failed_rows = np.flatnonzero(status == FAILED)
+            status[failed_rows] = PENDING
+        todo_status = (PENDING,)
+        blocks = [b for b in range(shard[0], store.n_blocks, shard[1]) if np.isin(status[list(store.block_rows(b))], todo_status).any()]
+        owned = [r for b in range(shard[0], store.n_blocks, shard[1]) for r in store.block_rows(b)]
+        summary.already_done = int((status[owned] == DONE).sum())
+        todo_rows = [r for b in blocks for r in store.block_rows(b) if status[r] in todo_status]
+        by_row = manifest.videos
+        report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "started": time.monotonic()}
+        if progress:
+            progress(dict(report, event="start", already_done=summary.already_done))
+        tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
+        block_of = {r: r // store.rows_per_chunk for r in todo_rows}
+        with DecodePool(recipe, workers, cfg.timeout_s) as pool:
+            current_block, results = None, {}
+            for row, result in pool.run(tasks):
+                if current_block is not None and block_of[row] != current_block:
+                    _finish_block(store, current_block, results, module, cfg, amp_dtype, summary, manifest)
+                    results = {}
+                current_block = block_of[row]
+                results[row] = result
+                report["done" if "error" not in result else "failed"] += 1
+                report["clips"] += 0 if "error" in result else len(result["clips"])
+                if progress:
+                    progress(dict(report, event="video", video_id=by_row[row].video_id, error=result.get("error")))
+            if current_block is not None:
+                _finish_block(store, current_block, results, module, cfg, amp_dtype, summary, manifest)
+    summary.seconds = time.monotonic() - t_start
+    if progress:
+        progress(dict(report, event="end"))
+    return summary
+
+
+def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: ExtractConfig, amp_dtype, summary: ExtractSummary, manifest: Manifest) -> None:
+    """Run the backbone on the block's clips (batches cut from this block only) and write the block."""
+    ok = [r for r in sorted(results) if "error" not in results[r]]
+    if ok:
+        clips = np.concatenate([results[r]["clips"] for r in ok])
+        feats = embed_clips(module, clips, cfg.batch_size, cfg.device, amp_dtype)
+        if not np.isfinite(feats).all():
+            bad = {r for i, r in enumerate(np.repeat(ok, store.n_clips)) if not np.isfinite(feats[i]).all()}
+            for r in bad:
+                results[r] = {"error": "backbone produced non-finite features"}
+        feats = feats.reshape(len(ok), store.n_clips, -1)
+        for i, r in enumerate(ok):
+            if "error" in results[r]:
+                continue
+            results[r]["features"] = feats[i]
+            del results[r]["clips"]
+            summary.clips += store.n_clips
+    store.write_block(block, results)
+    for r, res in results.items():
+        if "error" in res:
+            summary.failed_now[manifest.videos[r].video_id] = res["error"]
+        else:
+            summary.done_now += 1
+
+
+def summary_dict(summary: ExtractSummary) -> dict:
+    return asdict(summary)

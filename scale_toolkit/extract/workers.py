@@ -1,0 +1,122 @@
+"""Decode workers: a process pool that survives crashing decoders and hanging files.
+
+decord can take its whole process down on some broken files and a damaged stream can
+hang; both must cost one video, not the run. Each video gets a time limit; a crash or
+a timeout rebuilds the pool, records that video as failed and resubmits the others.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from typing import Callable, Iterable, Iterator
+
+from .prepare import ViewRecipe, prepare_video
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # workers decode; the backbone owns the cores
+
+
+Task = tuple[int, str, str]  # (row, path, video_id)
+
+
+class DecodePool:
+    """Yields (row, result) for tasks in submission order, `workers` videos in flight (+1 ahead).
+
+    workers=0 decodes in the calling process (no crash or timeout protection; for debugging).
+    """
+
+    def __init__(self, recipe: ViewRecipe, workers: int, timeout_s: float, prepare: Callable = prepare_video) -> None:
+        self.recipe = recipe
+        self.workers = workers
+        self.timeout_s = timeout_s
+        self.prepare = prepare
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+
+    def _kill_pool(self) -> None:
+        if self._pool is None:
+            return
+        for proc in list(getattr(self._pool, "_processes", {}).values()):  # executor has no public kill
+            if proc.is_alive():
+                proc.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "DecodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._kill_pool()
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[int, dict]]:
+        if self.workers <= 0:
+            for row, path, vid in tasks:
+                yield row, self.prepare(path, vid, self.recipe)
+            return
+        pending = deque(tasks)
+        inflight: deque[tuple[Task, cf.Future, float]] = deque()
+        self._pool = self._pool or self._new_pool()
+        while pending or inflight:
+            while pending and len(inflight) < self.workers + 1:
+                task = pending.popleft()
+                inflight.append((task, self._pool.submit(self.prepare, task[1], task[2], self.recipe), time.monotonic()))
+            task, future, started = inflight[0]
+            # the clock of a queued video starts when the one before it finishes
+            started = max(started, getattr(self, "_last_done", started))
+            try:
+                result = future.result(timeout=max(0.0, started + self.timeout_s - time.monotonic()))
+            except cf.TimeoutError:
+                result = {"error": f"timed out after {self.timeout_s:.0f} s (decoder hung)"}
+                self._restart(inflight, pending)
+            except cf.process.BrokenProcessPool:
+                result = self._isolate(task)
+                self._restart(inflight, pending)
+            except Exception as exc:  # an unexpected error inside the worker: record it, keep going
+                result = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            else:
+                inflight.popleft()
+            self._last_done = time.monotonic()
+            yield task[0], result
+
+    def _restart(self, inflight: deque, pending: deque) -> None:
+        """Kill the pool and put every other in-flight video back at the front of the queue."""
+        _, *others = [t for t, _, _ in inflight]
+        inflight.clear()
+        pending.extendleft(reversed(others))
+        self._kill_pool()
+        self._pool = self._new_pool()
+
+    def _isolate(self, task: Task) -> dict:
+        """Re-run one video alone to tell whether it is the one that crashed the pool."""
+        solo = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        try:
+            return solo.submit(self.prepare, task[1], task[2], self.recipe).result(timeout=self.timeout_s)
+        except cf.process.BrokenProcessPool:
+            return {"error": "the decoder crashed on this file (corrupted or unsupported stream)"}
+        except cf.TimeoutError:
+            return {"error": f"timed out after {self.timeout_s:.0f} s (decoder hung)"}
+        finally:
+            for proc in list(getattr(solo, "_processes", {}).values()):
+                if proc.is_alive():
+                    proc.kill()
+            solo.shutdown(wait=False, cancel_futures=True)
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
