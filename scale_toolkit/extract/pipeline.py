@@ -55,7 +55,8 @@ class ExtractConfig:
     retry_failed: bool = False
     shard: str | None = None  # "i/n"
     timeout_s: float = 300.0
-    rows_per_chunk: int = 16
+    # videos per store chunk = the unit of work, resume and sharding (env SCALE_ROWS_PER_CHUNK overrides)
+    rows_per_chunk: int = field(default_factory=lambda: int(os.environ.get("SCALE_ROWS_PER_CHUNK", 16)))
 
 
 @dataclass
