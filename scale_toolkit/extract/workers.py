@@ -22,6 +22,10 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # workers decode; the backbone owns the cores
 
 
+def _ready() -> None:
+    time.sleep(0.05)  # long enough that each warm-up task lands on its own new worker
+
+
 Task = tuple[int, str, str]  # (row, path, video_id)
 
 
@@ -37,9 +41,14 @@ class DecodePool:
         self.timeout_s = timeout_s
         self.prepare = prepare
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._last_done = time.monotonic()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        # start every worker before any video's clock starts: spawning (importing torch) is slow
+        cf.wait([pool.submit(_ready) for _ in range(self.workers)])
+        self._last_done = time.monotonic()
+        return pool
 
     def _kill_pool(self) -> None:
         if self._pool is None:
@@ -78,7 +87,7 @@ class DecodePool:
                 inflight.append((task, self._pool.submit(self.prepare, task[1], task[2], self.recipe), time.monotonic()))
             task, future, started = inflight[0]
             # the clock of a queued video starts when the one before it finishes
-            started = max(started, getattr(self, "_last_done", started))
+            started = max(started, self._last_done)
             try:
                 result = future.result(timeout=max(0.0, started + self.timeout_s - time.monotonic()))
             except cf.TimeoutError:
