@@ -289,7 +289,10 @@ def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: E
             results[r]["features"] = feats[i]
             del results[r]["clips"]
             summary.clips += store.n_clips
-    store.write_block(block, results)
+    try:
+        store.write_block(block, results)
+    except OSError as exc:  # disk full, read-only or vanished output: the block stays pending
+        raise ScaleError(f"cannot write to {store.path}: {exc.strerror or exc}; free space or fix permissions, then rerun to continue") from exc
     for r, res in results.items():
         if "error" in res:
             summary.failed_now[manifest.videos[r].video_id] = res["error"]

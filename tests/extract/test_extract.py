@@ -195,3 +195,29 @@ def test_corrupted_file_is_recorded_and_run_continues(shared_data, tmp_path):
     assert set(summary.failed_now) == {"broken/corrupted.mp4", "broken/empty.avi"}
     assert all(summary.failed_now.values())
     assert list(fs.status) == [FAILED, FAILED, DONE]
+
+
+def test_disk_full_is_one_line_and_leaves_the_block_pending(tiny_dataset, tmp_path, run_cli, monkeypatch):
+    import errno
+
+    root, csv = tiny_dataset
+    calls = {"n": 0}
+    original = FeatureStore.write_block
+
+    def flaky(self, block, results):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, block, results)
+
+    monkeypatch.setattr(FeatureStore, "write_block", flaky)
+    monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "4")
+    code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
+                           "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0")
+    assert code == 2 and "No space left" in err and len(err.strip().splitlines()) == 1
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    assert list(fs.status[:4]) == [DONE] * 4 and (fs.status[4:] == 0).all()
+    monkeypatch.setattr(FeatureStore, "write_block", original)
+    assert run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
+                   "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0")[0] == 0
+    assert (FeatureStore.open(tmp_path / "s.zarr").status == DONE).all()
