@@ -1,2 +1,2 @@
 """Importing this module registers every backbone family."""
-from . import tiny  # noqa: F401
+from . import slow_r50, timesformer, timm_frames, tiny, videomae  # noqa: F401

@@ -29,8 +29,9 @@ class BackboneSpec:
     std: tuple[float, float, float]
     feature_dim: int
     pooling: str
-    checkpoint_formats: tuple[str, ...] = ()
+    checkpoint_formats: tuple[str, ...] = ()  # the first is the format the authors publish
     weights_hint: str = ""
+    input_layout: str = "[B, 3, T, H, W] float, RGB, normalised with mean/std"
     options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
