@@ -19,7 +19,8 @@ import torch
 from scale_toolkit.backbones import load_backbone
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.extract import ExtractConfig, run_extraction
-from scale_toolkit.extract.pipeline import embed_clips, resolve_precision
+from scale_toolkit.backbones.inference import embed_clips
+from scale_toolkit.extract.pipeline import resolve_precision
 from scale_toolkit.extract.prepare import ViewRecipe, prepare_video
 
 
@@ -41,14 +42,14 @@ def main() -> None:
         loaded = load_backbone(args.backbone, random_init=args.backbone != "tiny")
         spec = loaded.spec
         module = loaded.module.to(args.device)
-        amp = resolve_precision(args.precision, args.device)
+        precision = resolve_precision(args.precision, args.device)
         recipe = ViewRecipe(args.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), 0, "auto")
         paths = sorted((work / "videos").rglob("*.mp4"))[: args.videos]
         clips = [prepare_video(p, p.name, recipe)["clips"] for p in paths]  # decoded beforehand, not timed
-        embed_clips(module, clips[0][:2], args.batch_size, args.device, amp)  # warm-up
+        embed_clips(module, torch.from_numpy(clips[0][:2]), args.batch_size, precision)  # warm-up
         t0 = time.perf_counter()
         for c in clips:
-            embed_clips(module, c, args.batch_size, args.device, amp)
+            embed_clips(module, torch.from_numpy(c), args.batch_size, precision)
         compute_s = time.perf_counter() - t0
 
         cfg = ExtractConfig(

@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..backbones import load_backbone
 from ..errors import ScaleError
-from .pipeline import embed_clips, resolve_precision
+from ..backbones.inference import embed_clips
+from .pipeline import resolve_precision
 from .prepare import ViewRecipe, prepare_video
 
 
@@ -40,6 +42,6 @@ def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tup
     result = prepare_video(path, path.name, recipe)
     if "error" in result:
         raise ScaleError(f"cannot decode {path}: {result['error']}")
-    amp = resolve_precision(store_attrs.get("precision", "auto"), device)
-    feats = embed_clips(loaded.module.to(device), result["clips"], 64, device, amp)
+    precision = resolve_precision(store_attrs.get("precision", "auto"), device)
+    feats = embed_clips(loaded.module.to(device), torch.from_numpy(result["clips"]), 64, precision).numpy()
     return feats.astype(np.float32), result["coords"]

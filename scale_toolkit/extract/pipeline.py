@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..backbones import load_backbone
+from ..backbones.inference import embed_clips
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
@@ -88,14 +89,14 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     return 0, 1
 
 
-def resolve_precision(precision: str, device: str) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32. `auto`: bf16 on CUDA, fp32 on CPU (bf16 on most
-    CPUs without AMX is slower than fp32; ask for it with --precision bf16)."""
+def resolve_precision(precision: str, device: str) -> str:
+    """`auto`: bf16 on CUDA, fp32 on CPU (bf16 on CPUs without AMX is usually slower than fp32;
+    ask for it with --precision bf16)."""
     if precision not in PRECISIONS:
         raise ScaleError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if precision == "bf16" or (precision == "auto" and device.startswith("cuda")):
-        return torch.bfloat16
-    return None
+    if precision == "auto":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    return precision
 
 
 def _validate(cfg: ExtractConfig) -> None:
@@ -202,19 +203,6 @@ class ShardLock:
         self.handle.close()
 
 
-@torch.no_grad()
-def embed_clips(module: torch.nn.Module, clips: np.ndarray, batch_size: int, device: str, amp_dtype) -> np.ndarray:
-    """Run the backbone on [n, 3, T, S, S] clips in batches; float32 features [n, D]."""
-    out = []
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    for start in range(0, len(clips), batch_size):
-        batch = torch.from_numpy(clips[start : start + batch_size]).to(device, non_blocking=True)
-        with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            feats = module(batch)
-        out.append(feats.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None = None) -> ExtractSummary:
     """Extract features for every pending video of this shard into `cfg.out`."""
     _validate(cfg)
@@ -232,7 +220,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     module = loaded.module.to(cfg.device)
-    amp_dtype = resolve_precision(cfg.precision, cfg.device)
+    precision = resolve_precision(cfg.precision, cfg.device)
     recipe = ViewRecipe(cfg.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), cfg.seed, cfg.decoder)
     workers = default_workers() if cfg.workers < 0 else cfg.workers
 
@@ -256,7 +244,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
             current_block, results = None, {}
             for row, result in pool.run(tasks):
                 if current_block is not None and block_of[row] != current_block:
-                    _finish_block(store, current_block, results, module, cfg, amp_dtype, summary, manifest)
+                    _finish_block(store, current_block, results, module, cfg, precision, summary, manifest)
                     results = {}
                 current_block = block_of[row]
                 results[row] = result
@@ -265,19 +253,19 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
                 if progress:
                     progress(dict(report, event="video", video_id=by_row[row].video_id, error=result.get("error")))
             if current_block is not None:
-                _finish_block(store, current_block, results, module, cfg, amp_dtype, summary, manifest)
+                _finish_block(store, current_block, results, module, cfg, precision, summary, manifest)
     summary.seconds = time.monotonic() - t_start
     if progress:
         progress(dict(report, event="end"))
     return summary
 
 
-def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: ExtractConfig, amp_dtype, summary: ExtractSummary, manifest: Manifest) -> None:
+def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: ExtractConfig, precision: str, summary: ExtractSummary, manifest: Manifest) -> None:
     """Run the backbone on the block's clips (batches cut from this block only) and write the block."""
     ok = [r for r in sorted(results) if "error" not in results[r]]
     if ok:
         clips = np.concatenate([results[r]["clips"] for r in ok])
-        feats = embed_clips(module, clips, cfg.batch_size, cfg.device, amp_dtype)
+        feats = embed_clips(module, torch.from_numpy(clips), cfg.batch_size, precision).numpy()
         if not np.isfinite(feats).all():
             bad = {r for i, r in enumerate(np.repeat(ok, store.n_clips)) if not np.isfinite(feats[i]).all()}
             for r in bad:
