@@ -1,0 +1,233 @@
+"""Training-step throughput of SCALE: a plainly written naive baseline vs the toolkit.
+
+Paper configuration by default: D=768 features, 16 cached clips (8 + 8), hidden 256,
+2 layers, batch 512. Both sides run the same objective (MCM + SET, symmetric InfoNCE)
+with the same architecture and optimizer; they differ only in how it is computed:
+
+  naive   : fp32, Python-side batching (per-sample numpy indexing, permutation and
+            masking, then stacking), prediction head on every token, torch.nn.TransformerEncoder.
+  toolkit : scale_toolkit.train step: resident float16 store indexed on the device,
+            bf16 autocast (--precision), prediction head on masked tokens only, fused AdamW.
+
+Also measured in the same run: a plain bf16 (CUDA: bf16) matmul, and the FLOP count of
+one toolkit step (torch.utils.flop_counter), giving the achieved fraction of matmul FLOP/s.
+
+    python benchmarks/train_throughput.py                      # CPU, batch 512
+    python benchmarks/train_throughput.py --device cuda --batch-size 2048 --precision bf16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from scale_toolkit.model import ScaleConfig, ScaleModel
+from scale_toolkit.model.masking import n_masked
+from scale_toolkit.train.step import SSLForward, draw_views, ssl_batch_losses
+from scale_toolkit.train.trainer import param_groups
+
+
+# ----------------------------------------------------------------------------- naive baseline
+class NaiveScale(nn.Module):
+    """The SCALE model written plainly: same sizes, prediction head applied to every token."""
+
+    def __init__(self, d: int, h: int, layers: int, heads: int, mlp_ratio: float, head_hidden: int, proj: int):
+        super().__init__()
+        self.in_norm = nn.LayerNorm(d, elementwise_affine=False)
+        self.in_proj = nn.Linear(d, h)
+        self.pos = nn.Sequential(nn.Linear(6, h), nn.GELU(), nn.Linear(h, h))
+        self.msk = nn.Parameter(torch.randn(h) * 0.02)
+        self.cls = nn.Parameter(torch.randn(h) * 0.02)
+        layer = nn.TransformerEncoderLayer(h, heads, int(h * mlp_ratio), dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(h)
+
+        def head(i):
+            return nn.Sequential(nn.Linear(i, head_hidden), nn.GELU(), nn.Linear(head_hidden, head_hidden),
+                                 nn.GELU(), nn.Linear(head_hidden, proj))
+
+        self.pred_head, self.target_head, self.set_a, self.set_b = head(h), head(d), head(h), head(h)
+        self.target_norm = nn.LayerNorm(d, elementwise_affine=False)
+
+    def loss(self, feats, coords, mask, tau=0.1):
+        # feats [B, 2, K, D], coords [B, 2, K, 6], mask [B, 2, K]
+        b, _, k, d = feats.shape
+        x = self.in_proj(self.in_norm(feats))
+        x = torch.where(mask[..., None], self.msk.expand_as(x), x) + self.pos(coords)
+        x = x.reshape(b * 2, k, -1)
+        x = torch.cat([self.cls.expand(b * 2, 1, -1), x], 1)
+        y = self.norm(self.encoder(x))
+        cls, tok = y[:, 0].reshape(b, 2, -1), y[:, 1:].reshape(b, 2, k, -1)
+        pred = F.normalize(self.pred_head(tok), dim=-1)  # every token
+        tgt = F.normalize(self.target_head(self.target_norm(feats)), dim=-1)
+        mcm = 0.0
+        for s in range(2):
+            p, t, m = pred[:, s].reshape(b * k, -1), tgt[:, s].reshape(b * k, -1), mask[:, s].reshape(-1)
+            idx = m.nonzero().squeeze(1)
+            logits = p @ t.t() / tau  # all x all, then keep the masked rows
+            fwd = F.cross_entropy(logits[idx], idx, reduction="sum")
+            logits_r = t[idx] @ p[idx].t() / tau
+            rev = F.cross_entropy(logits_r, torch.arange(len(idx), device=logits_r.device), reduction="sum")
+            mcm = mcm + (fwd + rev) / b
+        u1 = F.normalize(self.set_a(cls[:, 0]), dim=-1)
+        u2 = F.normalize(self.set_b(cls[:, 1]), dim=-1)
+        s = u1 @ u2.t() / tau
+        lab = torch.arange(b, device=s.device)
+        return mcm + F.cross_entropy(s, lab) + F.cross_entropy(s.t(), lab)
+
+
+def naive_batch(feats_np, coords_np, batch, k, n_mask):
+    """Python-side batching: one sample at a time."""
+    fs, cs, ms = [], [], []
+    for _ in range(batch):
+        i = random.randrange(len(feats_np))
+        perm = np.random.permutation(feats_np.shape[1])[: 2 * k]
+        fs.append(torch.from_numpy(feats_np[i, perm].astype(np.float32)).view(2, k, -1))
+        cs.append(torch.from_numpy(coords_np[i, perm]).view(2, k, 6))
+        m = torch.zeros(2, k, dtype=torch.bool)
+        for s in range(2):
+            m[s, np.random.choice(k, n_mask, replace=False)] = True
+        ms.append(m)
+    return torch.stack(fs), torch.stack(cs), torch.stack(ms)
+
+
+# ----------------------------------------------------------------------------- timing helpers
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--videos", type=int, default=2048, help="size of the synthetic store")
+    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    ap.add_argument("--steps", type=int, default=6, help="measurement rounds (each: one toolkit step, one naive step, matmuls)")
+    ap.add_argument("--warmup-steps", type=int, default=2)
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default=None, help="write the results here")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    feats_np = rng.standard_normal((a.videos, a.clips, a.dim)).astype(np.float16)
+    lo = rng.random((a.videos, a.clips, 3)) * 0.5
+    coords_np = np.concatenate([lo, lo + 0.5], -1).astype(np.float32)
+    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    res = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "batch_size": a.batch_size, "dim": a.dim, "clips": a.clips,
+           "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
+    if dev.type == "cuda":
+        res["gpu"] = torch.cuda.get_device_name(dev)
+
+    # ---- toolkit
+    model = ScaleModel(cfg).to(dev)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
+    fwd = SSLForward(model)
+    feats = torch.from_numpy(feats_np).to(dev)
+    coords = torch.from_numpy(coords_np).to(dev)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)
+    amp = torch.bfloat16 if a.precision == "bf16" else None
+    b = a.batch_size
+
+    def toolkit_step():
+        idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
+        sets, mask = draw_views(cfg, b, a.clips, gen, dev)
+        out = ssl_batch_losses(fwd, cfg, feats, coords, idx, sets, mask, 0, b, 1, amp)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    naive_step = None
+    if not a.skip_naive:
+        random.seed(0); np.random.seed(0)
+        naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
+        nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
+        k = cfg.set_size
+        nm = n_masked(k, cfg.mask_ratio)
+
+        def naive_step():
+            f, c, m = naive_batch(feats_np, coords_np, b, k, nm)
+            loss = naive.loss(f.to(dev), c.to(dev), m.to(dev))
+            nopt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(naive.parameters(), 1.0)
+            nopt.step()
+
+    # FLOPs of one toolkit step (forward + backward + optimizer)
+    with FlopCounterMode(display=False) as fc:
+        toolkit_step()
+    flops = fc.get_total_flops()
+    n = 2048 if dev.type == "cpu" else 8192
+    mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))
+            for dt in (torch.bfloat16, torch.float32)}
+    # Interleave the measurements (toolkit step, naive step, matmuls) round by round so that
+    # load from other processes on a shared machine hits both sides alike.
+    for _ in range(a.warmup_steps):
+        toolkit_step()
+        if naive_step:
+            naive_step()
+    times = {"toolkit": [], "naive": [], "mm_bf16": [], "mm_fp32": []}
+    mem = {}
+    for r in range(a.steps):
+        for name, fn in (("toolkit", toolkit_step), ("naive", naive_step),
+                         ("mm_bf16", lambda: mats[torch.bfloat16][0] @ mats[torch.bfloat16][1]),
+                         ("mm_fp32", lambda: mats[torch.float32][0] @ mats[torch.float32][1])):
+            if fn is None:
+                continue
+            if dev.type == "cuda" and name in ("toolkit", "naive"):
+                torch.cuda.reset_peak_memory_stats(dev)
+            sync(dev)
+            t = time.perf_counter()
+            fn()
+            sync(dev)
+            times[name].append(time.perf_counter() - t)
+            if dev.type == "cuda" and name in ("toolkit", "naive"):
+                mem[name] = max(mem.get(name, 0.0), torch.cuda.max_memory_allocated(dev) / 2**30)
+    best = {k: min(v) for k, v in times.items() if v}
+    med = {k: float(np.median(v)) for k, v in times.items() if v}
+    mm_flops = 2 * n ** 3
+    res["rounds"] = a.steps
+    res["toolkit_step_s"] = {"best": best["toolkit"], "median": med["toolkit"]}
+    res["toolkit_samples_per_s"] = {"best": b / best["toolkit"], "median": b / med["toolkit"]}
+    res["toolkit_gflop_per_step"] = flops / 1e9
+    res["toolkit_gflops"] = {"best": flops / best["toolkit"] / 1e9, "median": flops / med["toolkit"] / 1e9}
+    res["bf16_matmul_gflops"] = {"best": mm_flops / best["mm_bf16"] / 1e9, "median": mm_flops / med["mm_bf16"] / 1e9}
+    res["fp32_matmul_gflops"] = {"best": mm_flops / best["mm_fp32"] / 1e9, "median": mm_flops / med["mm_fp32"] / 1e9}
+    res["toolkit_fraction_of_bf16_matmul"] = {"best": best["mm_bf16"] * flops / mm_flops / best["toolkit"],
+                                              "median": med["mm_bf16"] * flops / mm_flops / med["toolkit"]}
+    if mem:
+        res["peak_mem_gib"] = mem
+    if naive_step:
+        res["naive_step_s"] = {"best": best["naive"], "median": med["naive"]}
+        res["naive_samples_per_s"] = {"best": b / best["naive"], "median": b / med["naive"]}
+        ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit"])]
+        res["speedup_toolkit_over_naive"] = {"best": best["naive"] / best["toolkit"], "median_of_rounds": float(np.median(ratios))}
+    print(json.dumps(res, indent=2))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

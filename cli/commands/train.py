@@ -1,0 +1,88 @@
+"""`scale train`: SSL training of the SCALE set-transformer on a train16 feature store."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..app import CONFIG_OPTION, app, console, out
+
+
+class _TrainProgress:
+    """Renders the trainer's progress events as one rich bar: epoch, loss, samples/s, ETA."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.loss = "-"
+        self.t0 = time.monotonic()
+        self.samples = 0
+        self.epochs = 0
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.epochs = event["epochs"]
+            self.bar.start()
+            done = event["start_epoch"] * event["steps_per_epoch"]
+            self.task = self.bar.add_task("train", total=event["total_steps"], completed=done, info="")
+            self.t0 = time.monotonic()
+        elif kind == "step":
+            self.samples += event["samples"]
+            rate = self.samples / max(time.monotonic() - self.t0, 1e-6)
+            self.bar.update(self.task, completed=event["step"],
+                            info=f"epoch {event['epoch']}/{self.epochs}  loss {self.loss}  {rate:,.0f} samples/s")
+        elif kind == "epoch":
+            self.loss = f"{event['loss']:.3f} (mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)"
+        elif kind == "end":
+            self.bar.stop()
+
+
+@app.command("train")
+def train_cmd(
+    store: Path = typer.Option(..., "--store", help="Feature store of the training clips (a train16 store, STORE.zarr)."),
+    split: int = typer.Option(1, "--split", help="Split 1..3; only its train videos are used."),
+    out_dir: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, metrics.jsonl, curves.png, model.pt)."),
+    epochs: int = typer.Option(500, "--epochs", help="Epochs (one epoch = every train video once)."),
+    batch_size: int = typer.Option(512, "--batch-size", help="Videos per step (global across torchrun ranks)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate."),
+    wd: float = typer.Option(0.05, "--wd", help="AdamW weight decay (never on biases, norms or learned tokens)."),
+    warmup: float = typer.Option(10.0, "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, batches, clip sets and masks."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast) or fp32."),
+    save_every: int = typer.Option(50, "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default)."),
+    mask_ratio: Optional[float] = typer.Option(None, "--mask-ratio", help="Fraction of each clip set that is masked [default: 0.25]."),
+    mask_mode: Optional[str] = typer.Option(None, "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 always [default: fixed; --official: bernoulli]."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
+    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: 8]."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
+    official: bool = typer.Option(False, "--official", help="Use the official SCALE code's choices where they differ from the paper (see docs/training.md)."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
+    from scale_toolkit.model import ScaleConfig
+    from scale_toolkit.train import TrainConfig, train
+
+    given = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
+    arch = {k: v for k, v in given.items() if v is not None}
+    model = ScaleConfig.official(**arch) if official else ScaleConfig(**arch)
+    cfg = TrainConfig(store=str(store), split=split, out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
+                      warmup=warmup, seed=seed, device=device, precision=precision, save_every=save_every, resume=resume,
+                      threads=threads or None, model=model)
+    summary = train(cfg, progress=_TrainProgress())
+    final = summary.get("final") or {}
+    rate = summary.get("samples_per_s")
+    out.print(f"[bold]{summary['run_dir']}[/bold]: {summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
+              f"(MCM acc {final.get('mcm_acc', float('nan')):.3f}, SET acc {final.get('set_acc', float('nan')):.3f})"
+              + (f", {rate:,.0f} samples/s" if rate else ""))
+    out.print(f"model: {summary.get('model_path')}  curves: {Path(summary['run_dir']) / 'curves.png'}")

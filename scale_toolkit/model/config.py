@@ -1,0 +1,111 @@
+"""Configuration of the SCALE set-transformer and its losses.
+
+Defaults follow the paper where it speaks and the documented choices of
+docs/training.md where it is silent. Every choice the official code makes
+differently is reachable through an option (see ``ScaleConfig.official()``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional
+
+from scale_toolkit.errors import ScaleError
+
+
+@dataclass
+class ScaleConfig:
+    """Hyper-parameters of the SCALE predictor, heads and losses.
+
+    Example:
+        >>> cfg = ScaleConfig(input_dim=768)
+        >>> cfg.hidden, cfg.layers, cfg.mask_ratio
+        (256, 2, 0.25)
+    """
+
+    input_dim: int = 768
+    # predictor (encoder-only pre-LN transformer)
+    hidden: int = 256
+    layers: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    final_norm: bool = True
+    in_norm: str = "layernorm"  # "layernorm" | "none": parameter-free LayerNorm before the input projection
+    target_norm: str = "layernorm"  # same, before the MCM target head
+    pos_hidden: int = 256
+    pos_act: str = "gelu"  # "gelu" | "relu"
+    token_init_std: float = 0.02  # MSK / SET token init (official code: 0.0, zeros)
+    # contrastive heads (MLP, no batch norm)
+    head_layers: int = 3
+    head_hidden: int = 1024
+    pred_head_layers: Optional[int] = None  # None -> head_layers (official: 2)
+    pred_head_hidden: Optional[int] = None  # None -> head_hidden (official: 4096)
+    head_bias: bool = True  # official: False
+    proj_dim: int = 256  # official: 128
+    share_set_heads: bool = False  # official: True (one head for both CLS tokens)
+    # losses
+    tau: float = 0.1  # official: 0.2
+    set_tau: Optional[float] = None  # None -> tau
+    mcm_weight: float = 1.0
+    set_weight: float = 1.0
+    normalize_loss_weights: bool = False  # official: True, (w_s L_s + w_m L_m)/(w_s + w_m)
+    mcm_symmetric: bool = True  # Eq. 3; official: False (prediction -> target only)
+    mcm_pool_sets: bool = False  # official: True (candidates are the clips of both sets)
+    mcm_reduction: str = "paper"  # "paper": sum over masked clips per video, mean over videos; "mean": mean over masked clips (official)
+    sym_reduction: str = "sum"  # Eq. 3 adds the two directions; "mean" averages them (official)
+    pred_all_tokens: bool = False  # run the prediction head on every token (no output sparsity)
+    # masking and sets
+    mask_ratio: float = 0.25
+    mask_mode: str = "fixed"  # "fixed": round(ratio*K) clips (>=1); "bernoulli": each clip with p=ratio (>=1)
+    set_size: int = 8
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.input_dim <= 0 or self.hidden <= 0 or self.layers < 0:
+            raise ScaleError(f"invalid model size: input_dim={self.input_dim}, hidden={self.hidden}, layers={self.layers}")
+        if self.hidden % self.heads:
+            raise ScaleError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.head_layers < 1 or (self.pred_head_layers is not None and self.pred_head_layers < 1):
+            raise ScaleError("contrastive heads need at least one layer")
+        if self.mask_mode not in ("fixed", "bernoulli"):
+            raise ScaleError(f"mask_mode must be 'fixed' or 'bernoulli', got {self.mask_mode!r}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ScaleError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.set_size < 2:
+            raise ScaleError(f"set_size must be at least 2, got {self.set_size}")
+        for name, allowed in (("in_norm", ("layernorm", "none")), ("target_norm", ("layernorm", "none")),
+                              ("pos_act", ("gelu", "relu")), ("mcm_reduction", ("paper", "mean")),
+                              ("sym_reduction", ("sum", "mean"))):
+            if getattr(self, name) not in allowed:
+                raise ScaleError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.tau <= 0 or (self.set_tau is not None and self.set_tau <= 0):
+            raise ScaleError("temperatures must be positive")
+
+    @property
+    def tau_set(self) -> float:
+        return self.tau if self.set_tau is None else self.set_tau
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ScaleConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ScaleError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def official(cls, **overrides: Any) -> "ScaleConfig":
+        """The choices of the official SCALE code (Separius/SCALE), where they differ from ours."""
+        d = dict(heads=8, mlp_ratio=2.0, dropout=0.1, attn_dropout=0.1, in_norm="none", target_norm="none",
+                 pos_act="relu", pos_hidden=512, token_init_std=0.0, pred_head_layers=2, pred_head_hidden=4096,
+                 head_hidden=2048, head_bias=False, proj_dim=128, share_set_heads=True, tau=0.2,
+                 normalize_loss_weights=True, mcm_symmetric=False, mcm_pool_sets=True, mcm_reduction="mean",
+                 sym_reduction="mean", mask_mode="bernoulli")
+        d.update(overrides)
+        return cls(**d)

@@ -1,0 +1,75 @@
+"""Save and load trained SCALE models (run directory or checkpoint file)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scale_toolkit.errors import ScaleError
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.model.scale import ScaleModel
+
+MODEL_FILE = "model.pt"
+LAST_CHECKPOINT = "checkpoint_last.pt"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file in the same folder, then ``os.replace`` (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _unwrap(model: torch.nn.Module) -> ScaleModel:
+    return getattr(model, "module", model)
+
+
+def save_model(model: ScaleModel, run_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/model.pt`` (weights + model config + ``extra`` metadata) atomically."""
+    model = _unwrap(model)
+    path = Path(run_dir) / MODEL_FILE
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save({"format": "scale-model", "version": 1, "model_config": model.config.to_dict(),
+                 "state_dict": state, "meta": extra or {}}, path)
+    return path
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ScaleModel, dict[str, Any]]:
+    """Load a model from a run directory (``model.pt``, else ``checkpoint_last.pt``) or a file.
+
+    Returns (model in eval mode, config dict with keys "model" (ScaleConfig fields) and
+    "meta" (train config, store attributes, ... as saved)).
+    """
+    p = Path(path)
+    if p.is_dir():
+        cand = [p / MODEL_FILE, p / LAST_CHECKPOINT]
+        found = [c for c in cand if c.exists()]
+        if not found:
+            raise ScaleError(f"no {MODEL_FILE} or {LAST_CHECKPOINT} in {p}; train a model with `scale train --out {p}`")
+        p = found[0]
+    elif not p.exists():
+        raise ScaleError(f"model not found: {p}")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt or foreign file
+        raise ScaleError(f"cannot read SCALE model {p}: {e}") from e
+    if not isinstance(obj, dict) or obj.get("format") not in ("scale-model", "scale-checkpoint"):
+        raise ScaleError(f"{p} is not a SCALE model or checkpoint")
+    cfg = ScaleConfig.from_dict(obj["model_config"])
+    model = ScaleModel(cfg)
+    model.load_state_dict(obj["state_dict"])
+    model.eval()
+    return model, {"model": cfg.to_dict(), "meta": obj.get("meta", {})}

@@ -1,0 +1,54 @@
+"""The SCALE SSL objective (Eq. 8): weighted MCM (Eq. 6) + SET (Eq. 7) from projected embeddings."""
+from __future__ import annotations
+
+import torch
+
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.model.losses.mcm import mcm_loss, mcm_terms
+from scale_toolkit.model.losses.set_loss import set_loss
+
+
+def pooled_positions(pos: torch.Tensor, set_index: int, set_size: int) -> torch.Tensor:
+    """Map flat positions ``b*K + k`` within one set to ``b*2K + s*K + k`` in the pool of both sets."""
+    return (pos // set_size) * (2 * set_size) + set_index * set_size + pos % set_size
+
+
+def ssl_loss(cfg: ScaleConfig, u1: torch.Tensor, u2: torch.Tensor, target: torch.Tensor,
+             pred: list[torch.Tensor] | torch.Tensor, pos: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Total loss and its parts for one (global) minibatch.
+
+    Args:
+        u1, u2: [B, d] normalised projected SET tokens of set 1 / set 2.
+        target: [B, 2, K, d] normalised projected original features.
+        pred: per set, [M_s, d] normalised predictions at the masked clips (ordered as ``pos``);
+            or [B, 2, K, d] predictions at every clip when ``cfg.pred_all_tokens``.
+        pos: per set, long [M_s] flat positions ``b*K + k`` of the masked clips.
+    Returns:
+        dict with "loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc" (0-d tensors).
+    """
+    b, _, k, d = target.shape
+    tau = cfg.tau
+    terms, hits = [], []
+    if cfg.mcm_pool_sets:
+        pools = [(target.reshape(b * 2 * k, d), [pooled_positions(p, s, k) for s, p in enumerate(pos)], None)]
+    else:
+        pools = [(target[:, s].reshape(b * k, d), [pos[s]], s) for s in range(2)]
+    for tgt, positions, s in pools:
+        idx = torch.cat(positions)
+        if cfg.pred_all_tokens:
+            pool_pred = pred.reshape(b * 2 * k, d) if s is None else pred[:, s].reshape(b * k, d)
+            p, pp, ppi = pool_pred[idx], pool_pred, idx
+        else:
+            p = torch.cat(pred) if s is None else pred[s]
+            pp, ppi = None, None
+        lt, c = mcm_terms(p, tgt, idx, tau, cfg.mcm_symmetric, cfg.sym_reduction, pp, ppi)
+        terms.append(lt)
+        hits.append(c)
+    l_mcm, acc_mcm = mcm_loss(terms, hits, n_videos=b, reduction=cfg.mcm_reduction)
+    l_set, acc_set = set_loss(u1, u2, cfg.tau_set, cfg.sym_reduction)
+    wm, ws = cfg.mcm_weight, cfg.set_weight
+    total = wm * l_mcm + ws * l_set
+    if cfg.normalize_loss_weights:
+        total = total / (wm + ws)
+    return {"loss": total, "mcm_loss": l_mcm.detach(), "set_loss": l_set.detach(),
+            "mcm_acc": acc_mcm.detach(), "set_acc": acc_set.detach()}

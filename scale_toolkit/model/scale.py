@@ -1,0 +1,164 @@
+"""The SCALE set-transformer (predictor network) with its contrastive heads."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scale_toolkit.errors import ScaleError
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.model.layers import Block, MLPHead
+
+
+def _norm(kind: str, dim: int) -> nn.Module:
+    return nn.LayerNorm(dim, elementwise_affine=False) if kind == "layernorm" else nn.Identity()
+
+
+class ScaleModel(nn.Module):
+    """Predictor network of SCALE plus the MCM and SET projection heads.
+
+    Per clip token: ``in_proj(in_norm(feature))``; masked clips are replaced by the learned
+    MSK token; the positional MLP of the 6-d crop coordinates (Eq. 5) is added to every
+    token, masked ones included; a learned SET (CLS) token, without position, is prepended.
+    ``forward`` is a plain differentiable module call (used by fine-tuning probes);
+    ``encode`` is the inference API; ``ssl_embeddings`` feeds the SSL losses.
+
+    Example:
+        >>> m = ScaleModel(ScaleConfig(input_dim=32, hidden=64, heads=4))
+        >>> out = m.encode(torch.randn(2, 15, 32), torch.rand(2, 15, 6))
+        >>> out["refined"].shape, out["set_token"].shape
+        (torch.Size([2, 15, 64]), torch.Size([2, 64]))
+    """
+
+    def __init__(self, config: ScaleConfig):
+        super().__init__()
+        self.config = c = config
+        h = c.hidden
+        self.in_norm = _norm(c.in_norm, c.input_dim)
+        self.in_proj = nn.Linear(c.input_dim, h)
+        act = nn.GELU() if c.pos_act == "gelu" else nn.ReLU()
+        self.pos_mlp = nn.Sequential(nn.Linear(6, c.pos_hidden), act, nn.Linear(c.pos_hidden, h))
+        self.msk_token = nn.Parameter(torch.zeros(h))
+        self.set_token = nn.Parameter(torch.zeros(h))
+        self.blocks = nn.ModuleList(Block(h, c.heads, c.mlp_ratio, c.dropout, c.attn_dropout) for _ in range(c.layers))
+        self.norm = nn.LayerNorm(h) if c.final_norm else nn.Identity()
+        # contrastive heads (Eq. 1): theta_A on predictions, theta_B on original features
+        pl = c.pred_head_layers or c.head_layers
+        ph = c.pred_head_hidden or c.head_hidden
+        self.pred_head = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
+        self.target_norm = _norm(c.target_norm, c.input_dim)
+        self.target_head = MLPHead(c.input_dim, c.head_hidden, c.proj_dim, c.head_layers, c.head_bias)
+        self.set_head_a = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
+        self.set_head_b = self.set_head_a if c.share_set_heads else MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        std = self.config.token_init_std
+        for p in (self.msk_token, self.set_token):
+            if std > 0:
+                nn.init.trunc_normal_(p, std=std)
+            else:
+                nn.init.zeros_(p)
+
+    # ------------------------------------------------------------------ predictor
+    def forward(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor | None = None,
+                valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Differentiable predictor pass.
+
+        Args:
+            features: [B, V, D] frozen clip features (any float dtype).
+            coords: [B, V, 6] crop coordinates of Eq. 5.
+            mask: optional bool [B, V]; True clips are replaced by the MSK token.
+            valid: optional bool [B, V]; False clips are padding and are not attended to.
+        Returns:
+            {"set_token": [B, H], "refined": [B, V, H]}
+        """
+        if features.dim() != 3 or coords.shape[:2] != features.shape[:2] or coords.shape[-1] != 6:
+            raise ScaleError(f"expected features [B,V,D] and coords [B,V,6], got {tuple(features.shape)} and {tuple(coords.shape)}")
+        if features.shape[-1] != self.config.input_dim:
+            raise ScaleError(f"feature dimension {features.shape[-1]} does not match the model's input_dim "
+                             f"{self.config.input_dim}; use a store extracted with the same backbone")
+        return self._predict(self.in_norm(features.to(self._compute_dtype(features))), coords, mask, valid)
+
+    def _compute_dtype(self, features: torch.Tensor) -> torch.dtype:
+        """Autocast's dtype when autocast is on (the frozen features are cast once), else the weights'."""
+        dev = features.device.type
+        if torch.is_autocast_enabled(dev):
+            return torch.get_autocast_dtype(dev)
+        return self.in_proj.weight.dtype
+
+    def _predict(self, normed: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor | None,
+                 valid: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        x = self.in_proj(normed)
+        if mask is not None:
+            x = torch.where(mask.unsqueeze(-1), self.msk_token.to(x.dtype), x)
+        x = x + self.pos_mlp(coords.to(self.in_proj.weight.dtype)).to(x.dtype)
+        b = x.shape[0]
+        x = torch.cat([self.set_token.to(x.dtype).expand(b, 1, -1), x], dim=1)
+        attn_mask = None
+        if valid is not None:
+            keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=valid.device), valid.bool()], dim=1)
+            attn_mask = keep[:, None, None, :]
+        for blk in self.blocks:
+            x = blk(x, attn_mask)
+        x = self.norm(x)
+        return {"set_token": x[:, 0], "refined": x[:, 1:]}
+
+    @torch.no_grad()
+    def encode(self, features: torch.Tensor, coords: torch.Tensor, valid: torch.Tensor | None = None,
+               autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """Inference API: no masking, eval mode (restored afterwards), any number of clips V.
+
+        Returns {"clip": features (as given), "refined": [B,V,H] float32, "set_token": [B,H] float32}.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            dev = self.in_proj.weight.device
+            ctx = torch.autocast(dev.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+            with ctx:
+                out = self(features.to(dev), coords.to(dev), valid=None if valid is None else valid.to(dev))
+        finally:
+            self.train(was_training)
+        return {"clip": features, "refined": out["refined"].float(), "set_token": out["set_token"].float()}
+
+    # ------------------------------------------------------------------ SSL
+    def ssl_embeddings(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor,
+                       masked_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embeddings the SSL losses need, for two clip sets per video.
+
+        Args:
+            features: [B, 2, K, D] clips of the two disjoint sets; coords: [B, 2, K, 6].
+            mask: bool [B, 2, K] (True = masked).
+            masked_index: long [M], flat indices into the [B*2*K] tokens of the masked clips
+                (row-major order, i.e. ``mask.flatten().nonzero()``).
+        Returns:
+            "u1", "u2": [B, d] normalised projected SET tokens of set 1 / set 2;
+            "target": [B, 2, K, d] normalised projected original features (theta_B);
+            "pred": [M, d] normalised predictions at the masked positions (theta_A), or
+            [B, 2, K, d] at every position when ``pred_all_tokens``.
+        """
+        b, s, k, d = features.shape
+        if d != self.config.input_dim:
+            raise ScaleError(f"feature dimension {d} does not match the model's input_dim {self.config.input_dim}")
+        f = features.to(self._compute_dtype(features))
+        normed = self.in_norm(f)
+        out = self._predict(normed.reshape(b * s, k, d), coords.reshape(b * s, k, 6), mask.reshape(b * s, k), None)
+        st = out["set_token"].view(b, s, -1)
+        u1 = F.normalize(self.set_head_a(st[:, 0]).float(), dim=-1)
+        u2 = F.normalize(self.set_head_b(st[:, 1]).float(), dim=-1)
+        tgt_in = normed if self.config.target_norm == self.config.in_norm else self.target_norm(f)
+        target = F.normalize(self.target_head(tgt_in).float(), dim=-1)
+        refined = out["refined"].reshape(b * s * k, -1)
+        if self.config.pred_all_tokens:
+            pred = F.normalize(self.pred_head(refined).float(), dim=-1).view(b, s, k, -1)
+        else:  # output sparsity: the prediction head only sees masked tokens
+            pred = F.normalize(self.pred_head(refined.index_select(0, masked_index)).float(), dim=-1)
+        return {"u1": u1, "u2": u2, "target": target, "pred": pred}

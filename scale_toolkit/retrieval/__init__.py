@@ -1,0 +1,27 @@
+"""Video retrieval: per-video descriptors, the R@k protocol, FAISS indexes and queries.
+
+Modules (each readable on its own):
+
+* ``descriptors``: one descriptor per video ("mean" of clip features = baseline; SCALE "set",
+  "refined", "set+mean"), centring and L2 normalisation. Importable without FAISS; the
+  k-NN probe can share it.
+* ``evaluate``: the UCF101/HMDB51 protocol (VCOP/IIC/CoCLR convention): test-split queries vs
+  train-split gallery, cosine similarity, R@k for k in 1, 5, 10, 20, 50 in percent. Centring
+  is off by default (VCOP/IIC); ``center=True`` subtracts each split's own mean (CoCLR). The
+  result states the protocol, counts every video, and carries store/model fingerprints.
+* ``index``: FAISS index types (flat exact by default; ivf, hnsw, ivfpq) with their knobs and
+  trade-offs, atomic save with a JSON sidecar, verified load.
+* ``query``: ``build_gallery_index`` (gallery = every extracted video of the store, or the
+  train part of one split) and ``query_index`` (by store video id, or by a video file decoded
+  and embedded with the store's backbone and checkpoint, then through the SCALE model when
+  the index was built with one).
+
+CLI: ``scale retrieve --store EVAL15.zarr [--split 1] [--model RUN] [--center] --json R.json``;
+``scale retrieve --store EVAL15.zarr [--model RUN] --build-index G.faiss``;
+``scale retrieve --index G.faiss --query VIDEO_FILE|VIDEO_ID --top 10``.
+"""
+from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, SCALE_KINDS, descriptor_mean, finalize_descriptors,
+                          l2_normalize, store_descriptors, video_descriptors)
+
+__all__ = ["BASELINE_KIND", "DESCRIPTOR_KINDS", "SCALE_KINDS", "descriptor_mean", "finalize_descriptors",
+           "l2_normalize", "store_descriptors", "video_descriptors"]

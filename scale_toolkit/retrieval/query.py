@@ -1,0 +1,231 @@
+"""Build a gallery index from a store, and query it by video id or by a video file.
+
+The gallery of `build_gallery_index` is every extracted (done) video of the store, or, with
+`split=N`, the train-split videos of split N (the retrieval protocol's gallery). The sidecar
+(INDEX.json) records, in index order, the video ids, labels and class names, plus the
+descriptor kind, centring (with the gallery mean when on), the index parameters, the store's
+path, fingerprint and attributes (backbone, checkpoint, view), and the model's path and
+fingerprint, so a query can be embedded exactly as the gallery was.
+
+Centring at query time uses the gallery mean stored in the sidecar (a single query has no
+split of its own to centre by).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ScaleError
+from ..store import DONE, PENDING, FeatureStore
+from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, check_kind, descriptor_mean, finalize_descriptors,
+                          store_descriptors, video_descriptors)
+from .index import IndexParams, build_index, index_bytes, load_index, save_index, search
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def video_path(attrs: dict, video_id: str) -> str:
+    """Where a video of the store lives: dataset root / id when the store records a root, else the id."""
+    root = attrs.get("dataset_root")
+    return str(Path(root) / video_id) if root else video_id
+
+
+def build_gallery_index(
+    store: FeatureStore,
+    index_path: str | Path,
+    *,
+    split: int | None = None,
+    model: Any = None,
+    model_info: dict | None = None,
+    descriptor: str | None = None,
+    center: bool = False,
+    params: IndexParams | None = None,
+    allow_incomplete: bool = False,
+    device: str | None = None,
+) -> dict:
+    """Compute the gallery descriptors, build the index and write it with its sidecar atomically.
+
+    `descriptor` defaults to "mean" without a model and "set" with one. Returns the sidecar
+    plus build timings ("build_seconds", "descriptor_seconds").
+    """
+    kind = descriptor or (BASELINE_KIND if model is None else "set")
+    check_kind(kind, model is not None)
+    if model is not None and kind == BASELINE_KIND:
+        raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
+    if model is not None and model_info:
+        from .models import check_model_matches_store
+
+        check_model_matches_store(model_info, store.attrs, store.feature_dim)
+    if split is None:
+        status = store.status
+        rows = np.flatnonzero(status == DONE)
+        gallery = "all extracted videos of the store"
+        pending = int((status == PENDING).sum())
+    else:
+        rows = store.split_indices(split, "train")
+        every = store.split_indices(split, "train", only_done=False)
+        pending = int((store.status[every] == PENDING).sum())
+        gallery = f"train-split videos of split {split}"
+    if pending and not allow_incomplete:
+        raise ScaleError(f"{pending} gallery videos are still pending in {store.path}; finish extraction "
+                         "(rerun scale extract) or pass --allow-incomplete")
+    if len(rows) == 0:
+        raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
+    t0 = time.perf_counter()
+    raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
+    center_vec = descriptor_mean(raw) if center else None
+    desc = finalize_descriptors(raw, center_vec)
+    t1 = time.perf_counter()
+    index, resolved = build_index(desc, params)
+    t2 = time.perf_counter()
+    labels = store.labels[rows]
+    ids = store.video_ids
+    attrs = store.attrs
+    sidecar = {
+        "gallery": gallery,
+        "split": split,
+        "n_videos": int(len(rows)),
+        "video_ids": [ids[i] for i in rows],
+        "labels": [int(v) for v in labels],
+        "class_names": store.class_names,
+        "descriptor": kind,
+        "center": bool(center),
+        "center_vector": None if center_vec is None else [float(v) for v in center_vec],
+        "similarity": "cosine (inner product of L2-normalised descriptors)",
+        "index_params": asdict(resolved),
+        "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
+                  "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(attrs)},
+        "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+        "toolkit_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_index(index, index_path, sidecar)
+    return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
+            "index_bytes": index_bytes(index)}
+
+
+def _check_checkpoint(attrs: dict) -> None:
+    ckpt = attrs.get("checkpoint")
+    if ckpt and not Path(str(ckpt)).exists():
+        name = attrs.get("backbone_name") or (attrs.get("backbone") or {}).get("name", "the backbone")
+        raise ScaleError(f"cannot embed a video file: the store was extracted with {name} checkpoint {ckpt}, "
+                         "which does not exist on this machine; restore the checkpoint at that path, "
+                         "or query by video id instead")
+
+
+def embed_file(path: Path, attrs: dict, feature_dim: int, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and embed a video file exactly as the store was made (its view, backbone, checkpoint)."""
+    _check_checkpoint(attrs)
+    try:
+        from ..extract import embed_video
+    except ImportError as exc:
+        raise ScaleError("embedding video files needs the extraction pipeline (scale_toolkit.extract.embed_video), "
+                         "which this install lacks; query by video id instead") from exc
+    features, coords = embed_video(path, attrs, device=device or "cpu")
+    features = np.asarray(features, dtype=np.float32)
+    coords = np.asarray(coords, dtype=np.float32)
+    if features.ndim != 2 or features.shape[1] != feature_dim or coords.shape != (features.shape[0], 6):
+        raise ScaleError(f"embedding {path} gave features {features.shape} / coords {coords.shape}, "
+                         f"but the index was built from {feature_dim}-d features")
+    return features, coords
+
+
+def query_index(
+    index_path: str | Path,
+    query: str,
+    *,
+    top: int = 10,
+    store_path: str | Path | None = None,
+    model: Any = None,
+    device: str | None = None,
+    exclude_self: bool = True,
+) -> dict:
+    """The `top` nearest gallery videos of a query given as a store video id or a video file.
+
+    A query that is a video id of the store uses its stored features; otherwise an existing
+    file is decoded and embedded with the store's backbone and checkpoint. A query video that
+    is itself in the gallery is left out of its own results unless `exclude_self` is False.
+    The model recorded in the sidecar is loaded (unless given) and must be the same weights.
+    """
+    if top < 1:
+        raise ScaleError(f"--top must be >= 1, got {top}")
+    index, meta = load_index(index_path)
+    kind = meta["descriptor"]
+    if kind not in DESCRIPTOR_KINDS:
+        raise ScaleError(f"index sidecar names unknown descriptor {kind!r}")
+    store_meta = meta["store"]
+    notes: list[str] = []
+
+    if meta.get("model"):
+        from .models import load_retrieval_model, model_fingerprint
+
+        m_path = meta["model"]["path"]
+        if model is None:
+            if not Path(m_path).exists():
+                raise ScaleError(f"the index was built with the SCALE model {m_path}, which is no longer there; "
+                                 "restore it or rebuild the index")
+            if model_fingerprint(m_path) != meta["model"]["fingerprint"]:
+                raise ScaleError(f"the SCALE model at {m_path} changed since the index was built; rebuild the index")
+            model, _ = load_retrieval_model(m_path, device)
+
+    store = None
+    spath = Path(store_path) if store_path else Path(store_meta["path"])
+    if spath.exists():
+        store = FeatureStore.open(spath)
+        if store.fingerprint() != store_meta["fingerprint"]:
+            notes.append(f"the store {spath} changed since the index was built")
+    ids = store.video_ids if store is not None else []
+    attrs = store_meta.get("attrs") or {}
+
+    if query in ids:
+        row = ids.index(query)
+        if store.status[row] != DONE:
+            raise ScaleError(f"video {query} has no extracted features in {spath} (status not done)")
+        data = store.read([row], names=("features", "coords"))
+        features, coords = data["features"].astype(np.float32), data["coords"]
+        q_info = {"kind": "video_id", "video_id": query, "label": int(store.labels[row]),
+                  "class_name": _class_name(store.class_names, int(store.labels[row])),
+                  "path": video_path(attrs, query)}
+    elif Path(query).is_file():
+        feats, crds = embed_file(Path(query), attrs, int(store_meta["feature_dim"]), device)
+        features, coords = feats[None], crds[None]
+        q_info = {"kind": "file", "path": str(Path(query).resolve())}
+    else:
+        where = f"a video id of the store {spath}" if store is not None else "a video id (the store is not found)"
+        raise ScaleError(f"query {query!r} is neither an existing video file nor {where}")
+
+    raw = video_descriptors(features, coords, kind=kind, model=model, device=device)
+    center = meta.get("center_vector")
+    desc = finalize_descriptors(raw, None if center is None else np.asarray(center, np.float32))
+    gallery_ids = meta["video_ids"]
+    self_in_gallery = exclude_self and q_info["kind"] == "video_id" and query in gallery_ids
+    k = min(top + int(self_in_gallery), index.ntotal)
+    sims, rows = search(index, desc, k)
+    results = []
+    for sim, r in zip(sims[0], rows[0]):
+        if r < 0 or (self_in_gallery and gallery_ids[r] == query):
+            continue
+        label = int(meta["labels"][r])
+        results.append({"rank": len(results) + 1, "video_id": gallery_ids[r], "label": label,
+                        "class_name": _class_name(meta["class_names"], label), "similarity": float(sim),
+                        "path": video_path(attrs, gallery_ids[r])})
+        if len(results) == top:
+            break
+    if self_in_gallery:
+        notes.append("the query video itself is in the gallery and is left out of its results")
+    return {"query": q_info, "index": str(Path(index_path)), "descriptor": kind, "center": bool(meta.get("center")),
+            "index_type": meta["index_params"]["index_type"], "n_gallery": int(index.ntotal),
+            "results": results, "notes": notes}
+
+
+def _class_name(names: list[str], label: int) -> str | None:
+    return names[label] if 0 <= label < len(names) else None

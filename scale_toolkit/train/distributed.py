@@ -1,0 +1,71 @@
+"""torchrun / DDP helpers: environment detection and all-gather with gradient."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> DistInfo:
+    """Rank info from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (single process when absent)."""
+    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    if ws <= 1:
+        return DistInfo()
+    return DistInfo(int(os.environ.get("RANK", "0")), ws, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_process_group(info: DistInfo, device: torch.device) -> bool:
+    """Initialise the default group (nccl on CUDA, gloo otherwise) if needed; True if this call created it."""
+    if not info.enabled or dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank, world_size=info.world_size)
+    return True
+
+
+class _GatherCat(torch.autograd.Function):
+    """Concatenate a tensor's rows over all ranks; the gradient of every rank's (identical)
+    loss is summed across ranks and each rank keeps the slice of its own rows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:  # type: ignore[override]
+        ws, rank = dist.get_world_size(), dist.get_rank()
+        m = max(sizes)
+        pad = x.new_zeros((m,) + tuple(x.shape[1:]))
+        pad[: x.shape[0]] = x
+        bufs = [torch.empty_like(pad) for _ in range(ws)]
+        dist.all_gather(bufs, pad.contiguous())
+        ctx.offset = sum(sizes[:rank])
+        ctx.n = x.shape[0]
+        return torch.cat([bufs[r][: sizes[r]] for r in range(ws)])
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        g = g.contiguous()
+        dist.all_reduce(g)
+        return g[ctx.offset: ctx.offset + ctx.n], None
+
+
+def gather_rows(x: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+    """All-gather (with gradient) along dim 0; ``sizes`` per rank if they differ (else equal sizes assumed)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    if sizes is None:
+        sizes = [x.shape[0]] * dist.get_world_size()
+    return _GatherCat.apply(x, sizes)

@@ -1,0 +1,81 @@
+"""One SSL minibatch on the device: draw two clip sets and masks, forward, losses.
+
+Everything is indexed on the device from the resident float16 store: no per-sample Python.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.model.masking import n_masked, sample_mask, sample_sets
+from scale_toolkit.model.objective import ssl_loss
+from scale_toolkit.model.scale import ScaleModel
+from scale_toolkit.train.distributed import gather_rows
+
+
+class SSLForward(nn.Module):
+    """``ScaleModel.ssl_embeddings`` as a module forward (what DDP wraps)."""
+
+    def __init__(self, model: ScaleModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, coords, mask, masked_index):  # type: ignore[override]
+        return self.model.ssl_embeddings(features, coords, mask, masked_index)
+
+
+def draw_views(cfg: ScaleConfig, batch: int, n_clips: int, generator: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip indices [B, 2, K] of two disjoint random sets and their masks [B, 2, K]."""
+    sets = sample_sets(batch, n_clips, cfg.set_size, generator, device)
+    mask = sample_mask(batch * 2, cfg.set_size, cfg.mask_ratio, cfg.mask_mode, generator, device)
+    return sets, mask.view(batch, 2, cfg.set_size)
+
+
+def masked_positions(mask: torch.Tensor, cfg: ScaleConfig) -> torch.Tensor:
+    """Flat positions (row-major) of the True entries of ``mask`` [B, K]; no host sync in fixed mode."""
+    flat = mask.reshape(-1)
+    if cfg.mask_mode == "fixed":
+        try:
+            return torch.nonzero_static(flat, size=mask.shape[0] * n_masked(cfg.set_size, cfg.mask_ratio)).squeeze(1)
+        except (NotImplementedError, RuntimeError):  # a backend without nonzero_static
+            pass
+    return flat.nonzero().squeeze(1)
+
+
+def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coords: torch.Tensor,
+                     idx: torch.Tensor, sets: torch.Tensor, mask: torch.Tensor, lo: int, hi: int,
+                     world_size: int = 1, autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Losses of the global minibatch ``idx`` (rows ``lo:hi`` computed on this rank).
+
+    ``feats`` [N, V, D] float16 and ``coords`` [N, V, 6] are the resident store; ``sets`` and
+    ``mask`` [B, 2, K] are drawn for the whole global batch (identically on every rank).
+    """
+    k = cfg.set_size
+    il, sl, ml = idx[lo:hi], sets[lo:hi], mask[lo:hi]
+    b = il.shape[0]
+    clip = sl.reshape(b, 2 * k)
+    f = feats[il[:, None], clip].view(b, 2, k, -1)
+    c = coords[il[:, None], clip].view(b, 2, k, 6)
+    pos_local = [masked_positions(ml[:, s], cfg) for s in range(2)]
+    masked_index = torch.cat([(p // k) * (2 * k) + s * k + p % k for s, p in enumerate(pos_local)])
+    dev = feats.device
+    with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        emb = fwd(f, c, ml, masked_index)
+    pos_global = [masked_positions(mask[:, s], cfg) for s in range(2)] if world_size > 1 else pos_local
+    u1, u2, target = gather_rows(emb["u1"]), gather_rows(emb["u2"]), gather_rows(emb["target"])
+    if cfg.pred_all_tokens:
+        pred = gather_rows(emb["pred"])
+    else:
+        n0 = pos_local[0].shape[0]
+        pred_sets = [emb["pred"][:n0], emb["pred"][n0:]]
+        if world_size > 1:
+            if cfg.mask_mode == "fixed":
+                sizes = [[b * n_masked(k, cfg.mask_ratio)] * world_size] * 2
+            else:
+                counts = mask.view(world_size, b, 2, k).sum(dim=(1, 3)).tolist()  # [W][2]
+                sizes = [[int(r[s]) for r in counts] for s in range(2)]
+            pred_sets = [gather_rows(p, sz) for p, sz in zip(pred_sets, sizes)]
+        pred = pred_sets
+    return ssl_loss(cfg, u1, u2, target, pred, pos_global)

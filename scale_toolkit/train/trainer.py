@@ -1,0 +1,234 @@
+"""`scale train`: SSL training of the SCALE set-transformer on a cached train-split store."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from scale_toolkit.errors import ScaleError
+from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
+from scale_toolkit.model.scale import ScaleModel
+from scale_toolkit.train.config import TrainConfig
+from scale_toolkit.train.data import load_train_split
+from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
+from scale_toolkit.train.plots import plot_curves
+from scale_toolkit.train.step import SSLForward, draw_views, ssl_batch_losses
+
+Progress = Callable[[dict[str, Any]], None]
+METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
+# train settings a resumed run must share with the checkpoint it continues
+RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip", "seed", "precision")
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ScaleError(f"--device {name} requested but no CUDA device is available; use --device cpu")
+        if info.enabled and dev.index is None:
+            dev = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norm weights and learned tokens (all <2-d tensors)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name.endswith("token") else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warm: int, base: float, floor: float) -> float:
+    """Linear warm-up over ``warm`` steps, then cosine from ``base`` to ``floor`` at ``total``."""
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
+
+
+def train(config: TrainConfig, progress: Optional[Progress] = None,
+          data: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict[str, Any]:
+    """Train SCALE (MCM + SET) and write the run directory; returns a summary dict.
+
+    ``data`` optionally gives (features float16 [N,V,D], coords [N,V,6]) of the training
+    videos directly instead of reading ``config.store``. Under torchrun (RANK/WORLD_SIZE set)
+    it runs DDP; every rank holds the whole training split and computes its slice of each
+    global batch; embeddings are all-gathered with gradient so negatives span all ranks.
+    """
+    info = dist_from_env()
+    device = resolve_device(config.device, info)
+    created = init_process_group(info, device)
+    try:
+        return _train(config, progress, data, info, device)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device) -> dict[str, Any]:
+    if not config.out:
+        raise ScaleError("no run directory given; pass --out RUN_DIR")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    ckpt_path = out / LAST_CHECKPOINT
+    if ckpt_path.exists() and not config.resume:
+        raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+
+    if data is None:
+        if not config.store:
+            raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
+        feats_np, coords_np, store_info = load_train_split(config.store, config.split)
+    else:
+        feats_np, coords_np = data
+        store_info = {"path": "<in-memory>", "split": config.split, "n_train_videos": int(feats_np.shape[0])}
+    if feats_np.ndim != 3 or coords_np.shape != feats_np.shape[:2] + (6,):
+        raise ScaleError(f"expected features [N,V,D] and coords [N,V,6], got {feats_np.shape} and {coords_np.shape}")
+    n, v, d = feats_np.shape
+    mcfg = replace(config.model, input_dim=int(d))
+    if v < 2 * mcfg.set_size:
+        raise ScaleError(f"the store has {v} clips per video but training needs 2 x set_size = {2 * mcfg.set_size}; "
+                         f"lower the model's set_size or extract more clips")
+    ws = info.world_size
+    batch = min(config.batch_size, n)
+    batch -= batch % ws
+    if batch < 2:
+        raise ScaleError(f"only {n} training videos: too few for a contrastive batch across {ws} process(es)")
+    spe = n // batch
+    total = config.epochs * spe
+    warm = int(round(config.warmup * spe))
+    amp = torch.bfloat16 if config.precision == "bf16" else None
+    resolved = replace(config, model=mcfg)
+
+    torch.manual_seed(config.seed)
+    model = ScaleModel(mcfg).to(device)
+    fused = device.type in ("cpu", "cuda")
+    opt = torch.optim.AdamW(param_groups(model, config.wd), lr=config.lr, betas=config.betas, fused=fused)
+    start_epoch = 0
+    metrics_path = out / "metrics.jsonl"
+    if config.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        old = ck.get("train_config", {})
+        diff = [k for k in RESUME_KEYS if k in old and _jsonable(old[k]) != _jsonable(getattr(config, k))]
+        if ck.get("model_config") != mcfg.to_dict():
+            diff.append("model")
+        if diff:
+            raise ScaleError(f"cannot resume {out}: settings differ from its checkpoint ({', '.join(diff)}); "
+                             "use the same flags or a new --out")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch = int(ck["epoch"])
+        if info.is_main and metrics_path.exists():
+            keep = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
+            metrics_path.write_text("".join(ln + "\n" for ln in keep))
+    elif info.is_main and metrics_path.exists():
+        metrics_path.unlink()
+
+    run_meta = {"train": resolved.to_dict(), "model": mcfg.to_dict(), "store": store_info,
+                "effective": {"batch_size": batch, "steps_per_epoch": spe, "total_steps": total,
+                              "warmup_steps": warm, "world_size": ws, "device": str(device)}}
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", run_meta)
+
+    feats = torch.from_numpy(np.ascontiguousarray(feats_np, dtype=np.float16)).to(device)
+    coords = torch.from_numpy(np.ascontiguousarray(coords_np, dtype=np.float32)).to(device)
+    fwd: torch.nn.Module = SSLForward(model)
+    if info.enabled:
+        fwd = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+    model.train()
+    b_local = batch // ws
+    lo, hi = info.rank * b_local, (info.rank + 1) * b_local
+    emit = progress if (progress is not None and info.is_main) else (lambda e: None)
+    emit({"event": "start", "epochs": config.epochs, "start_epoch": start_epoch, "steps_per_epoch": spe,
+          "total_steps": total, "batch_size": batch, "n_videos": n, "run_dir": str(out), "device": str(device)})
+    gen = torch.Generator(device=device)
+    last: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    rates = []
+    for epoch in range(start_epoch, config.epochs):
+        es = _epoch_seed(config.seed, epoch)
+        gen.manual_seed(es)
+        torch.manual_seed(es ^ 0x5EED)  # dropout
+        order = torch.randperm(n, generator=gen, device=device)
+        acc = torch.zeros(len(METRIC_KEYS), device=device)
+        t0 = time.perf_counter()
+        lr = config.lr
+        for i in range(spe):
+            step = epoch * spe + i
+            lr = lr_at(step, total, warm, config.lr, config.min_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = order[i * batch:(i + 1) * batch]
+            sets, mask = draw_views(mcfg, batch, v, gen, device)
+            losses = ssl_batch_losses(fwd, mcfg, feats, coords, idx, sets, mask, lo, hi, ws, amp)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            acc += torch.stack([losses[k].detach().float() for k in METRIC_KEYS])
+            emit({"event": "step", "epoch": epoch + 1, "step": step + 1, "total_steps": total, "samples": batch})
+        vals = (acc / spe).tolist()  # one host sync per epoch
+        dt = time.perf_counter() - t0
+        rate = spe * batch / dt
+        rates.append(rate)
+        last = {"epoch": epoch + 1, "step": (epoch + 1) * spe, **dict(zip(METRIC_KEYS, vals)), "lr": lr,
+                "samples_per_s": rate, "epoch_time_s": dt}
+        if info.is_main:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(last) + "\n")
+            done = epoch + 1 == config.epochs
+            snapshot = config.save_every > 0 and (epoch + 1) % config.save_every == 0
+            if done or snapshot or (epoch + 1) % max(1, config.last_every) == 0:
+                ck = {"format": "scale-checkpoint", "version": 1, "epoch": epoch + 1, "model_config": mcfg.to_dict(),
+                      "train_config": resolved.to_dict(), "state_dict": model.state_dict(),
+                      "optimizer": opt.state_dict(), "meta": run_meta}
+                atomic_save(ck, ckpt_path)
+                if snapshot:
+                    atomic_save(ck, out / f"checkpoint_epoch{epoch + 1:04d}.pt")
+            if done or snapshot:
+                plot_curves(metrics_path, out / "curves.png")
+        emit({"event": "epoch", **last})
+    summary: dict[str, Any] = {"run_dir": str(out), "epochs": config.epochs, "resumed_from_epoch": start_epoch or None,
+                               "steps": total, "batch_size": batch, "world_size": ws, "device": str(device),
+                               "time_s": time.perf_counter() - t_start,
+                               "samples_per_s": float(np.median(rates)) if rates else None, "final": last}
+    if info.is_main:
+        summary["model_path"] = str(save_model(model, out, extra=run_meta))
+        if not last and metrics_path.exists():  # resumed a finished run: report its last epoch
+            lines = metrics_path.read_text().splitlines()
+            summary["final"] = json.loads(lines[-1]) if lines else {}
+        plot_curves(metrics_path, out / "curves.png") if metrics_path.exists() else None
+        _write_json(out / "summary.json", summary)
+    emit({"event": "end", **summary})
+    if info.enabled:
+        dist.barrier()
+    return summary
+
+
+def _jsonable(x: Any) -> Any:
+    return list(x) if isinstance(x, tuple) else x
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
