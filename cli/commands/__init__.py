@@ -3,3 +3,4 @@ from . import store_cmds  # noqa: F401
 from . import extract  # noqa: F401
 from . import train  # noqa: F401
 from . import retrieve  # noqa: F401
+from . import probe  # noqa: F401

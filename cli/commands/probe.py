@@ -1,0 +1,109 @@
+"""`scale probe`: the paper's probe table (k-NN, Linear, MLP, Transformer, SCALE_ft) for one store."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.table import Table
+
+from scale_toolkit.errors import ScaleError
+
+from ..app import CONFIG_OPTION, app, console, out
+
+
+def _ints(values: Optional[List[str]], flag: str) -> Optional[list[int]]:
+    """'20', '10,20' or repeated flags -> [10, 20]."""
+    if values is None:
+        return None
+    if isinstance(values, (str, int)):
+        values = [values]
+    items = [p.strip() for v in values for p in str(v).replace(" ", ",").split(",") if p.strip()]
+    try:
+        return [int(p) for p in items]
+    except ValueError:
+        raise ScaleError(f"{flag} takes integers like '20' or '10,20', got {values!r}") from None
+
+
+@app.command("probe")
+def probe_cmd(
+    store: Path = typer.Option(..., "--store", help="The eval feature store (EVAL15.zarr): every video, eval clips."),
+    split: str = typer.Option("1", "--split", help="1, 2, 3 or all (mean ± std over the three splits)."),
+    train_store: Optional[Path] = typer.Option(None, "--train-store", help="Train probes on this store's clips of the train videos (e.g. TRAIN16.zarr) instead of the eval clips."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A trained SCALE run dir (adds SCALE_kNN / SCALE_linear; needed by --ft)."),
+    knn: Optional[List[str]] = typer.Option(None, "--knn", help="k-NN probe with these k (e.g. 20 or 10,20; the first is the table's row). Default 20."),
+    linear: bool = typer.Option(False, "--linear", help="Linear probe (and SCALE_linear with --model)."),
+    mlp: bool = typer.Option(False, "--mlp", help="MLP probe on frozen clip features."),
+    transformer: bool = typer.Option(False, "--transformer", help="The SCALE architecture from random init, trained supervised."),
+    ft: bool = typer.Option(False, "--ft", help="SCALE_ft: fine-tune the --model predictor with a linear head."),
+    low_shot: Optional[float] = typer.Option(None, "--low-shot", help="Train probes on a class-balanced fraction of the train split (e.g. 0.1)."),
+    seeds: Optional[List[str]] = typer.Option(None, "--seeds", help="Seeds (e.g. 0,1,2); results are averaged. Default 0, or 0,1,2 with --low-shot."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every number, the config, fingerprints and seeds here."),
+    grid_preset: str = typer.Option("small", "--grid-preset", help="Hyper-parameter grid: small (fast default) or paper (seed digest A18)."),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="TOML with per-probe grid overrides, sections [linear] [scale_linear] [mlp] [transformer] [scale_ft]; [transformer_model] sets the Transformer's ScaleConfig without --model."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the epochs of every trained probe."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Class-stratified validation hold-out of the train split used to pick hyper-parameters."),
+    knn_center: str = typer.Option("none", "--knn-center", help="k-NN centring before L2-normalisation: none, train (train mean) or split (each split its own mean, as the official code)."),
+    knn_temperature: float = typer.Option(0.07, "--knn-temperature", help="Temperature T of the exp(sim/T) vote."),
+    scale_knn_feature: str = typer.Option("set", "--scale-knn-feature", help="SCALE_kNN feature: set, or set+refined (SET ++ mean refined clip)."),
+    scale_clip_feature: str = typer.Option("backbone", "--scale-clip-feature", help="SCALE_linear clip part: backbone [C_i||SET], refined [refined_i||SET] or both."),
+    bn: str = typer.Option("auto", "--bn", help="BatchNorm without affine before clip heads: auto (on for MAE-family backbones), on, off, search."),
+    head: str = typer.Option("clip_set", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
+    from scale_toolkit.probes import ProbeOptions, run_probes
+    from scale_toolkit.probes.grid import load_grid_file
+    from scale_toolkit.probes.report import table_rows, write_json_atomic
+
+    ks = _ints(knn, "--knn")
+    rows: list[str] = []
+    if ks is not None:
+        rows += ["knn"] + (["scale_knn"] if model else [])
+    if linear:
+        rows += ["linear"] + (["scale_linear"] if model else [])
+    if mlp:
+        rows.append("mlp")
+    if transformer:
+        rows.append("transformer")
+    if ft:
+        if model is None:
+            raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
+        rows.append("scale_ft")
+    grid_overrides = load_grid_file(grid) if grid else {}
+    transformer_model = grid_overrides.pop("transformer_model", {})
+    options = ProbeOptions(
+        split=str(split), knn_k=ks or [20], knn_temperature=knn_temperature, knn_center=knn_center,
+        scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
+        low_shot=low_shot, seeds=_ints(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
+        grid=grid_overrides, epochs=epochs, transformer_model=transformer_model, device=device,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done, total=total)
+            if done >= total and name != "probes":
+                bars.remove_task(tasks.pop(name))
+
+        doc = run_probes(store, rows=rows or None, model=model, train_store=train_store, options=options, progress=progress)
+    header, body = table_rows(doc)
+    backbone = doc["store"]["backbone"].get("name") or "features"
+    title = f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
+    table = Table(title=escape(title), caption=escape(doc["protocol"]), caption_justify="left")
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for r in body:
+        table.add_row(*(escape(c) for c in r))
+    out.print(table)
+    for note in doc["notes"]:
+        out.print(f"note: {note}", markup=False)
+    if json_out:
+        write_json_atomic(doc, json_out)
+        out.print(f"wrote {json_out}", markup=False)

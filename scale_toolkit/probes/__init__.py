@@ -1,0 +1,12 @@
+"""Probes of the SCALE paper's evaluation (§4.1, Tables 4-5), on feature stores only.
+
+One module per probe — `knn`, `linear`, `mlp`, `transformer` (Transformer and SCALE_ft) — plus
+`subsets` (validation hold-out, low-shot), `grid` (hyper-parameter grids), `fit` (training loops)
+and `protocol` (the runner: select on validation, retrain, test once).
+"""
+from .knn import knn_evaluate, knn_scores
+from .protocol import ROW_LABELS, ROWS, ProbeOptions, default_rows, run_probes
+from .subsets import class_balanced_subset, stratified_holdout
+
+__all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "run_probes", "knn_evaluate", "knn_scores",
+           "class_balanced_subset", "stratified_holdout"]

@@ -1,0 +1,142 @@
+"""What the probes read: stores loaded once onto the device, model/store compatibility checks, embeddings.
+
+A *view* is one store's arrays on the device (clip features, coords and, with a model, the refined
+clip features and the SET token). The eval store gives the eval view (every video, eval15 clips);
+`--train-store` gives a second view for the train videos (e.g. the 16 augmented clips). Rows are
+always named by their index in the eval store; a view maps them to its own rows by video id.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..errors import ScaleError
+from ..store import DONE, FeatureStore
+
+# backbone families / names whose features want BatchNorm without affine in front of the probe
+MAE_FAMILIES = ("video_vit", "videomae", "cvmae", "crossvideomae", "mae", "mae_st", "mam2", "vic_mae", "vicmae")
+
+
+def backbone_of(attrs: dict) -> dict:
+    """The store's backbone attribute as a dict (name/family may be missing)."""
+    bb = attrs.get("backbone")
+    if isinstance(bb, dict):
+        return bb
+    if isinstance(bb, str):
+        return {"name": bb}
+    return {}
+
+
+def is_mae_family(attrs: dict) -> bool:
+    """True for MAE-derived backbones (VideoMAE, CrossVideoMAE, MAE-ST, MAM², ViC-MAE)."""
+    bb = backbone_of(attrs)
+    family = str(bb.get("family", "")).lower()
+    name = str(bb.get("name", "")).lower()
+    return family in MAE_FAMILIES or "mae" in name or "mam2" in name
+
+
+def file_sha256(path: Path, n_hex: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n_hex]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ScaleError(f"unknown --device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScaleError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return dev
+
+
+def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--train-store") -> None:
+    """Two stores can be used together: same feature dim, backbone, checkpoint and classes."""
+    if store.feature_dim != other.feature_dim:
+        raise ScaleError(f"{what} {other.path} has {other.feature_dim}-d features but {store.path} has "
+                         f"{store.feature_dim}-d; use stores extracted with the same backbone")
+    a, b = backbone_of(store.attrs), backbone_of(other.attrs)
+    if a.get("name") and b.get("name") and a["name"] != b["name"]:
+        raise ScaleError(f"{what} {other.path} was extracted with backbone {b['name']!r} but {store.path} "
+                         f"with {a['name']!r}; use stores of the same backbone")
+    sa, sb = store.attrs.get("checkpoint_sha256"), other.attrs.get("checkpoint_sha256")
+    if sa and sb and sa != sb:
+        raise ScaleError(f"{what} {other.path} and {store.path} come from different checkpoints "
+                         f"({sb[:12]} vs {sa[:12]}); extract both with the same checkpoint")
+    if store.class_names and other.class_names and store.class_names != other.class_names:
+        raise ScaleError(f"{what} {other.path} and {store.path} have different class lists; "
+                         "use stores of the same dataset")
+
+
+def check_model_against_store(model_cfg: dict, meta: dict, store: FeatureStore, model_path: Path) -> None:
+    """The model was trained on features of this store's kind: same dim, and same backbone where both say."""
+    dim = int(model_cfg.get("input_dim", -1))
+    if dim != store.feature_dim:
+        raise ScaleError(f"model {model_path} expects {dim}-d features but store {store.path} has "
+                         f"{store.feature_dim}-d; train the model on a store of the same backbone")
+    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}
+    mb = backbone_of(trained_on)
+    sb = backbone_of(store.attrs)
+    if mb.get("name") and sb.get("name") and mb["name"] != sb["name"]:
+        raise ScaleError(f"model {model_path} was trained on {mb['name']!r} features but store {store.path} "
+                         f"holds {sb['name']!r} features; use a store of the model's backbone")
+
+
+@dataclass
+class View:
+    """One store's arrays on the device, and the map from eval-store rows to this store's rows."""
+
+    features: torch.Tensor  # float16 [N, V, D]
+    coords: torch.Tensor  # float32 [N, V, 6]
+    row_of: np.ndarray  # eval-store row -> row here (-1 where absent / not done)
+    set_token: Optional[torch.Tensor] = None  # float32 [N, H]
+    refined: Optional[torch.Tensor] = None  # float16 [N, V, H]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self, eval_rows: np.ndarray) -> torch.Tensor:
+        r = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
+        if (r < 0).any():
+            raise ValueError("some rows are absent from this view")
+        return torch.as_tensor(r, dtype=torch.long, device=self.features.device)
+
+
+def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
+    """Read every done row of `store` onto `device` (features stay float16)."""
+    data = store.read(None, names=("features", "coords"))
+    done = store.status == DONE
+    if eval_store is None:
+        row_of = np.where(done, np.arange(store.n_videos), -1)
+    else:
+        here = {vid: i for i, vid in enumerate(store.video_ids) if done[i]}
+        row_of = np.array([here.get(vid, -1) for vid in eval_store.video_ids], dtype=np.int64)
+    return View(
+        features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
+        coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
+        row_of=row_of,
+    )
+
+
+@torch.no_grad()
+def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> None:
+    """Fill `view.set_token` [N, H] and `view.refined` [N, V, H] with the model's embeddings."""
+    model.eval()
+    dev = view.features.device
+    model.to(dev)
+    sets, refined = [], []
+    for start in range(0, view.features.shape[0], batch_videos):
+        sl = slice(start, start + batch_videos)
+        out = model(view.features[sl].float(), view.coords[sl].float())
+        sets.append(out["set_token"].float())
+        refined.append(out["refined"].to(torch.float16))
+    view.set_token = torch.cat(sets)
+    view.refined = torch.cat(refined)

@@ -1,0 +1,242 @@
+"""Training loops shared by the probes: per-clip heads (several grid points at once) and set classifiers.
+
+Everything runs on tensors already on the device; batches are drawn by index with a seeded
+generator, so a run is reproducible for a given seed and device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ScaleError
+
+Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainSetting:
+    """One point of a probe's hyper-parameter grid."""
+
+    lr: float
+    weight_decay: float
+    batch_size: int  # videos per step (a clip head sees batch_size x V clips)
+    optimizer: str = "adamw"
+    epochs: int = 100
+    warmup_epochs: float = 0.0
+    hidden: int = 0  # MLP width (MLP only)
+    dropout: float = 0.0  # MLP dropout (MLP only)
+    batchnorm: bool = False  # BatchNorm without affine in front of the head (clip heads only)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+class ClipTable:
+    """Per-clip head inputs for n videos: the concatenation of per-clip parts [n, V, d] and per-video
+    parts [n, d] (e.g. the SET token, repeated for every clip).
+
+    When the whole table fits in `materialize_bytes` it is built once as float32 [n*V, dim] (fast
+    batches, and full-batch steps without any copy); otherwise rows are assembled per batch.
+
+    Example:
+        >>> t = ClipTable([torch.zeros(4, 15, 8), torch.ones(4, 3)])
+        >>> t.n_videos, t.n_clips, t.dim, t.clips(torch.tensor([0, 59])).shape
+        (4, 15, 11, torch.Size([2, 11]))
+    """
+
+    def __init__(self, parts: Sequence[torch.Tensor], materialize_bytes: int = 2 << 30):
+        if not parts:
+            raise ValueError("a ClipTable needs at least one part")
+        clip_parts = [p for p in parts if p.dim() == 3]
+        if not clip_parts:
+            raise ValueError("a ClipTable needs at least one per-clip part [n, V, d]")
+        self.parts = list(parts)
+        self.n_videos = int(parts[0].shape[0])
+        self.n_clips = int(clip_parts[0].shape[1])
+        self.dim = int(sum(p.shape[-1] for p in parts))
+        self.device = parts[0].device
+        self.flat: Optional[torch.Tensor] = None
+        if self.n_videos * self.n_clips * self.dim * 4 <= materialize_bytes:
+            self.flat = self.videos(torch.arange(self.n_videos, device=self.device)).reshape(-1, self.dim).contiguous()
+
+    def clips(self, flat: torch.Tensor) -> torch.Tensor:
+        """Rows for flat clip indices (video * V + clip): [b, dim] float32."""
+        if self.flat is not None:
+            return self.flat[flat]
+        vid, clip = flat // self.n_clips, flat % self.n_clips
+        return torch.cat([(p[vid, clip] if p.dim() == 3 else p[vid]).float() for p in self.parts], dim=-1)
+
+    def videos(self, vid: torch.Tensor) -> torch.Tensor:
+        """All clips of some videos: [b, V, dim] float32."""
+        if self.flat is not None:
+            return self.flat.view(self.n_videos, self.n_clips, self.dim)[vid]
+        out = []
+        for p in self.parts:
+            x = p[vid].float()
+            out.append(x if p.dim() == 3 else x.unsqueeze(1).expand(-1, self.n_clips, -1))
+        return torch.cat(out, dim=-1)
+
+
+def _optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(groups)
+    if name == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9)
+    raise ScaleError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def _cosine(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    chunks = list(perm.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 2:  # BatchNorm cannot train on a batch of one
+        chunks = chunks[:-1]
+    return [c.to(device) for c in chunks]
+
+
+def _stacked_forward(heads: Sequence[nn.Sequential], x: torch.Tensor) -> list[torch.Tensor]:
+    """Logits of every head for the same input, reading the input once.
+
+    Heads are ``Sequential(norm, Linear, *rest)`` with a parameter-free norm (BatchNorm without
+    affine, or a fixed scale): the norm is applied once (all heads see the same batches, so their
+    statistics are identical) and the first Linear layers of all heads run as one matmul.
+    """
+    x = heads[0][0](x)
+    weight = torch.cat([h[1].weight for h in heads])
+    bias = torch.cat([h[1].bias for h in heads])
+    z = F.linear(x, weight, bias).split([h[1].out_features for h in heads], dim=-1)
+    return [h[2:](zi) for h, zi in zip(heads, z)]
+
+
+def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Sequential],
+                   lr_wd: Sequence[tuple[float, float]], setting: TrainSetting, seed: int,
+                   progress: Progress = None, task: str = "train") -> list[nn.Module]:
+    """Train several per-clip heads at once on the same batches (one per (lr, wd) pair).
+
+    The loss is the sum of each head's mean clip cross-entropy; heads share no parameters and each
+    has its own optimiser parameter group, so this is exactly training them one by one, in one pass
+    over the data. A batch holds `setting.batch_size` videos' worth of clips; when one batch covers
+    the whole table, every step is a full-batch step. Returns the heads, trained, in eval mode.
+    """
+    if len(heads) != len(lr_wd):
+        raise ValueError("one (lr, wd) pair per head")
+    for h in heads:
+        if not (isinstance(h, nn.Sequential) and isinstance(h[1], nn.Linear) and not list(h[0].parameters())):
+            raise ValueError("clip heads must be Sequential(parameter-free norm, Linear, ...)")
+    device = table.device
+    labels = labels.to(device)
+    n = table.n_videos * table.n_clips
+    gen = torch.Generator().manual_seed(seed)
+    groups = [{"params": list(h.parameters()), "lr": lr, "weight_decay": wd} for h, (lr, wd) in zip(heads, lr_wd)]
+    opt = _optimizer(groups, setting.optimizer)
+    batch = setting.batch_size * table.n_clips
+    full_batch = batch >= n and table.flat is not None
+    steps_per_epoch = 1 if full_batch else len(_batches(n, batch, torch.Generator().manual_seed(0), torch.device("cpu")))
+    total = steps_per_epoch * setting.epochs
+    sched = _cosine(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    for h in heads:
+        h.to(device).train()
+        if hasattr(h[0], "fit"):  # InputScale: one scalar from the training inputs
+            h[0].fit(table.flat if table.flat is not None else table.clips(torch.arange(min(n, 100_000), device=device)))
+    clip_labels = labels.repeat_interleave(table.n_clips)
+    step = 0
+    for _epoch in range(setting.epochs):
+        batches = [None] if full_batch else _batches(n, batch, gen, device)
+        for idx in batches:
+            x = table.flat if idx is None else table.clips(idx)
+            y = clip_labels if idx is None else clip_labels[idx]
+            loss = sum(F.cross_entropy(logits, y) for logits in _stacked_forward(heads, x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+        if progress:
+            progress(task, step, total)
+    norm_state = heads[0][0].state_dict()
+    for h in heads:
+        h[0].load_state_dict(norm_state)  # the shared norm's running statistics
+        h.eval()
+    return list(heads)
+
+
+@torch.no_grad()
+def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512) -> np.ndarray:
+    """Video-level class probabilities [n, C]: the softmax of every clip, averaged over the clips."""
+    head.eval()
+    out = []
+    for start in range(0, table.n_videos, batch_videos):
+        vid = torch.arange(start, min(start + batch_videos, table.n_videos), device=table.device)
+        x = table.videos(vid)
+        b, v, d = x.shape
+        out.append(head(x.reshape(b * v, d)).float().softmax(-1).view(b, v, -1).mean(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def fit_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor,
+                       setting: TrainSetting, seed: int, progress: Progress = None, task: str = "train") -> nn.Module:
+    """Train a set classifier (SetClassifier) on whole videos: mean clip cross-entropy of the per-clip logits."""
+    device = features.device
+    labels = labels.to(device)
+    clf.to(device).train()
+    params = clf.trainable_parameters() if hasattr(clf, "trainable_parameters") else list(clf.parameters())
+    opt = _optimizer([{"params": params, "lr": setting.lr, "weight_decay": setting.weight_decay}], setting.optimizer)
+    gen = torch.Generator().manual_seed(seed)
+    n = features.shape[0]
+    steps_per_epoch = len(_batches(n, setting.batch_size, torch.Generator().manual_seed(0), torch.device("cpu")))
+    total = steps_per_epoch * setting.epochs
+    sched = _cosine(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    step = 0
+    for _epoch in range(setting.epochs):
+        for idx in _batches(n, setting.batch_size, gen, device):
+            logits = clf(features[idx].float(), coords[idx].float())  # [b, V', C]
+            y = labels[idx].unsqueeze(1).expand(-1, logits.shape[1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+        if progress:
+            progress(task, step, total)
+    clf.eval()
+    return clf
+
+
+@torch.no_grad()
+def predict_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Tensor, batch_videos: int = 256) -> np.ndarray:
+    """Video-level class probabilities [n, C] (per-clip softmax averaged over the clips)."""
+    clf.eval()
+    out = []
+    for start in range(0, features.shape[0], batch_videos):
+        sl = slice(start, start + batch_videos)
+        out.append(clf(features[sl].float(), coords[sl].float()).float().softmax(-1).mean(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def validation_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(top-1 %, -NLL) of video-level probabilities: the key grid points are ranked by (higher is better)."""
+    labels = np.asarray(labels)
+    if not np.isfinite(probs).all():  # a diverged grid point ranks last
+        return float("-inf"), float("-inf")
+    top1 = float(100.0 * (probs.argmax(1) == labels).mean())
+    nll = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    return top1, -nll

@@ -1,0 +1,53 @@
+import torch
+
+from scale_toolkit.probes.fit import ClipTable, TrainSetting, fit_clip_heads, predict_clip_head
+from scale_toolkit.probes.linear import linear_head
+from scale_toolkit.probes.mlp import mlp_head
+
+
+def _data(n=40, v=5, d=6, c=3):
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(n, v, d, generator=g).half()
+    per_video = torch.randn(n, 4, generator=g)
+    labels = torch.randint(0, c, (n,), generator=g)
+    return feats, per_video, labels
+
+
+def test_clip_table_concatenates_clip_and_video_parts():
+    feats, per_video, _ = _data()
+    for limit in (0, 1 << 30):  # assembled per batch, and materialised
+        t = ClipTable([feats, per_video], materialize_bytes=limit)
+        assert (t.flat is None) == (limit == 0)
+        x = t.clips(torch.tensor([0, 5 * 7 + 3]))
+        torch.testing.assert_close(x[1], torch.cat([feats[7, 3].float(), per_video[7]]))
+        torch.testing.assert_close(t.videos(torch.tensor([7]))[0, 3], x[1])
+
+
+def test_heads_trained_together_equal_heads_trained_alone():
+    """The grid trick (several heads per pass, one matmul) is exactly independent training."""
+    feats, per_video, labels = _data()
+    table = ClipTable([feats, per_video])
+    pairs = [(1e-2, 0.0), (3e-3, 0.05), (1e-3, 1e-4)]
+    for make, st in ((lambda: linear_head(table.dim, 3, batchnorm=True), TrainSetting(0, 0, batch_size=16, epochs=4)),
+                     (lambda: mlp_head(table.dim, 3, hidden=8), TrainSetting(0, 0, batch_size=100, epochs=5, optimizer="sgd"))):
+        torch.manual_seed(1)
+        together = [make() for _ in pairs]
+        alone = [make() for _ in pairs]
+        for a, b in zip(alone, together):
+            a.load_state_dict(b.state_dict())
+        fit_clip_heads(table, labels, together, pairs, st, seed=3)
+        for head, pair in zip(alone, pairs):
+            fit_clip_heads(table, labels, [head], [pair], st, seed=3)
+        for a, b in zip(alone, together):
+            for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+                torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(torch.as_tensor(predict_clip_head(a, table)), torch.as_tensor(predict_clip_head(b, table)))
+
+
+def test_full_batch_batchnorm_uses_training_statistics():
+    feats, _, labels = _data()
+    table = ClipTable([feats])
+    head = linear_head(table.dim, 3, batchnorm=True)
+    fit_clip_heads(table, labels, [head], [(1e-2, 0.0)], TrainSetting(0, 0, batch_size=10_000, epochs=3), seed=0)
+    torch.testing.assert_close(head[0].running_mean, table.flat.mean(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(head[0].running_var, table.flat.var(0), rtol=1e-4, atol=1e-5)
