@@ -35,7 +35,7 @@ from . import data as D
 from .fit import (ClipTable, Progress, TrainSetting, fit_clip_heads, fit_set_classifier, predict_clip_head,
                   predict_set_classifier, validation_score)
 from .grid import CLIP_HEAD_ROWS, SET_ROWS, GridSpec, resolve_grids
-from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE, knn_evaluate
+from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE, knn_scores, prepare
 from .linear import linear_head
 from .metrics import topk_accuracy
 from .mlp import mlp_head
@@ -253,10 +253,11 @@ class _Runner:
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
         o = self.options
         ks = [int(k) for k in o.knn_k]
-        acc = knn_evaluate(self._knn_features(kind, train), self.labels[train], self._knn_features(kind, test),
-                           self.labels[test], ks, self.n_classes, o.knn_temperature, o.knn_center)
-        main = acc[ks[0]]
-        return {**main, "k": ks[0], "by_k": {str(k): acc[k] for k in ks}, "n_train": int(len(train)), "n_test": int(len(test))}
+        memory, queries = prepare(self._knn_features(kind, train), self._knn_features(kind, test), o.knn_center)
+        scores = knn_scores(memory, self.labels[train], queries, ks, self.n_classes, o.knn_temperature)
+        acc = {k: topk_accuracy(s, self.labels[test]) for k, s in scores.items()}
+        return {**acc[ks[0]], "k": ks[0], "by_k": {str(k): acc[k] for k in ks}, "n_train": int(len(train)),
+                "n_test": int(len(test)), **_predictions(scores[ks[0]], test)}
 
     # ------------------------------------------------------------------ clip heads
     def _parts(self, view: D.View, kind: str) -> list[torch.Tensor]:
@@ -342,6 +343,7 @@ class _Runner:
             "grid": [{**st.to_dict(), "val_top1": _finite(score[0]), "val_nll": _finite(-score[1])}
                      for score, _, st in candidates],
             "n_train": int(len(train)), "n_fit": int(len(fit_rows)), "n_val": int(len(val_rows)), "n_test": int(len(test)),
+            **_predictions(probs, test),
         }
 
     # ------------------------------------------------------------------ one split, one seed
@@ -367,6 +369,11 @@ class _Runner:
 def _finite(x: float) -> Optional[float]:
     """JSON has no infinities: a diverged grid point's score is written as null."""
     return float(x) if np.isfinite(x) else None
+
+
+def _predictions(scores: np.ndarray, test: np.ndarray) -> dict:
+    """Per-video predictions on the test split (store rows and predicted class indices)."""
+    return {"test_rows": [int(r) for r in test], "predictions": [int(p) for p in np.asarray(scores).argmax(1)]}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

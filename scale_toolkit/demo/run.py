@@ -1,0 +1,156 @@
+"""`run_demo`: the whole toolkit on a synthetic dataset, on a laptop CPU, in a few minutes.
+
+synthesise videos -> extract train16 + eval15 stores (built-in `tiny` backbone) -> train SCALE
+-> all probes -> retrieval -> pictures. Every number it reports is computed, nothing is canned.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import ScaleError
+from .synthetic import SyntheticSpec, make_synthetic_dataset
+
+Progress = Optional[Callable[[str, str], None]]  # (stage, message)
+
+
+@dataclass
+class DemoConfig:
+    out: Path = Path("scale-demo")
+    seed: int = 0
+    videos_per_class: int = 12
+    epochs: int = 60
+    batch_size: int = 24
+    workers: int = 1
+    probe_epochs: int = 100
+
+
+@dataclass
+class DemoReport:
+    out: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    probes: dict = field(default_factory=dict)
+    retrieval: dict = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+class _Stages:
+    def __init__(self, report: DemoReport, progress: Progress) -> None:
+        self.report, self.progress = report, progress
+
+    def run(self, name: str, message: str, fn: Callable):
+        if self.progress:
+            self.progress(name, message)
+        t0 = time.perf_counter()
+        result = fn()
+        self.report.seconds[name] = time.perf_counter() - t0
+        return result
+
+
+def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoReport:
+    from ..extract import ExtractConfig, run_extraction
+    from ..model.config import ScaleConfig
+    from ..probes import ROWS, ProbeOptions, run_probes
+    from ..retrieval.evaluate import evaluate_retrieval
+    from ..retrieval.models import load_retrieval_model
+    from ..store import FeatureStore
+    from ..train import TrainConfig, train
+
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ScaleError(f"--out {out} is a file; give a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    report = DemoReport(out=out)
+    stages = _Stages(report, progress)
+    spec = SyntheticSpec(videos_per_class=cfg.videos_per_class, seed=cfg.seed)
+    videos = out / "videos"
+    csv = stages.run("synthesise", f"writing {6 * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
+
+    stores = {}
+    for view in ("train16", "eval15"):
+        store_path = out / f"{view}.zarr"
+        xcfg = ExtractConfig(backbone="tiny", dataset="csv", csv=csv, root=videos, view=view, out=store_path, workers=cfg.workers, seed=cfg.seed)
+        stages.run(f"extract {view}", f"extracting {view} clips with the tiny backbone", lambda x=xcfg: run_extraction(x))
+        stores[view] = store_path
+
+    run_dir = out / "run"
+    tcfg = TrainConfig(
+        store=str(stores["train16"]), split=1, out=str(run_dir), epochs=cfg.epochs, batch_size=cfg.batch_size,
+        lr=1e-3, warmup=max(1.0, cfg.epochs / 20), seed=cfg.seed, device="cpu", precision="fp32",
+        save_every=0, resume=(run_dir / "checkpoint_last.pt").exists(),
+        model=ScaleConfig(input_dim=64),
+    )
+    stages.run("train", f"training SCALE for {cfg.epochs} epochs", lambda: train(tcfg))
+    report.paths["run"] = run_dir
+    curves = next(iter(sorted(run_dir.glob("*.png"))), None)
+    if curves is not None:
+        report.paths["training curves"] = curves
+
+    # tiny training sets need more passes than the default 30 epochs of the Transformer probes
+    options = ProbeOptions(split="1", device="cpu", epochs=cfg.probe_epochs)
+    report.probes = stages.run("probe", "running k-NN, linear, MLP, Transformer and SCALE_ft probes",
+                               lambda: run_probes(stores["eval15"], rows=list(ROWS), model=run_dir, options=options))
+
+    eval_store = FeatureStore.open(stores["eval15"])
+    model, model_info = load_retrieval_model(run_dir)
+    report.retrieval = stages.run("retrieve", "evaluating retrieval R@k",
+                                  lambda: evaluate_retrieval(eval_store, 1, model=model, model_info=model_info, ks=(1, 5, 10)))
+
+    def pictures():
+        report.paths["confusion matrices"] = _confusion(eval_store, report.probes["results"], out / "confusion.png")
+        report.paths["retrieval strip"] = _retrieval_strip(eval_store, model, videos, out / "retrieval_strip.png")
+
+    stages.run("pictures", "drawing the confusion matrix and the retrieval strip", pictures)
+    report.paths.update({"train16 store": stores["train16"], "eval15 store": stores["eval15"], "videos": videos})
+    report.seconds["total"] = sum(report.seconds.values())
+    return report
+
+
+def _split_descriptors(store, model, kind: str):
+    from ..retrieval.descriptors import finalize_descriptors, store_descriptors
+
+    train = store.split_indices(1, "train")
+    test = store.split_indices(1, "test")
+    return (train, test, finalize_descriptors(store_descriptors(store, train, kind=kind, model=model)),
+            finalize_descriptors(store_descriptors(store, test, kind=kind, model=model)))
+
+
+def _confusion(store, results: dict, path: Path) -> Path:
+    """Clip-averaged Linear probe next to SCALE_ft: the order classes are where they differ."""
+    from ..probes import ROW_LABELS
+    from .pictures import confusion_png
+
+    labels = store.labels
+    panels = [(ROW_LABELS[row], labels[results[row]["test_rows"]], np.asarray(results[row]["predictions"]))
+              for row in ("linear", "scale_ft") if row in results]
+    return confusion_png(panels, store.class_names, path)
+
+
+def _retrieval_strip(store, model, videos: Path, path: Path, per_row: int = 5) -> Path:
+    from ..data.decode import probe_video, read_frames
+    from .pictures import motion_picture, retrieval_strip_png
+
+    train, test, g, q = _split_descriptors(store, model, "set")
+    labels, names, ids = store.labels, store.class_names, store.video_ids
+
+    def picture(row: int) -> np.ndarray:
+        file = videos / ids[row]
+        n = probe_video(file).num_frames
+        return motion_picture(read_frames(file, np.linspace(0, n - 1, 8).round().astype(int)))
+
+    # one query per class: the strip shows order classes next to appearance classes
+    queries = []
+    for c in range(len(names)):
+        qi = next((i for i, r in enumerate(test) if labels[r] == c), None)
+        if qi is None:
+            continue
+        nearest = np.argsort(-(g @ q[qi]))[:per_row]
+        queries.append({
+            "image": picture(test[qi]), "label": names[c],
+            "neighbours": [{"image": picture(train[j]), "label": names[labels[train[j]]], "ok": bool(labels[train[j]] == c)} for j in nearest],
+        })
+    return retrieval_strip_png(queries, path, "SCALE SET-token retrieval: each test query and its 5 nearest training videos")
