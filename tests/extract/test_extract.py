@@ -221,3 +221,23 @@ def test_disk_full_is_one_line_and_leaves_the_block_pending(tiny_dataset, tmp_pa
     assert run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
                    "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0")[0] == 0
     assert (FeatureStore.open(tmp_path / "s.zarr").status == DONE).all()
+
+
+def test_retry_failed_only_when_asked(tiny_dataset, tmp_path):
+    root, _ = tiny_dataset
+    videos = tmp_path / "videos" / "c"
+    videos.mkdir(parents=True)
+    good = next(root.rglob("*.mp4"))
+    (videos / "a.mp4").write_bytes(good.read_bytes())
+    (videos / "b.mp4").write_bytes(b"not a video")
+    cfg = dict(backbone="tiny", dataset="folder", root=tmp_path / "videos", out=tmp_path / "s.zarr", workers=0)
+    first = run_extraction(ExtractConfig(**cfg))
+    assert list(first.failed_now) == ["c/b.mp4"]
+    (videos / "b.mp4").write_bytes(good.read_bytes())  # the user repaired the file
+    assert run_extraction(ExtractConfig(**cfg)).done_now == 0
+    assert FeatureStore.open(tmp_path / "s.zarr").status[1] == FAILED
+    again = run_extraction(ExtractConfig(**cfg, retry_failed=True))
+    assert again.done_now == 1 and not again.failed_now
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    assert (fs.status == DONE).all() and fs.reasons == ["", ""]
+    np.testing.assert_array_equal(fs.read([0])["features"], fs.read([1])["features"])  # same file, same clips
