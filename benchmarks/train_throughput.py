@@ -10,12 +10,25 @@ with the same architecture and optimizer; they differ only in how it is computed
             bf16 autocast (--precision), prediction head on masked tokens only, fused AdamW.
 
 Also measured in the same run: a plain bf16 (CUDA: bf16) matmul, and the FLOP count of
-one toolkit step (torch.utils.flop_counter), giving the achieved fraction of matmul FLOP/s.
+one toolkit step (torch.utils.flop_counter, cross-checked by a hand count of the matmuls the
+method needs), giving the achieved fraction of matmul FLOP/s; the naive step's FLOPs too.
+The naive MCM logits are those of the masked predictions only (like the toolkit's); the
+prediction head on every token is the naive side's extra work. OMP_WAIT_POLICY defaults to
+PASSIVE (see below); the JSON records it and the 1-minute load average.
 
     python benchmarks/train_throughput.py                      # CPU, batch 512
     python benchmarks/train_throughput.py --device cuda --batch-size 2048 --precision bf16
 """
 from __future__ import annotations
+
+import os
+
+# Before torch loads its OpenMP runtime: on a machine whose cores are shared with other jobs,
+# busy-waiting OpenMP threads stall every small parallel op until the descheduled sibling
+# thread runs again (measured here: a 1M-element bf16->fp32 copy took 1.7 ms instead of 0.17 ms
+# with 2 threads at load ~2). PASSIVE applies to every side of the benchmark alike (the naive
+# baseline gains from it too). Override with OMP_WAIT_POLICY=ACTIVE in the environment.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
@@ -74,8 +87,8 @@ class NaiveScale(nn.Module):
         for s in range(2):
             p, t, m = pred[:, s].reshape(b * k, -1), tgt[:, s].reshape(b * k, -1), mask[:, s].reshape(-1)
             idx = m.nonzero().squeeze(1)
-            logits = p @ t.t() / tau  # all x all, then keep the masked rows
-            fwd = F.cross_entropy(logits[idx], idx, reduction="sum")
+            logits = p[idx] @ t.t() / tau  # masked predictions against every target of the set
+            fwd = F.cross_entropy(logits, idx, reduction="sum")
             logits_r = t[idx] @ p[idx].t() / tau
             rev = F.cross_entropy(logits_r, torch.arange(len(idx), device=logits_r.device), reduction="sum")
             mcm = mcm + (fwd + rev) / b
@@ -99,6 +112,39 @@ def naive_batch(feats_np, coords_np, batch, k, n_mask):
             m[s, np.random.choice(k, n_mask, replace=False)] = True
         ms.append(m)
     return torch.stack(fs), torch.stack(cs), torch.stack(ms)
+
+
+def analytic_step_flops(cfg: ScaleConfig, b: int) -> int:
+    """Matmul FLOPs one toolkit SSL step needs at this config (forward + backward), by hand.
+
+    Cross-checks ``torch.utils.flop_counter``. Counts what the method requires: every Linear
+    forward, its weight gradient, and its input gradient unless the input is the frozen
+    feature / coordinate (no gradient needed); attention products; the InfoNCE logits. Written
+    for the default objective (per-set MCM pools, symmetric, output sparsity); no elementwise ops.
+    """
+    k, h, d, p = cfg.set_size, cfg.hidden, cfg.input_dim, cfg.proj_dim
+    t = b * 2 * k                      # clip tokens of both sets
+    seq, ln = b * 2, k + 1             # sequences, tokens per sequence (SET token + K clips)
+    m = b * n_masked(k, cfg.mask_ratio)  # masked clips per set
+
+    def lin(n, i, o, igrad=True):
+        return 2 * n * i * o * (3 if igrad else 2)
+
+    def head(n, i, hid, layers, igrad=True):
+        dims = [i] + [hid] * (layers - 1) + [p]
+        return sum(lin(n, dims[j], dims[j + 1], igrad or j > 0) for j in range(layers))
+
+    pl, ph = cfg.pred_head_layers or cfg.head_layers, cfg.pred_head_hidden or cfg.head_hidden
+    mlp = int(h * cfg.mlp_ratio)
+    blk = (lin(seq * ln, h, 3 * h) + lin(seq * ln, h, h) + lin(seq * ln, h, mlp) + lin(seq * ln, mlp, h)
+           + 3 * 2 * (2 * seq * ln * ln * h))  # q.k and a.v, forward + 2 backward products
+    total = lin(t, d, h, igrad=False) + lin(t, 6, cfg.pos_hidden, igrad=False) + lin(t, cfg.pos_hidden, h)
+    total += cfg.layers * blk
+    total += head(t, d, cfg.head_hidden, cfg.head_layers, igrad=False)   # target head, all clips
+    total += head(2 * m, h, ph, pl) + 2 * head(b, h, ph, pl)             # prediction (masked), SET heads
+    total += 2 * 3 * (2 * m * (b * k) * p + 2 * m * m * p)                # MCM logits per set, both directions
+    total += 3 * 2 * (2 * b * b * p)                                     # SET logits, both directions
+    return total
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -133,6 +179,7 @@ def main():
     coords_np = np.concatenate([lo, lo + 0.5], -1).astype(np.float32)
     cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
     res = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1m": round(os.getloadavg()[0], 2),
            "torch": torch.__version__, "batch_size": a.batch_size, "dim": a.dim, "clips": a.clips,
            "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
     if dev.type == "cuda":
@@ -178,6 +225,11 @@ def main():
     with FlopCounterMode(display=False) as fc:
         toolkit_step()
     flops = fc.get_total_flops()
+    naive_flops = None
+    if naive_step:
+        with FlopCounterMode(display=False) as fcn:
+            naive_step()
+        naive_flops = fcn.get_total_flops()
     n = 2048 if dev.type == "cpu" else 8192
     mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))
             for dt in (torch.bfloat16, torch.float32)}
@@ -211,6 +263,7 @@ def main():
     res["toolkit_step_s"] = {"best": best["toolkit"], "median": med["toolkit"]}
     res["toolkit_samples_per_s"] = {"best": b / best["toolkit"], "median": b / med["toolkit"]}
     res["toolkit_gflop_per_step"] = flops / 1e9
+    res["toolkit_gflop_per_step_analytic"] = analytic_step_flops(cfg, b) / 1e9
     res["toolkit_gflops"] = {"best": flops / best["toolkit"] / 1e9, "median": flops / med["toolkit"] / 1e9}
     res["bf16_matmul_gflops"] = {"best": mm_flops / best["mm_bf16"] / 1e9, "median": mm_flops / med["mm_bf16"] / 1e9}
     res["fp32_matmul_gflops"] = {"best": mm_flops / best["mm_fp32"] / 1e9, "median": mm_flops / med["mm_fp32"] / 1e9}
@@ -221,6 +274,8 @@ def main():
     if naive_step:
         res["naive_step_s"] = {"best": best["naive"], "median": med["naive"]}
         res["naive_samples_per_s"] = {"best": b / best["naive"], "median": b / med["naive"]}
+        res["naive_gflop_per_step"] = naive_flops / 1e9
+        res["naive_gflops"] = {"best": naive_flops / best["naive"] / 1e9, "median": naive_flops / med["naive"] / 1e9}
         ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit"])]
         res["speedup_toolkit_over_naive"] = {"best": best["naive"] / best["toolkit"], "median_of_rounds": float(np.median(ratios))}
     print(json.dumps(res, indent=2))

@@ -37,7 +37,7 @@ def mcm_terms(pred: torch.Tensor, target: torch.Tensor, target_index: torch.Tens
         if pred_pool is None:
             pred_pool = pred
             pred_pool_index = torch.arange(pred.shape[0], device=pred.device)
-        rev, _ = infonce_rows(target[target_index], pred_pool, pred_pool_index, tau)
+        rev, _ = infonce_rows(target[target_index], pred_pool, pred_pool_index, tau, with_correct=False)
         loss = loss + rev
         if sym_reduction == "mean":
             loss = loss / 2
