@@ -5,6 +5,7 @@ calls the library and renders with rich. No logic here.
 """
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -81,6 +82,9 @@ def resolved(kwargs: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes become one line on stderr and exit status 2."""
+    # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning threads made
+    # training steps ~1.7x slower (benchmarks/RESULTS.md, train_throughput). Must precede `import torch`.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from . import commands  # noqa: F401  (registers the commands)
 
     args = sys.argv[1:] if argv is None else argv
