@@ -29,6 +29,16 @@ class DemoConfig:
     probe_epochs: int = 100
 
 
+def _validate(cfg: DemoConfig) -> None:
+    """Refuse impossible sizes before anything is written (not after minutes of extraction)."""
+    if cfg.videos_per_class < 3:
+        raise ScaleError(f"--videos-per-class must be at least 3 (train and test videos of each class), got {cfg.videos_per_class}")
+    if cfg.epochs < 1 or cfg.probe_epochs < 1:
+        raise ScaleError(f"--epochs and --probe-epochs must be at least 1, got {cfg.epochs} and {cfg.probe_epochs}")
+    if cfg.batch_size < 2 or cfg.workers < 0:
+        raise ScaleError(f"need batch size >= 2 and workers >= 0, got {cfg.batch_size} and {cfg.workers}")
+
+
 @dataclass
 class DemoReport:
     out: Path
@@ -60,6 +70,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     from ..store import FeatureStore
     from ..train import TrainConfig, train
 
+    _validate(cfg)
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ScaleError(f"--out {out} is a file; give a directory")

@@ -110,6 +110,10 @@ def _validate(cfg: ExtractConfig) -> None:
         raise ScaleError(f"--limit must be positive, got {cfg.limit}")
     if cfg.timeout_s <= 0:
         raise ScaleError("--timeout must be positive")
+    if cfg.threads < 0:
+        raise ScaleError(f"--threads must be 0 (torch's default) or positive, got {cfg.threads}")
+    if cfg.workers < -1:
+        raise ScaleError(f"--workers must be -1 (from the core count), 0 (in this process) or positive, got {cfg.workers}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ScaleError(f"--device {cfg.device} asked for, but no CUDA device is available; use --device cpu")
 

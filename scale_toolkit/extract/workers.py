@@ -16,10 +16,25 @@ from typing import Callable, Iterable, Iterator
 from .prepare import ViewRecipe, prepare_video
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # workers decode; the backbone owns the cores
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """A worker outlives a SIGKILLed parent (its task queue never closes): watch for the
+    re-parenting and exit, so a killed extraction leaves no orphaned decoders holding memory.
+    `parent` comes from the parent itself: it may already be dead when this runs."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _ready() -> None:
@@ -44,7 +59,8 @@ class DecodePool:
         self._last_done = time.monotonic()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                      initargs=(os.getpid(),))
         # start every worker before any video's clock starts: spawning (importing torch) is slow
         cf.wait([pool.submit(_ready) for _ in range(self.workers)])
         self._last_done = time.monotonic()
@@ -113,7 +129,7 @@ class DecodePool:
 
     def _isolate(self, task: Task) -> dict:
         """Re-run one video alone to tell whether it is the one that crashed the pool."""
-        solo = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        solo = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),))
         try:
             return solo.submit(self.prepare, task[1], task[2], self.recipe).result(timeout=self.timeout_s)
         except cf.process.BrokenProcessPool:

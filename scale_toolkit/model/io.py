@@ -64,12 +64,19 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise ScaleError(f"model not found: {p}")
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt or foreign file
-        raise ScaleError(f"cannot read SCALE model {p}: {e}") from e
+    except Exception as e:  # corrupt or foreign file; torch's own message spans many lines
+        raise ScaleError(f"cannot read SCALE model {p}: not a PyTorch file, or truncated/corrupted "
+                         f"({type(e).__name__}); point --model at a run directory written by `scale train`") from e
     if not isinstance(obj, dict) or obj.get("format") not in ("scale-model", "scale-checkpoint"):
         raise ScaleError(f"{p} is not a SCALE model or checkpoint")
     cfg = ScaleConfig.from_dict(obj["model_config"])
     model = ScaleModel(cfg)
-    model.load_state_dict(obj["state_dict"])
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__)[:200]
+        raise ScaleError(f"{p}: its weights do not fit the architecture its config describes ({detail}); "
+                         "the file is damaged or was edited: retrain, or use another model") from e
     model.eval()
     return model, {"model": cfg.to_dict(), "meta": obj.get("meta", {})}

@@ -171,8 +171,8 @@ class _Runner:
         self.device = D.resolve_device(options.device)
         view = self.store.attrs.get("view")
         if isinstance(view, dict) and view.get("name") == "train16":
-            self.notes.append(f"--store {self.store.path} holds the train16 view; the paper evaluates on the "
-                              "eval15 (5x3) clips — pass that store as --store and this one as --train-store")
+            raise ScaleError(f"--store {self.store.path} holds the train16 view (SSL training clips); probes evaluate on "
+                             "the eval15 (5x3) clips: pass an eval15 store as --store (this one may go to --train-store)")
         self.labels = self.store.labels
         names = self.store.class_names
         self.n_classes = max(len(names), int(self.labels.max()) + 1 if len(self.labels) else 0)

@@ -236,7 +236,9 @@ class FeatureStore:
             # orthogonal selection wants sorted unique indices; restore the caller's order after
             uniq, inverse = np.unique(sel, return_inverse=True)
             data = np.asarray(arr.oindex[uniq] if arr.ndim > 1 else arr.get_orthogonal_selection(uniq))
-            out[name] = data[inverse]
+            # already sorted and unique (split_indices): no reordering copy, which would briefly
+            # double the memory of a large read (the trainer's whole train split)
+            out[name] = data if uniq.size == sel.size and np.array_equal(uniq, sel) else data[inverse]
         return out
 
     def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096):

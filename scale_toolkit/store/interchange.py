@@ -123,6 +123,8 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
     data = validate_arrays(arrays, str(src))
     if out.exists() and not overwrite:
         raise ScaleError(f"{out} already exists; choose another --out or delete it")
+    if not out.parent.is_dir():
+        raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
     attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk")}}
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")

@@ -46,6 +46,8 @@ class TrainConfig:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.wd < 0 or self.warmup < 0:
             raise ScaleError("--lr must be positive, --wd and --warmup non-negative")
+        if self.save_every < 0 or self.last_every < 1:
+            raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -104,8 +104,10 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     n, v, d = feats_np.shape
     mcfg = replace(config.model, input_dim=int(d))
     if v < 2 * mcfg.set_size:
-        raise ScaleError(f"the store has {v} clips per video but training needs 2 x set_size = {2 * mcfg.set_size}; "
-                         f"lower the model's set_size or extract more clips")
+        view = store_info.get("view") if isinstance(store_info.get("view"), dict) else {}
+        what = f"{store_info.get('path', 'the store')} ({view['name']} view)" if view.get("name") else store_info.get("path", "the store")
+        raise ScaleError(f"{what} has {v} clips per video but training needs 2 x set_size = {2 * mcfg.set_size}: "
+                         "train on a train16 store (`scale extract --view train16`), or lower the model's set_size")
     ws = info.world_size
     batch = min(config.batch_size, n)
     batch -= batch % ws
@@ -124,7 +126,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     start_epoch = 0
     metrics_path = out / "metrics.jsonl"
     if config.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        ck = _load_checkpoint(ckpt_path, device)
         old = ck.get("train_config", {})
         diff = [k for k in RESUME_KEYS if k in old and _jsonable(old[k]) != _jsonable(getattr(config, k))]
         if ck.get("model_config") != mcfg.to_dict():
@@ -135,9 +137,12 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch = int(ck["epoch"])
+        if info.is_main:
+            for stale in out.glob(".checkpoint_*.pt.*.tmp"):  # a write killed before its rename
+                stale.unlink(missing_ok=True)
         if info.is_main and metrics_path.exists():
-            keep = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
-            metrics_path.write_text("".join(ln + "\n" for ln in keep))
+            keep = [ln for ln in metrics_path.read_text().splitlines() if _epoch_of(ln) is not None and _epoch_of(ln) <= start_epoch]
+            _write_text(metrics_path, "".join(ln + "\n" for ln in keep))
     elif info.is_main and metrics_path.exists():
         metrics_path.unlink()
 
@@ -222,6 +227,39 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if info.enabled:
         dist.barrier()
     return summary
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """checkpoint_last.pt for --resume. It is only ever replaced by an atomic rename, so a file that
+    does not load was damaged outside the trainer: refuse (never guess) and name the snapshots."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...: torch's message spans many lines
+        ck, reason = None, f"{type(exc).__name__}"
+    else:
+        reason = "not a scale training checkpoint"
+    if not (isinstance(ck, dict) and ck.get("format") == "scale-checkpoint"
+            and all(k in ck for k in ("epoch", "state_dict", "optimizer"))):
+        snaps = sorted(path.parent.glob("checkpoint_epoch*.pt"))
+        hint = (f"copy the newest snapshot {snaps[-1].name} over it to continue from there"
+                if snaps else "delete it to restart the run")
+        raise ScaleError(f"cannot resume {path.parent}: {path.name} is unreadable ({reason}; truncated or corrupted); "
+                         f"{hint}, or train into a new --out")
+    return ck
+
+
+def _epoch_of(line: str) -> Optional[int]:
+    """The epoch of one metrics.jsonl line; None for a blank or half-written (killed) line."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _jsonable(x: Any) -> Any:
