@@ -57,7 +57,8 @@ def probe_cmd(
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
     from scale_toolkit.probes import ProbeOptions, run_probes
     from scale_toolkit.probes.grid import load_grid_file
-    from scale_toolkit.probes.report import table_rows, write_json_atomic
+    from scale_toolkit.atomic import write_json
+    from scale_toolkit.probes.report import table_rows
 
     ks = _ints(knn, "--knn")
     rows: list[str] = []
@@ -105,5 +106,5 @@ def probe_cmd(
     for note in doc["notes"]:
         out.print(f"note: {note}", markup=False)
     if json_out:
-        write_json_atomic(doc, json_out)
+        write_json(json_out, doc)
         out.print(f"wrote {json_out}", markup=False)

@@ -1,15 +1,13 @@
 """`scale retrieve`: R@k evaluation, building a FAISS gallery index, and queries by video."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
+from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 
 from ..app import CONFIG_OPTION, app, console, out, resolved
@@ -28,20 +26,6 @@ def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
             except ValueError:
                 raise ScaleError(f"--k takes integers (e.g. --k 1 --k 5 or --k 1,5,10), got {v!r}") from None
     return tuple(ks)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ScaleError(f"output directory does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @app.command("retrieve")
@@ -102,7 +86,9 @@ def retrieve_cmd(
         payload["query"] = _query(index or build_index, query, top, store if index is not None else None,
                                   device, not include_self)
     if json_out is not None:
-        _write_json(json_out, payload)
+        if not Path(json_out).parent.is_dir():
+            raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
+        write_json(json_out, payload)
         console.print(f"wrote {json_out}")
 
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from scale_toolkit.atomic import atomic_open
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.model.scale import ScaleModel
@@ -17,20 +17,9 @@ LAST_CHECKPOINT = "checkpoint_last.pt"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temp file in the same folder, then ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through a temp file and a rename (never a half-written checkpoint)."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def _unwrap(model: torch.nn.Module) -> ScaleModel:

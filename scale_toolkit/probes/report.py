@@ -1,10 +1,5 @@
-"""The result document as table rows (layout of the paper's Tables 4/5), and its atomic JSON write."""
+"""The result document as table rows (layout of the paper's Tables 4/5)."""
 from __future__ import annotations
-
-import json
-import os
-import tempfile
-from pathlib import Path
 
 from .protocol import ROW_LABELS
 
@@ -34,22 +29,3 @@ def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
                 extra += [f"{res['per_split'][s]['by_k'][k]['top1']:.2f}" for s in splits]
             rows.append(extra)
     return header, rows
-
-
-def write_json_atomic(doc: dict, path: str | os.PathLike) -> Path:
-    """Write `doc` as JSON to a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

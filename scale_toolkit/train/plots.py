@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scale_toolkit.atomic import atomic_open
+
 
 def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
     import matplotlib
@@ -27,7 +29,6 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    tmp = Path(png_path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_open(png_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(png_path)

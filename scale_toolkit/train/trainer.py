@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
 from scale_toolkit.model.scale import ScaleModel
@@ -142,7 +142,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                 stale.unlink(missing_ok=True)
         if info.is_main and metrics_path.exists():
             keep = [ln for ln in metrics_path.read_text().splitlines() if _epoch_of(ln) is not None and _epoch_of(ln) <= start_epoch]
-            _write_text(metrics_path, "".join(ln + "\n" for ln in keep))
+            write_text(metrics_path, "".join(ln + "\n" for ln in keep))
     elif info.is_main and metrics_path.exists():
         metrics_path.unlink()
 
@@ -151,7 +151,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                               "warmup_steps": warm, "world_size": ws, "device": str(device)}}
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", run_meta)
+        write_json(out / "config.json", run_meta)
 
     feats = torch.from_numpy(np.ascontiguousarray(feats_np, dtype=np.float16)).to(device)
     coords = torch.from_numpy(np.ascontiguousarray(coords_np, dtype=np.float32)).to(device)
@@ -222,7 +222,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
             lines = metrics_path.read_text().splitlines()
             summary["final"] = json.loads(lines[-1]) if lines else {}
         plot_curves(metrics_path, out / "curves.png") if metrics_path.exists() else None
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
     emit({"event": "end", **summary})
     if info.enabled:
         dist.barrier()
@@ -256,17 +256,7 @@ def _epoch_of(line: str) -> Optional[int]:
         return None
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _jsonable(x: Any) -> Any:
     return list(x) if isinstance(x, tuple) else x
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
