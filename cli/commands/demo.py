@@ -28,7 +28,7 @@ def results_table(probes: dict, retrieval: dict) -> Table:
 def demo_cmd(
     out_dir: Path = typer.Option(Path("scale-demo"), "--out", help="Folder for the videos, stores, run, pictures (reused if it exists)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic data, clip sampling and training."),
-    epochs: int = typer.Option(60, "--epochs", help="SCALE training epochs."),
+    epochs: int = typer.Option(100, "--epochs", help="SCALE training epochs."),
     probe_epochs: int = typer.Option(100, "--probe-epochs", help="Epochs of every trained probe."),
     videos_per_class: int = typer.Option(12, "--videos-per-class", help="Synthetic videos per class (6 classes)."),
     config: Path = CONFIG_OPTION,

@@ -23,7 +23,7 @@ class DemoConfig:
     out: Path = Path("scale-demo")
     seed: int = 0
     videos_per_class: int = 12
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 24
     workers: int = 1
     probe_epochs: int = 100
