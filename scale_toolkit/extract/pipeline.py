@@ -12,7 +12,7 @@ import fcntl
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -291,6 +291,3 @@ def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: E
         else:
             summary.done_now += 1
 
-
-def summary_dict(summary: ExtractSummary) -> dict:
-    return asdict(summary)
