@@ -164,10 +164,7 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
             x = table.flat if idx is None else table.clips(idx)
             y = clip_labels if idx is None else clip_labels[idx]
             loss = sum(F.cross_entropy(logits, y) for logits in _stacked_forward(heads, x))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _update(opt, sched, loss)
             step += 1
         if progress:
             progress(task, step, total)
@@ -177,6 +174,14 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
         h.eval()
     return list(heads)
 
+
+
+def _update(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
+    """One optimisation step and one scheduler step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
 
 @torch.no_grad()
 def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512) -> np.ndarray:
@@ -210,10 +215,7 @@ def fit_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Ten
             logits = clf(features[idx].float(), coords[idx].float())  # [b, V', C]
             y = labels[idx].unsqueeze(1).expand(-1, logits.shape[1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _update(opt, sched, loss)
             step += 1
         if progress:
             progress(task, step, total)
