@@ -207,6 +207,42 @@ class ShardLock:
         self.handle.close()
 
 
+class BlockEmbedder:
+    """Runs the backbone on one block's clips while the block is still being decoded.
+
+    Batches are cut from the block's clips in row order exactly as one pass over the whole
+    block would cut them, so features do not depend on when the clips arrived; a batch runs as
+    soon as it is full, which hides the decoding of later videos behind the backbone and keeps
+    only one batch of clips in memory.
+    """
+
+    def __init__(self, module, batch_size: int, precision: str) -> None:
+        self.module, self.batch_size, self.precision = module, batch_size, precision
+        self.rows: list[int] = []
+        self.waiting: list[np.ndarray] = []
+        self.features: list[torch.Tensor] = []
+
+    def add(self, row: int, clips: np.ndarray) -> None:
+        self.rows.append(row)
+        self.waiting.append(clips)
+        if sum(len(c) for c in self.waiting) >= self.batch_size:
+            clips = np.concatenate(self.waiting)
+            full = len(clips) // self.batch_size * self.batch_size
+            self._embed(clips[:full])
+            self.waiting = [clips[full:]] if full < len(clips) else []
+
+    def _embed(self, clips: np.ndarray) -> None:
+        self.features.append(embed_clips(self.module, torch.from_numpy(clips), self.batch_size, self.precision))
+
+    def finish(self) -> tuple[list[int], np.ndarray]:
+        """Rows in arrival order and their features [rows, clips, D]; resets for the next block."""
+        if self.waiting:
+            self._embed(np.concatenate(self.waiting))
+        rows, feats = self.rows, torch.cat(self.features).numpy() if self.features else np.empty((0, 0), np.float32)
+        self.rows, self.waiting, self.features = [], [], []
+        return rows, feats.reshape(len(rows), -1, feats.shape[-1]) if rows else feats
+
+
 def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None = None) -> ExtractSummary:
     """Extract features for every pending video of this shard into `cfg.out`."""
     _validate(cfg)
@@ -217,70 +253,66 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         manifest.videos = manifest.videos[: cfg.limit]
     if not manifest.videos:
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
-    loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
-    spec = loaded.spec
-    store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest), manifest, spec)
-    summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted, shard=f"{shard[0]}/{shard[1]}")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    module = loaded.module.to(cfg.device)
-    precision = resolve_precision(cfg.precision, cfg.device)
-    recipe = ViewRecipe(cfg.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), cfg.seed, cfg.decoder)
     workers = default_workers() if cfg.workers < 0 else cfg.workers
+    with DecodePool(workers, cfg.timeout_s) as pool:
+        pool.start()  # decode workers come up while the backbone is built
+        loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
+        spec = loaded.spec
+        store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest), manifest, spec)
+        summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted, shard=f"{shard[0]}/{shard[1]}")
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, resolve_precision(cfg.precision, cfg.device))
+        recipe = ViewRecipe(cfg.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), cfg.seed, cfg.decoder)
 
-    with ShardLock(store.path, shard):
-        status = store.status
-        if cfg.retry_failed:
-            failed_rows = np.flatnonzero(status == FAILED)
-            status[failed_rows] = PENDING
-        todo_status = (PENDING,)
-        blocks = [b for b in range(shard[0], store.n_blocks, shard[1]) if np.isin(status[list(store.block_rows(b))], todo_status).any()]
-        owned = [r for b in range(shard[0], store.n_blocks, shard[1]) for r in store.block_rows(b)]
-        summary.already_done = int((status[owned] == DONE).sum())
-        todo_rows = [r for b in blocks for r in store.block_rows(b) if status[r] in todo_status]
-        by_row = manifest.videos
-        report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "started": time.monotonic()}
-        if progress:
-            progress(dict(report, event="start", already_done=summary.already_done))
-        tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
-        block_of = {r: r // store.rows_per_chunk for r in todo_rows}
-        with DecodePool(recipe, workers, cfg.timeout_s) as pool:
+        with ShardLock(store.path, shard):
+            status = store.status
+            if cfg.retry_failed:
+                failed_rows = np.flatnonzero(status == FAILED)
+                status[failed_rows] = PENDING
+            blocks = [b for b in range(shard[0], store.n_blocks, shard[1]) if (status[list(store.block_rows(b))] == PENDING).any()]
+            owned = [r for b in range(shard[0], store.n_blocks, shard[1]) for r in store.block_rows(b)]
+            summary.already_done = int((status[owned] == DONE).sum())
+            todo_rows = [r for b in blocks for r in store.block_rows(b) if status[r] == PENDING]
+            by_row = manifest.videos
+            report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "started": time.monotonic()}
+            if progress:
+                progress(dict(report, event="start", already_done=summary.already_done))
+            tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
             current_block, results = None, {}
-            for row, result in pool.run(tasks):
-                if current_block is not None and block_of[row] != current_block:
-                    _finish_block(store, current_block, results, module, cfg, precision, summary, manifest)
+            for row, result in pool.run(tasks, recipe):
+                block = row // store.rows_per_chunk
+                if current_block is not None and block != current_block:
+                    _finish_block(store, current_block, results, embedder, summary, manifest)
                     results = {}
-                current_block = block_of[row]
+                current_block = block
+                if "error" in result:
+                    report["failed"] += 1
+                else:
+                    clips = result.pop("clips")
+                    embedder.add(row, clips)
+                    report["done"] += 1
+                    report["clips"] += len(clips)
                 results[row] = result
-                report["done" if "error" not in result else "failed"] += 1
-                report["clips"] += 0 if "error" in result else len(result["clips"])
                 if progress:
                     progress(dict(report, event="video", video_id=by_row[row].video_id, error=result.get("error")))
             if current_block is not None:
-                _finish_block(store, current_block, results, module, cfg, precision, summary, manifest)
+                _finish_block(store, current_block, results, embedder, summary, manifest)
     summary.seconds = time.monotonic() - t_start
     if progress:
         progress(dict(report, event="end"))
     return summary
 
 
-def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: ExtractConfig, precision: str, summary: ExtractSummary, manifest: Manifest) -> None:
-    """Run the backbone on the block's clips (batches cut from this block only) and write the block."""
-    ok = [r for r in sorted(results) if "error" not in results[r]]
-    if ok:
-        clips = np.concatenate([results[r]["clips"] for r in ok])
-        feats = embed_clips(module, torch.from_numpy(clips), cfg.batch_size, precision).numpy()
-        if not np.isfinite(feats).all():
-            bad = {r for i, r in enumerate(np.repeat(ok, store.n_clips)) if not np.isfinite(feats[i]).all()}
-            for r in bad:
-                results[r] = {"error": "backbone produced non-finite features"}
-        feats = feats.reshape(len(ok), store.n_clips, -1)
-        for i, r in enumerate(ok):
-            if "error" in results[r]:
-                continue
+def _finish_block(store: FeatureStore, block: int, results: dict, embedder: BlockEmbedder, summary: ExtractSummary, manifest: Manifest) -> None:
+    """Embed the block's last clips, then write the block (a video with non-finite features fails)."""
+    rows, feats = embedder.finish()
+    for i, r in enumerate(rows):
+        if np.isfinite(feats[i]).all():
             results[r]["features"] = feats[i]
-            del results[r]["clips"]
             summary.clips += store.n_clips
+        else:
+            results[r] = {"error": "backbone produced non-finite features"}
     try:
         store.write_block(block, results)
     except OSError as exc:  # disk full, read-only or vanished output: the block stays pending
@@ -290,4 +322,3 @@ def _finish_block(store: FeatureStore, block: int, results: dict, module, cfg: E
             summary.failed_now[manifest.videos[r].video_id] = res["error"]
         else:
             summary.done_now += 1
-

@@ -47,24 +47,33 @@ Task = tuple[int, str, str]  # (row, path, video_id)
 class DecodePool:
     """Yields (row, result) for tasks in submission order, `workers` videos in flight (+1 ahead).
 
+    `start()` spawns the workers without waiting for them, so their start-up (each imports
+    torch) overlaps whatever the caller does next, e.g. building the backbone.
     workers=0 decodes in the calling process (no crash or timeout protection; for debugging).
     """
 
-    def __init__(self, recipe: ViewRecipe, workers: int, timeout_s: float, prepare: Callable = prepare_video) -> None:
-        self.recipe = recipe
+    def __init__(self, workers: int, timeout_s: float, prepare: Callable = prepare_video) -> None:
         self.workers = workers
         self.timeout_s = timeout_s
         self.prepare = prepare
+        self.recipe: ViewRecipe | None = None
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._warming: list[cf.Future] = []
         self._last_done = time.monotonic()
 
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                      initargs=(os.getpid(),))
-        # start every worker before any video's clock starts: spawning (importing torch) is slow
-        cf.wait([pool.submit(_ready) for _ in range(self.workers)])
+    def start(self) -> "DecodePool":
+        if self.workers > 0 and self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                                initargs=(os.getpid(),))
+            self._warming = [self._pool.submit(_ready) for _ in range(self.workers)]
+        return self
+
+    def _wait_started(self) -> None:
+        # every worker must be up before any video's clock starts: spawning (importing torch) is slow
+        self.start()
+        cf.wait(self._warming)
+        self._warming = []
         self._last_done = time.monotonic()
-        return pool
 
     def _kill_pool(self) -> None:
         if self._pool is None:
@@ -89,20 +98,22 @@ class DecodePool:
         else:
             self._kill_pool()
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[int, dict]]:
+    def run(self, tasks: Iterable[Task], recipe: ViewRecipe) -> Iterator[tuple[int, dict]]:
+        self.recipe = recipe
         if self.workers <= 0:
             for row, path, vid in tasks:
-                yield row, self.prepare(path, vid, self.recipe)
+                yield row, self.prepare(path, vid, recipe)
             return
         pending = deque(tasks)
         inflight: deque[tuple[Task, cf.Future, float]] = deque()
-        self._pool = self._pool or self._new_pool()
+        self._wait_started()
         while pending or inflight:
             while pending and len(inflight) < self.workers + 1:
                 task = pending.popleft()
-                inflight.append((task, self._pool.submit(self.prepare, task[1], task[2], self.recipe), time.monotonic()))
+                inflight.append((task, self._pool.submit(self.prepare, task[1], task[2], recipe), time.monotonic()))
             task, future, started = inflight[0]
-            # the clock of a queued video starts when the one before it finishes
+            # a video's clock starts once the one before it is handed over and the caller is back
+            # (the caller may spend minutes on the backbone in between; that is not the decoder's time)
             started = max(started, self._last_done)
             try:
                 result = future.result(timeout=max(0.0, started + self.timeout_s - time.monotonic()))
@@ -116,8 +127,8 @@ class DecodePool:
                 result = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             else:
                 inflight.popleft()
-            self._last_done = time.monotonic()
             yield task[0], result
+            self._last_done = time.monotonic()
 
     def _restart(self, inflight: deque, pending: deque) -> None:
         """Kill the pool and put every other in-flight video back at the front of the queue."""
@@ -125,7 +136,7 @@ class DecodePool:
         inflight.clear()
         pending.extendleft(reversed(others))
         self._kill_pool()
-        self._pool = self._new_pool()
+        self._wait_started()
 
     def _isolate(self, task: Task) -> dict:
         """Re-run one video alone to tell whether it is the one that crashed the pool."""

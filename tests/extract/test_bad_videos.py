@@ -109,9 +109,9 @@ RECIPE = ViewRecipe("eval15", 8, 2, 64, (0.45,) * 3, (0.225,) * 3, 0, "auto")
 
 def test_hanging_decoder_times_out_and_others_continue():
     tasks = [(0, "a", "a"), (1, "b", "hang"), (2, "c", "c"), (3, "d", "d")]
-    with DecodePool(RECIPE, workers=2, timeout_s=3, prepare=_sleepy) as pool:
+    with DecodePool(workers=2, timeout_s=3, prepare=_sleepy) as pool:
         t0 = time.monotonic()
-        results = dict(pool.run(tasks))
+        results = dict(pool.run(tasks, RECIPE))
     assert time.monotonic() - t0 < 30
     assert "timed out" in results[1]["error"]
     assert [results[i] for i in (0, 2, 3)] == [{"ok": "a"}, {"ok": "c"}, {"ok": "d"}]
@@ -119,7 +119,7 @@ def test_hanging_decoder_times_out_and_others_continue():
 
 def test_crashing_decoder_costs_one_video():
     tasks = [(0, "a", "a"), (1, "b", "crash"), (2, "c", "c"), (3, "d", "d")]
-    with DecodePool(RECIPE, workers=2, timeout_s=30, prepare=_crashing) as pool:
-        results = dict(pool.run(tasks))
+    with DecodePool(workers=2, timeout_s=30, prepare=_crashing) as pool:
+        results = dict(pool.run(tasks, RECIPE))
     assert "crashed" in results[1]["error"]
     assert [results[i] for i in (0, 2, 3)] == [{"ok": "a"}, {"ok": "c"}, {"ok": "d"}]

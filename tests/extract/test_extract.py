@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from scale_toolkit.extract import ExtractConfig, run_extraction
-from scale_toolkit.extract.pipeline import ShardLock
+from scale_toolkit.backbones import load_backbone
+from scale_toolkit.backbones.inference import embed_clips
+from scale_toolkit.extract.pipeline import BlockEmbedder, ShardLock
 from scale_toolkit.store import DONE, FAILED, FeatureStore
 
 ARRAYS = ("features", "coords", "boxes", "flip", "video_meta", "status")
@@ -46,6 +48,24 @@ def test_extract_csv_dataset_all_rows(tiny_dataset, tmp_path):
     # rerun: nothing left to do
     again = run_extraction(_cfg(root, csv, tmp_path / "s.zarr"))
     assert again.done_now == 0 and again.already_done == 12
+
+
+def test_block_embedder_equals_one_pass_over_the_block():
+    """Clips arrive a video at a time and batches run early, yet every batch is the one a
+    single pass over the whole block cuts: features are bit-identical."""
+    import torch
+
+    module = load_backbone("tiny").module
+    videos = [np.random.default_rng(i).standard_normal((5, 3, 8, 64, 64), dtype=np.float32) for i in range(3)]
+    embedder = BlockEmbedder(module, batch_size=4, precision="fp32")
+    for row, clips in zip((7, 8, 9), videos):
+        embedder.add(row, clips)
+    assert len(embedder.features) == 3  # a full batch of 4 ran after each video, not all at the end
+    rows, feats = embedder.finish()
+    whole = embed_clips(module, torch.from_numpy(np.concatenate(videos)), 4, "fp32").numpy()
+    assert rows == [7, 8, 9] and feats.shape == (3, 5, whole.shape[1])
+    np.testing.assert_array_equal(feats.reshape(15, -1), whole)
+    assert embedder.finish()[0] == []  # reset for the next block
 
 
 def test_worker_processes_give_the_same_store(tiny_dataset, tmp_path):
