@@ -6,6 +6,12 @@ behind the backbone's compute. Target <= 1.15.
 """
 from __future__ import annotations
 
+import os
+
+# As `scale extract` does (cli/app.py): decode workers share the cores with the backbone's OpenMP
+# threads, and busy-waiting threads stall whenever a worker takes a core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
 import shutil
@@ -47,10 +53,14 @@ def main() -> None:
         paths = sorted((work / "videos").rglob("*.mp4"))[: args.videos]
         clips = [prepare_video(p, p.name, recipe)["clips"] for p in paths]  # decoded beforehand, not timed
         embed_clips(module, torch.from_numpy(clips[0][:2]), args.batch_size, precision)  # warm-up
-        t0 = time.perf_counter()
-        for c in clips:
-            embed_clips(module, torch.from_numpy(c), args.batch_size, precision)
-        compute_s = time.perf_counter() - t0
+
+        def forward_only() -> float:
+            t0 = time.perf_counter()
+            for c in clips:
+                embed_clips(module, torch.from_numpy(c), args.batch_size, precision)
+            return time.perf_counter() - t0
+
+        before = forward_only()
 
         cfg = ExtractConfig(
             backbone=args.backbone, random_init=args.backbone != "tiny", dataset="csv", csv=csv, root=work / "videos",
@@ -60,11 +70,16 @@ def main() -> None:
         t0 = time.perf_counter()
         summary = run_extraction(cfg)
         full_s = time.perf_counter() - t0
+        # forward passes timed before and after the extraction: the machine's speed drifts (shared
+        # cores, clocks) by up to 10 % between minutes-long phases; their mean brackets the extraction
+        after = forward_only()
+        compute_s = (before + after) / 2
         n_clips = sum(len(c) for c in clips)
         result = {
             "benchmark": "extract_overhead", "backbone": args.backbone, "videos": len(paths), "clips": n_clips,
             "view": args.view, "workers": args.workers, "device": args.device, "threads": torch.get_num_threads(),
-            "forward_only_s": round(compute_s, 2), "extraction_s": round(full_s, 2),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "forward_only_s": round(compute_s, 2), "forward_before_s": round(before, 2), "forward_after_s": round(after, 2), "extraction_s": round(full_s, 2),
             "ratio_extraction_over_forward": round(full_s / compute_s, 3),
             "clips_per_s_extraction": round(n_clips / full_s, 2), "done": summary.done_now,
         }

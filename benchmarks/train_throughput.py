@@ -8,6 +8,8 @@ with the same architecture and optimizer; they differ only in how it is computed
             masking, then stacking), prediction head on every token, torch.nn.TransformerEncoder.
   toolkit : scale_toolkit.train step: resident float16 store indexed on the device,
             bf16 autocast (--precision), prediction head on masked tokens only, fused AdamW.
+  toolkit_compiled (--compile): the same step as `scale train --compile` runs it
+            (torch.compile of forward + losses); the compile time is reported apart.
 
 Also measured in the same run: a plain bf16 (CUDA: bf16) matmul, and the FLOP count of
 one toolkit step (torch.utils.flop_counter, cross-checked by a hand count of the matmuls the
@@ -45,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scale_toolkit.model import ScaleConfig, ScaleModel
 from scale_toolkit.model.masking import n_masked
-from scale_toolkit.train.step import SSLForward, draw_views, ssl_batch_losses
+from scale_toolkit.train.step import SSLForward, draw_views, make_loss_fn
 from scale_toolkit.train.trainer import param_groups
 
 
@@ -166,6 +168,7 @@ def main():
     ap.add_argument("--steps", type=int, default=6, help="measurement rounds (each: one toolkit step, one naive step, matmuls)")
     ap.add_argument("--warmup-steps", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="also measure the toolkit step under torch.compile (scale train --compile)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
@@ -185,25 +188,38 @@ def main():
     if dev.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(dev)
 
-    # ---- toolkit
-    model = ScaleModel(cfg).to(dev)
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
-    fwd = SSLForward(model)
+    # ---- toolkit (eager, and compiled with --compile: separate models with the same initial weights)
     feats = torch.from_numpy(feats_np).to(dev)
     coords = torch.from_numpy(coords_np).to(dev)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(0)
     amp = torch.bfloat16 if a.precision == "bf16" else None
     b = a.batch_size
 
-    def toolkit_step():
-        idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
-        sets, mask = draw_views(cfg, b, a.clips, gen, dev)
-        out = ssl_batch_losses(fwd, cfg, feats, coords, idx, sets, mask, 0, b, 1, amp)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+    def toolkit_side(compile: bool):
+        torch.manual_seed(0)
+        model = ScaleModel(cfg).to(dev)
+        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
+        loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=compile)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(0)
+
+        def step():
+            idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
+            sets, mask = draw_views(cfg, b, a.clips, gen, dev)
+            out = loss_fn(idx, sets, mask, 0, b, 1, amp)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        return step
+
+    toolkit_step = toolkit_side(False)
+    compiled_step = None
+    if a.compile:
+        compiled_step = toolkit_side(True)
+        t = time.perf_counter()
+        compiled_step()
+        sync(dev)
+        res["compile_s"] = time.perf_counter() - t
 
     naive_step = None
     if not a.skip_naive:
@@ -237,24 +253,26 @@ def main():
     # load from other processes on a shared machine hits both sides alike.
     for _ in range(a.warmup_steps):
         toolkit_step()
+        if compiled_step:
+            compiled_step()
         if naive_step:
             naive_step()
-    times = {"toolkit": [], "naive": [], "mm_bf16": [], "mm_fp32": []}
+    times = {"toolkit": [], "toolkit_compiled": [], "naive": [], "mm_bf16": [], "mm_fp32": []}
     mem = {}
     for r in range(a.steps):
-        for name, fn in (("toolkit", toolkit_step), ("naive", naive_step),
+        for name, fn in (("toolkit", toolkit_step), ("toolkit_compiled", compiled_step), ("naive", naive_step),
                          ("mm_bf16", lambda: mats[torch.bfloat16][0] @ mats[torch.bfloat16][1]),
                          ("mm_fp32", lambda: mats[torch.float32][0] @ mats[torch.float32][1])):
             if fn is None:
                 continue
-            if dev.type == "cuda" and name in ("toolkit", "naive"):
+            if dev.type == "cuda" and name != "mm_bf16" and name != "mm_fp32":
                 torch.cuda.reset_peak_memory_stats(dev)
             sync(dev)
             t = time.perf_counter()
             fn()
             sync(dev)
             times[name].append(time.perf_counter() - t)
-            if dev.type == "cuda" and name in ("toolkit", "naive"):
+            if dev.type == "cuda" and name != "mm_bf16" and name != "mm_fp32":
                 mem[name] = max(mem.get(name, 0.0), torch.cuda.max_memory_allocated(dev) / 2**30)
     best = {k: min(v) for k, v in times.items() if v}
     med = {k: float(np.median(v)) for k, v in times.items() if v}
@@ -269,6 +287,12 @@ def main():
     res["fp32_matmul_gflops"] = {"best": mm_flops / best["mm_fp32"] / 1e9, "median": mm_flops / med["mm_fp32"] / 1e9}
     res["toolkit_fraction_of_bf16_matmul"] = {"best": best["mm_bf16"] * flops / mm_flops / best["toolkit"],
                                               "median": med["mm_bf16"] * flops / mm_flops / med["toolkit"]}
+    if compiled_step:
+        res["toolkit_compiled_step_s"] = {"best": best["toolkit_compiled"], "median": med["toolkit_compiled"]}
+        res["toolkit_compiled_samples_per_s"] = {"best": b / best["toolkit_compiled"], "median": b / med["toolkit_compiled"]}
+        res["toolkit_compiled_fraction_of_bf16_matmul"] = {
+            "best": best["mm_bf16"] * flops / mm_flops / best["toolkit_compiled"],
+            "median": med["mm_bf16"] * flops / mm_flops / med["toolkit_compiled"]}
     if mem:
         res["peak_mem_gib"] = mem
     if naive_step:
@@ -278,6 +302,10 @@ def main():
         res["naive_gflops"] = {"best": naive_flops / best["naive"] / 1e9, "median": naive_flops / med["naive"] / 1e9}
         ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit"])]
         res["speedup_toolkit_over_naive"] = {"best": best["naive"] / best["toolkit"], "median_of_rounds": float(np.median(ratios))}
+        if compiled_step:
+            ratios_c = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit_compiled"])]
+            res["speedup_toolkit_compiled_over_naive"] = {"best": best["naive"] / best["toolkit_compiled"],
+                                                          "median_of_rounds": float(np.median(ratios_c))}
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:

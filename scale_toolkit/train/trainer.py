@@ -20,7 +20,7 @@ from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.plots import plot_curves
-from scale_toolkit.train.step import SSLForward, draw_views, ssl_batch_losses
+from scale_toolkit.train.step import SSLForward, draw_views, make_loss_fn
 
 Progress = Callable[[dict[str, Any]], None]
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
@@ -158,6 +158,11 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     fwd: torch.nn.Module = SSLForward(model)
     if info.enabled:
         fwd = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile and info.enabled:
+        raise ScaleError("--compile runs in a single process only; drop it under torchrun")
+    loss_fn = make_loss_fn(fwd, mcfg, feats, coords, compile=config.compile)
+    if config.compile:
+        loss_fn = _compile_errors_in_one_line(loss_fn)
     model.train()
     b_local = batch // ws
     lo, hi = info.rank * b_local, (info.rank + 1) * b_local
@@ -183,7 +188,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                 g["lr"] = lr
             idx = order[i * batch:(i + 1) * batch]
             sets, mask = draw_views(mcfg, batch, v, gen, device)
-            losses = ssl_batch_losses(fwd, mcfg, feats, coords, idx, sets, mask, lo, hi, ws, amp)
+            losses = loss_fn(idx, sets, mask, lo, hi, ws, amp)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if config.grad_clip > 0:
@@ -227,6 +232,21 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if info.enabled:
         dist.barrier()
     return summary
+
+
+def _compile_errors_in_one_line(loss_fn: Callable) -> Callable:
+    """The first call of a compiled step runs the compiler: a missing C++ toolchain or an
+    unsupported op becomes one clear line instead of a compiler traceback."""
+
+    def call(*args):
+        try:
+            return loss_fn(*args)
+        except Exception as exc:  # torch._dynamo / inductor errors have no common public base
+            if "torch._dynamo" not in type(exc).__module__ and "torch._inductor" not in type(exc).__module__:
+                raise
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ScaleError(f"torch.compile failed ({first}); train without --compile") from exc
+    return call
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
