@@ -34,7 +34,7 @@ class TrainConfig:
     last_every: int = 1  # rewrite checkpoint_last.pt every N epochs (and always at the end)
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
-    compile: bool = False  # torch.compile the step (single process; ~1 min compile, 15-18 % faster CPU steps)
+    compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:

@@ -90,8 +90,8 @@ def make_loss_fn(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coords: 
     ``(idx, sets, mask, lo, hi, world_size, autocast_dtype)``.
 
     ``compile=True`` hands the whole forward and loss to ``torch.compile`` (single process): it
-    fuses the element-wise work around the matmuls (GELU, layer norms, normalisation, softmax),
-    15-18 % off a CPU step at the paper's size, for a one-time compile of about a minute.
+    fuses the element-wise work around the matmuls (GELU, layer norms, normalisation, softmax):
+    0-15 % off a CPU step at the paper's size, after a one-time compile of up to a minute.
     """
     fn = partial(ssl_batch_losses, fwd, cfg, feats, coords)
     return torch.compile(fn) if compile else fn

@@ -85,6 +85,8 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
 def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device) -> dict[str, Any]:
     if not config.out:
         raise ScaleError("no run directory given; pass --out RUN_DIR")
+    if config.compile and info.enabled:
+        raise ScaleError("--compile runs in a single process only; drop it under torchrun")
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
@@ -158,8 +160,6 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     fwd: torch.nn.Module = SSLForward(model)
     if info.enabled:
         fwd = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile and info.enabled:
-        raise ScaleError("--compile runs in a single process only; drop it under torchrun")
     loss_fn = make_loss_fn(fwd, mcfg, feats, coords, compile=config.compile)
     if config.compile:
         loss_fn = _compile_errors_in_one_line(loss_fn)
