@@ -10,8 +10,8 @@ from scale_toolkit.model import ScaleConfig
 from scale_toolkit.train import TrainConfig, train
 from tests.train.helpers import TINY_MODEL, make_train_store
 
-pytestmark = [pytest.mark.slow,  # a minute of compiling
-              pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")]
+slow = pytest.mark.slow  # up to a minute of compiling
+needs_compiler = pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")
 
 
 def _cfg(tmp_path, out, **kw):
@@ -19,6 +19,8 @@ def _cfg(tmp_path, out, **kw):
                        precision="fp32", model=ScaleConfig(**TINY_MODEL), **kw)
 
 
+@slow
+@needs_compiler
 def test_compiled_step_matches_eager(tmp_path):
     make_train_store(tmp_path / "train.zarr")
     train(_cfg(tmp_path, "eager"))
@@ -34,6 +36,8 @@ def test_compiled_step_matches_eager(tmp_path):
         torch.testing.assert_close(ea[k], co[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+@slow
+@needs_compiler
 def test_compile_failure_is_one_line(tmp_path, monkeypatch):
     import torch._inductor.config as inductor_config
 
@@ -44,3 +48,11 @@ def test_compile_failure_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ScaleError, match="torch.compile failed .*train without --compile"):
         train(_cfg(tmp_path, "broken", compile=True))
     torch._dynamo.reset()
+
+
+def test_compile_under_torchrun_is_refused_before_loading(tmp_path):
+    from scale_toolkit.train.distributed import DistInfo
+    from scale_toolkit.train.trainer import _train
+
+    with pytest.raises(ScaleError, match="single process only"):  # no store exists: refused before reading it
+        _train(_cfg(tmp_path, "ddp", compile=True), None, None, DistInfo(rank=0, world_size=2), torch.device("cpu"))
