@@ -265,14 +265,14 @@ def main():
                          ("mm_fp32", lambda: mats[torch.float32][0] @ mats[torch.float32][1])):
             if fn is None:
                 continue
-            if dev.type == "cuda" and name != "mm_bf16" and name != "mm_fp32":
+            if dev.type == "cuda" and not name.startswith("mm_"):
                 torch.cuda.reset_peak_memory_stats(dev)
             sync(dev)
             t = time.perf_counter()
             fn()
             sync(dev)
             times[name].append(time.perf_counter() - t)
-            if dev.type == "cuda" and name != "mm_bf16" and name != "mm_fp32":
+            if dev.type == "cuda" and not name.startswith("mm_"):
                 mem[name] = max(mem.get(name, 0.0), torch.cuda.max_memory_allocated(dev) / 2**30)
     best = {k: min(v) for k, v in times.items() if v}
     med = {k: float(np.median(v)) for k, v in times.items() if v}
