@@ -56,7 +56,6 @@ class DecodePool:
         self.workers = workers
         self.timeout_s = timeout_s
         self.prepare = prepare
-        self.recipe: ViewRecipe | None = None
         self._pool: cf.ProcessPoolExecutor | None = None
         self._warming: list[cf.Future] = []
         self._last_done = time.monotonic()
@@ -99,7 +98,6 @@ class DecodePool:
             self._kill_pool()
 
     def run(self, tasks: Iterable[Task], recipe: ViewRecipe) -> Iterator[tuple[int, dict]]:
-        self.recipe = recipe
         if self.workers <= 0:
             for row, path, vid in tasks:
                 yield row, self.prepare(path, vid, recipe)
@@ -121,7 +119,7 @@ class DecodePool:
                 result = {"error": f"timed out after {self.timeout_s:.0f} s (decoder hung)"}
                 self._restart(inflight, pending)
             except cf.process.BrokenProcessPool:
-                result = self._isolate(task)
+                result = self._isolate(task, recipe)
                 self._restart(inflight, pending)
             except Exception as exc:  # an unexpected error inside the worker: record it, keep going
                 result = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -138,11 +136,11 @@ class DecodePool:
         self._kill_pool()
         self._wait_started()
 
-    def _isolate(self, task: Task) -> dict:
+    def _isolate(self, task: Task, recipe: ViewRecipe) -> dict:
         """Re-run one video alone to tell whether it is the one that crashed the pool."""
         solo = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),))
         try:
-            return solo.submit(self.prepare, task[1], task[2], self.recipe).result(timeout=self.timeout_s)
+            return solo.submit(self.prepare, task[1], task[2], recipe).result(timeout=self.timeout_s)
         except cf.process.BrokenProcessPool:
             return {"error": "the decoder crashed on this file (corrupted or unsupported stream)"}
         except cf.TimeoutError:
