@@ -46,10 +46,9 @@ def main() -> None:
         per_class = -(-args.videos // 6)
         csv = make_synthetic_dataset(work / "videos", SyntheticSpec(videos_per_class=per_class, frames=96, height=240, width=320))
         loaded = load_backbone(args.backbone, random_init=args.backbone != "tiny")
-        spec = loaded.spec
         module = loaded.module.to(args.device)
         precision = resolve_precision(args.precision, args.device)
-        recipe = ViewRecipe(args.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), 0, "auto")
+        recipe = ViewRecipe.for_backbone(args.view, loaded.spec)
         paths = sorted((work / "videos").rglob("*.mp4"))[: args.videos]
         clips = [prepare_video(p, p.name, recipe)["clips"] for p in paths]  # decoded beforehand, not timed
         embed_clips(module, torch.from_numpy(clips[0][:2]), args.batch_size, precision)  # warm-up

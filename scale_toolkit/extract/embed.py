@@ -37,8 +37,7 @@ def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tup
     if checkpoint is None and loaded.checkpoint_sha256 != store_attrs.get("checkpoint_sha256"):
         raise ScaleError("cannot rebuild the store's backbone weights (they were not loaded from a file)")
     view = store_attrs["view"]
-    spec = loaded.spec
-    recipe = ViewRecipe(view["name"], spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), int(store_attrs.get("seed", 0)), store_attrs.get("decoder", "auto"))
+    recipe = ViewRecipe.for_backbone(view["name"], loaded.spec, int(store_attrs.get("seed", 0)), store_attrs.get("decoder", "auto"))
     result = prepare_video(path, path.name, recipe)
     if "error" in result:
         raise ScaleError(f"cannot decode {path}: {result['error']}")

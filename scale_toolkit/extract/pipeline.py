@@ -263,7 +263,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, resolve_precision(cfg.precision, cfg.device))
-        recipe = ViewRecipe(cfg.view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), cfg.seed, cfg.decoder)
+        recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
 
         with ShardLock(store.path, shard):
             status = store.status

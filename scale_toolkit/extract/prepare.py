@@ -25,6 +25,11 @@ class ViewRecipe:
     seed: int
     decoder: str
 
+    @classmethod
+    def for_backbone(cls, view: str, spec, seed: int = 0, decoder: str = "auto") -> "ViewRecipe":
+        """The recipe of `view` for a backbone spec (its frames, stride, crop and normalisation)."""
+        return cls(view, spec.frames, spec.stride, spec.crop_size, tuple(spec.mean), tuple(spec.std), seed, decoder)
+
     @property
     def clips(self) -> int:
         return VIEWS[self.view]
