@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.toml_file import read_toml
 
 try:  # recent typer vendors its own click; older ones use the click package
     from typer._click import exceptions as click_exc
@@ -47,12 +47,7 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
     if not value:
         return value
     path = Path(value)
-    if not path.is_file():
-        raise ScaleError(f"config file not found: {path}")
-    try:
-        values = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ScaleError(f"{path} is not valid TOML: {exc}") from exc
+    values = read_toml(path, "config file")
     by_flag = {}  # "batch_size", "batch-size" and the param name all name the --batch-size flag
     for p in ctx.command.params:
         if p.name == "config":

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import ScaleError
+from ..toml_file import read_toml
 from .fit import OPTIMIZERS, TrainSetting
 
 CLIP_HEAD_ROWS = ("linear", "scale_linear", "mlp")
@@ -143,16 +144,7 @@ def resolve_grids(preset: str = "small", overrides: dict[str, dict[str, Any]] | 
 
 def load_grid_file(path) -> dict[str, dict[str, Any]]:
     """Per-probe overrides from a TOML file with sections [linear], [scale_linear], [mlp], [transformer], [scale_ft]."""
-    import tomllib
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise ScaleError(f"grid file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ScaleError(f"{p} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "grid file")
     if not all(isinstance(v, dict) for v in data.values()):
-        raise ScaleError(f"{p}: put grid keys in per-probe sections like [linear]")
+        raise ScaleError(f"{path}: put grid keys in per-probe sections like [linear]")
     return data
