@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.toml_file import read_toml
@@ -33,6 +34,14 @@ app = typer.Typer(
 )
 console = Console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
 out = Console()  # results meant for stdout
+
+
+def progress_bar(label: str) -> Progress:
+    """The commands' rich bar: label, bar, done/total, a free `info` text, elapsed time and ETA."""
+    return Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+    )
 _state = {"debug": False}
 
 

@@ -6,25 +6,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, out, progress_bar
 
 
 class _ExtractProgress:
     """Renders the library's progress events as one rich bar with videos/s and clips/s."""
 
     def __init__(self) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-        )
+        self.bar = progress_bar("extract")
         self.task = None
 
     def __call__(self, event: dict) -> None:
         if event["event"] == "start":
             self.bar.start()
-            self.task = self.bar.add_task("extract", total=event["total"], rate="")
+            self.task = self.bar.add_task("extract", total=event["total"], info="")
             return
         if event["event"] == "end":
             self.bar.stop()
@@ -32,7 +28,7 @@ class _ExtractProgress:
         elapsed = max(time.monotonic() - event["started"], 1e-6)
         finished = event["done"] + event["failed"]
         rate = f"{finished / elapsed:.2f} videos/s  {event['clips'] / elapsed:.1f} clips/s  failed {event['failed']}"
-        self.bar.update(self.task, completed=finished, rate=rate)
+        self.bar.update(self.task, completed=finished, info=rate)
 
 
 @app.command("extract")

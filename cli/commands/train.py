@@ -6,19 +6,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, out, progress_bar
 
 
 class _TrainProgress:
     """Renders the trainer's progress events as one rich bar: epoch, loss, samples/s, ETA."""
 
     def __init__(self) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-        )
+        self.bar = progress_bar("train")
         self.task = None
         self.loss = "-"
         self.t0 = time.monotonic()
