@@ -12,6 +12,14 @@ from typing import Any, Optional
 from scale_toolkit.errors import ScaleError
 
 
+def config_from_dict(cls, d: dict[str, Any], what: str):
+    """``cls(**d)`` for a config dataclass, refusing keys it does not have (a saved run from another version)."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ScaleError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**d)
+
+
 @dataclass
 class ScaleConfig:
     """Hyper-parameters of the SCALE predictor, heads and losses.
@@ -93,11 +101,7 @@ class ScaleConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ScaleConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ScaleError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "model")
 
     @classmethod
     def official(cls, **overrides: Any) -> "ScaleConfig":

@@ -1,11 +1,11 @@
 """Configuration of a `scale train` run."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from scale_toolkit.errors import ScaleError
-from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.model.config import ScaleConfig, config_from_dict
 
 
 @dataclass
@@ -57,8 +57,4 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ScaleError(f"unknown train config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "train")
