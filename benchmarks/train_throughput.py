@@ -7,7 +7,8 @@ with the same architecture and optimizer; they differ only in how it is computed
   naive   : fp32, Python-side batching (per-sample numpy indexing, permutation and
             masking, then stacking), prediction head on every token, torch.nn.TransformerEncoder.
   toolkit : scale_toolkit.train step: resident float16 store indexed on the device,
-            bf16 autocast (--precision), prediction head on masked tokens only, fused AdamW.
+            bf16 autocast (--precision), output sparsity (the last block and the prediction
+            head compute the SET and masked tokens only), fused AdamW.
   toolkit_compiled (--compile): the same step as `scale train --compile` runs it
             (torch.compile of forward + losses); the compile time is reported apart.
 
@@ -47,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scale_toolkit.model import ScaleConfig, ScaleModel
 from scale_toolkit.model.masking import n_masked
-from scale_toolkit.train.step import SSLForward, draw_views, make_loss_fn
+from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.trainer import param_groups
 
 
@@ -122,7 +123,8 @@ def analytic_step_flops(cfg: ScaleConfig, b: int) -> int:
     Cross-checks ``torch.utils.flop_counter``. Counts what the method requires: every Linear
     forward, its weight gradient, and its input gradient unless the input is the frozen
     feature / coordinate (no gradient needed); attention products; the InfoNCE logits. Written
-    for the default objective (per-set MCM pools, symmetric, output sparsity); no elementwise ops.
+    for the default objective (per-set MCM pools, symmetric, output sparsity in the last block
+    and the prediction head, fixed masking); no elementwise ops.
     """
     k, h, d, p = cfg.set_size, cfg.hidden, cfg.input_dim, cfg.proj_dim
     t = b * 2 * k                      # clip tokens of both sets
@@ -138,10 +140,15 @@ def analytic_step_flops(cfg: ScaleConfig, b: int) -> int:
 
     pl, ph = cfg.pred_head_layers or cfg.head_layers, cfg.pred_head_hidden or cfg.head_hidden
     mlp = int(h * cfg.mlp_ratio)
-    blk = (lin(seq * ln, h, 3 * h) + lin(seq * ln, h, h) + lin(seq * ln, h, mlp) + lin(seq * ln, mlp, h)
-           + 3 * 2 * (2 * seq * ln * ln * h))  # q.k and a.v, forward + 2 backward products
+
+    def blk(queries):  # a block whose outputs are needed at `queries` tokens per sequence
+        return (lin(seq * ln, h, 2 * h) + lin(seq * queries, h, h)        # k, v of every token; q
+                + lin(seq * queries, h, h) + lin(seq * queries, h, mlp) + lin(seq * queries, mlp, h)
+                + 3 * 2 * (2 * seq * queries * ln * h))  # q.k and a.v, forward + 2 backward products
+
     total = lin(t, d, h, igrad=False) + lin(t, 6, cfg.pos_hidden, igrad=False) + lin(t, cfg.pos_hidden, h)
-    total += cfg.layers * blk
+    if cfg.layers:  # output sparsity: the last block computes the SET and masked tokens only
+        total += (cfg.layers - 1) * blk(ln) + blk(1 + n_masked(k, cfg.mask_ratio))
     total += head(t, d, cfg.head_hidden, cfg.head_layers, igrad=False)   # target head, all clips
     total += head(2 * m, h, ph, pl) + 2 * head(b, h, ph, pl)             # prediction (masked), SET heads
     total += 2 * 3 * (2 * m * (b * k) * p + 2 * m * m * p)                # MCM logits per set, both directions
@@ -205,9 +212,10 @@ def main():
         def step():
             idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
             sets, mask = draw_views(cfg, b, a.clips, gen, dev)
-            out = loss_fn(idx, sets, mask, 0, b, 1, amp)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            with fp32_matmul_precision(dev, amp):
+                out = loss_fn(idx, sets, mask, 0, b, 1, amp)
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         return step

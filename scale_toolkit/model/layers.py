@@ -22,9 +22,23 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.attn_dropout = attn_dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                queries: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, C] -> [B, T, C]; with ``queries`` (long [B, R], token positions per sequence) only
+        those tokens' outputs, [B, R, C]: keys and values still come from every token, so each
+        output equals the full block's at that position, for R/T of the query, MLP and projection work."""
         b, t, c = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        hd = c // self.heads
+        h = self.norm1(x)
+        if queries is None:
+            q, k, v = self.qkv(h).view(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        else:
+            w, bias = self.qkv.weight, self.qkv.bias
+            k, v = F.linear(h, w[c:], bias[c:]).view(b, t, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+            rows = queries.unsqueeze(-1).expand(-1, -1, c)
+            t = queries.shape[1]
+            q = F.linear(h.gather(1, rows), w[:c], bias[:c]).view(b, t, self.heads, hd).transpose(1, 2)
+            x = x.gather(1, rows)
         p = self.attn_dropout if self.training else 0.0
         if x.device.type == "cpu":
             a = _attention_bmm(q, k, v, attn_mask, p)

@@ -40,3 +40,19 @@ def sample_sets(batch: int, n_clips: int, set_size: int, generator: torch.Genera
     """Clip indices [batch, 2, set_size] of two disjoint random sets per video (a fresh split every call)."""
     perm = torch.rand(batch, n_clips, generator=generator, device=device).argsort(dim=1)
     return perm[:, : 2 * set_size].reshape(batch, 2, set_size)
+
+
+def masked_slots(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` masked positions of each row of ``mask`` [S, K], in increasing order.
+
+    Returns positions (long [S, count]) and whether each slot is a masked clip (bool [S, count]);
+    rows with fewer masked clips are padded with unmasked positions (``False`` slots).
+
+    Example:
+        >>> masked_slots(torch.tensor([[False, True, False, True], [True, False, False, False]]), 2)
+        (tensor([[1, 3],
+                [0, 1]]), tensor([[ True,  True],
+                [ True, False]]))
+    """
+    pos = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :count]
+    return pos, mask.gather(1, pos)

@@ -10,6 +10,7 @@ from torch import nn
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.model.layers import Block, MLPHead
+from scale_toolkit.model.masking import masked_slots, n_masked
 
 
 def _norm(kind: str, dim: int) -> nn.Module:
@@ -96,6 +97,13 @@ class ScaleModel(nn.Module):
 
     def _predict(self, normed: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor | None,
                  valid: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        x = self._tokens(normed, coords, mask, valid)
+        return {"set_token": x[:, 0], "refined": x[:, 1:]}
+
+    def _tokens(self, normed: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor | None,
+                valid: torch.Tensor | None, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """Output tokens [B, 1+V, H] (SET token first); with ``queries`` (long [B, R], token
+        positions) only those, [B, R, H]: the last block then computes just those outputs."""
         x = self.in_proj(normed)
         if mask is not None:
             x = torch.where(mask.unsqueeze(-1), self.msk_token.to(x.dtype), x)
@@ -106,10 +114,12 @@ class ScaleModel(nn.Module):
         if valid is not None:
             keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=valid.device), valid.bool()], dim=1)
             attn_mask = keep[:, None, None, :]
-        for blk in self.blocks:
-            x = blk(x, attn_mask)
-        x = self.norm(x)
-        return {"set_token": x[:, 0], "refined": x[:, 1:]}
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, attn_mask, queries if i == last else None)
+        if queries is not None and last < 0:
+            x = x.gather(1, queries.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self.norm(x)
 
     @torch.no_grad()
     def encode(self, features: torch.Tensor, coords: torch.Tensor, valid: torch.Tensor | None = None,
@@ -130,35 +140,47 @@ class ScaleModel(nn.Module):
         return {"clip": features, "refined": out["refined"].float(), "set_token": out["set_token"].float()}
 
     # ------------------------------------------------------------------ SSL
-    def ssl_embeddings(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor,
-                       masked_index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def ssl_embeddings(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Embeddings the SSL losses need, for two clip sets per video.
 
         Args:
             features: [B, 2, K, D] clips of the two disjoint sets; coords: [B, 2, K, 6].
             mask: bool [B, 2, K] (True = masked).
-            masked_index: long [M], flat indices into the [B*2*K] tokens of the masked clips
-                (row-major order, i.e. ``mask.flatten().nonzero()``).
         Returns:
             "u1", "u2": [B, d] normalised projected SET tokens of set 1 / set 2;
             "target": [B, 2, K, d] normalised projected original features (theta_B);
-            "pred": [M, d] normalised predictions at the masked positions (theta_A), or
-            [B, 2, K, d] at every position when ``pred_all_tokens``.
+            "pred": [M, d] normalised predictions at the masked positions (theta_A), set 1's
+            then set 2's, each in (video, clip) order; or [B, 2, K, d] at every position when
+            ``pred_all_tokens``.
         """
         b, s, k, d = features.shape
         if d != self.config.input_dim:
             raise ScaleError(f"feature dimension {d} does not match the model's input_dim {self.config.input_dim}")
         f = features.to(self._compute_dtype(features))
         normed = self.in_norm(f)
-        out = self._predict(normed.reshape(b * s, k, d), coords.reshape(b * s, k, 6), mask.reshape(b * s, k), None)
-        st = out["set_token"].view(b, s, -1)
+        seqs = (normed.reshape(b * s, k, d), coords.reshape(b * s, k, 6), mask.reshape(b * s, k), None)
+        if self.config.pred_all_tokens:
+            x = self._tokens(*seqs)
+            refined = x[:, 1:].reshape(b * s * k, -1)
+        else:
+            # output sparsity: the last block and the prediction head see the SET and masked tokens only
+            if self.config.mask_mode == "fixed":
+                count = n_masked(k, self.config.mask_ratio)
+            else:
+                count = int(mask.sum(-1).max())
+            pos, real = masked_slots(mask.reshape(b * s, k), count)
+            queries = torch.cat([torch.zeros_like(pos[:, :1]), pos + 1], dim=1)
+            x = self._tokens(*seqs, queries=queries)
+            slots = x[:, 1:].reshape(b, s, count, -1).transpose(0, 1)  # set-major, as the losses pool them
+            refined = slots.reshape(s * b * count, -1)
+            if self.config.mask_mode != "fixed":
+                refined = refined[real.reshape(b, s, count).transpose(0, 1).reshape(-1)]
+        st = x[:, 0].reshape(b, s, -1)
         u1 = F.normalize(self.set_head_a(st[:, 0]).float(), dim=-1)
         u2 = F.normalize(self.set_head_b(st[:, 1]).float(), dim=-1)
         tgt_in = normed if self.config.target_norm == self.config.in_norm else self.target_norm(f)
         target = F.normalize(self.target_head(tgt_in).float(), dim=-1)
-        refined = out["refined"].reshape(b * s * k, -1)
+        pred = F.normalize(self.pred_head(refined).float(), dim=-1)
         if self.config.pred_all_tokens:
-            pred = F.normalize(self.pred_head(refined).float(), dim=-1).view(b, s, k, -1)
-        else:  # output sparsity: the prediction head only sees masked tokens
-            pred = F.normalize(self.pred_head(refined.index_select(0, masked_index)).float(), dim=-1)
+            pred = pred.view(b, s, k, -1)
         return {"u1": u1, "u2": u2, "target": target, "pred": pred}

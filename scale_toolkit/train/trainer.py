@@ -20,7 +20,7 @@ from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.plots import plot_curves
-from scale_toolkit.train.step import SSLForward, draw_views, make_loss_fn
+from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 
 Progress = Callable[[dict[str, Any]], None]
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
@@ -188,9 +188,10 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                 g["lr"] = lr
             idx = order[i * batch:(i + 1) * batch]
             sets, mask = draw_views(mcfg, batch, v, gen, device)
-            losses = loss_fn(idx, sets, mask, lo, hi, ws, amp)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
+            with fp32_matmul_precision(device, amp):
+                losses = loss_fn(idx, sets, mask, lo, hi, ws, amp)
+                opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()

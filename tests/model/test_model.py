@@ -85,10 +85,34 @@ def test_output_sparsity_prediction_head_sees_masked_tokens_only():
     f, c = torch.randn(5, 2, 4, 12), torch.rand(5, 2, 4, 6)
     mask = sample_mask(10, 4, 0.25, "fixed").view(5, 2, 4)
     idx = mask.reshape(-1).nonzero().squeeze(1)
-    emb = m.ssl_embeddings(f, c, mask, idx)
+    emb = m.ssl_embeddings(f, c, mask)
     assert seen == [int(mask.sum())] and emb["pred"].shape == (int(mask.sum()), 16)
     assert torch.allclose(emb["pred"].norm(dim=-1), torch.ones(len(idx)))
     assert emb["target"].shape == (5, 2, 4, 16) and emb["u1"].shape == (5, 16)
+
+
+@pytest.mark.parametrize("mode,layers", [("fixed", 2), ("bernoulli", 2), ("fixed", 0)])
+def test_sparse_last_block_equals_the_full_pass(mode, layers):
+    """Output sparsity reaches into the last block (only SET and masked tokens are computed there):
+    the embeddings and their gradients equal a full pass whose masked rows are picked afterwards."""
+    m = tiny(set_size=8, mask_mode=mode, layers=layers).train()
+    g = torch.Generator().manual_seed(1)
+    f, c = torch.randn(6, 2, 8, 12, generator=g), torch.rand(6, 2, 8, 6, generator=g)
+    mask = sample_mask(12, 8, 0.25, mode, g).view(6, 2, 8)
+    emb = m.ssl_embeddings(f, c, mask)
+    out = m(f.reshape(12, 8, 12), c.reshape(12, 8, 6), mask=mask.reshape(12, 8))
+    refined = out["refined"].view(6, 2, 8, -1)
+    rows = torch.cat([refined[:, s][mask[:, s]] for s in range(2)])  # set 1's masked clips, then set 2's
+    pred = torch.nn.functional.normalize(m.pred_head(rows), dim=-1)
+    u1 = torch.nn.functional.normalize(m.set_head_a(out["set_token"].view(6, 2, -1)[:, 0]), dim=-1)
+    assert emb["pred"].shape == pred.shape
+    assert torch.allclose(emb["pred"], pred, atol=1e-5) and torch.allclose(emb["u1"], u1, atol=1e-5)
+    grads = []
+    for loss in (emb["pred"].pow(3).sum() + emb["u1"].sum(), pred.pow(3).sum() + u1.sum()):
+        m.zero_grad()
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
 def test_masking_modes():

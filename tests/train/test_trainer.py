@@ -9,6 +9,7 @@ import torch
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model import ScaleConfig, load_model
 from scale_toolkit.train import TrainConfig, load_train_split, train
+from scale_toolkit.train.step import fp32_matmul_precision
 from scale_toolkit.train.trainer import lr_at, param_groups
 from tests.train.helpers import TINY_MODEL, make_train_store
 
@@ -113,3 +114,17 @@ def test_lr_schedule_and_no_decay_groups():
     nd = {names[id(p)] for p in no["params"]}
     assert {"msk_token", "set_token", "in_proj.bias", "blocks.0.norm1.weight"} <= nd
     assert all(p.ndim == 2 for p in decay["params"]) and no["weight_decay"] == 0.0
+
+
+def test_fp32_matmul_precision_only_inside_bf16_cpu_steps():
+    """The oneDNN route for the fp32 InfoNCE logits is scoped: set inside a bf16 CPU step, restored after."""
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    a, b = torch.randn(64, 32), torch.randn(128, 32)
+    with fp32_matmul_precision(torch.device("cpu"), torch.bfloat16):
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+        logits = a @ b.t()
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    with fp32_matmul_precision(torch.device("cpu"), None):  # fp32 runs keep IEEE fp32 matmuls
+        assert torch.backends.mkldnn.matmul.fp32_precision == before
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, (a.double() @ b.double().t()).float(), atol=0.1)  # at worst bf16 inputs, fp32 sums
