@@ -17,7 +17,8 @@ one toolkit step (torch.utils.flop_counter, cross-checked by a hand count of the
 method needs), giving the achieved fraction of matmul FLOP/s; the naive step's FLOPs too.
 The naive MCM logits are those of the masked predictions only (like the toolkit's); the
 prediction head on every token is the naive side's extra work. OMP_WAIT_POLICY defaults to
-PASSIVE (see below); the JSON records it and the 1-minute load average.
+PASSIVE (see below) and both sides keep freed host memory for reuse as `scale train` does
+(--malloc); the JSON records both and the 1-minute load average.
 
     python benchmarks/train_throughput.py                      # CPU, batch 512
     python benchmarks/train_throughput.py --device cuda --batch-size 2048 --precision bf16
@@ -34,6 +35,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -48,6 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scale_toolkit.model import ScaleConfig, ScaleModel
 from scale_toolkit.model.masking import n_masked
+from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.trainer import param_groups
 
@@ -177,11 +180,16 @@ def main():
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--compile", action="store_true", help="also measure the toolkit step under torch.compile (scale train --compile)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--malloc", default="reuse", choices=["reuse", "default"],
+                    help="reuse: both sides keep freed host memory for reuse, as `scale train` does "
+                         "(scale_toolkit.train.host_memory); default: glibc's thresholds for both")
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
+    memory = contextlib.ExitStack()  # held until the process ends
+    reuse = memory.enter_context(reuse_freed_memory(dev)) if a.malloc == "reuse" else False
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     feats_np = rng.standard_normal((a.videos, a.clips, a.dim)).astype(np.float16)
@@ -189,7 +197,7 @@ def main():
     coords_np = np.concatenate([lo, lo + 0.5], -1).astype(np.float32)
     cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
     res = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1m": round(os.getloadavg()[0], 2),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "malloc_reuse": reuse, "load_avg_1m": round(os.getloadavg()[0], 2),
            "torch": torch.__version__, "batch_size": a.batch_size, "dim": a.dim, "clips": a.clips,
            "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
     if dev.type == "cuda":

@@ -19,6 +19,7 @@ from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
+from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import plot_curves
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 
@@ -173,51 +174,52 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     last: dict[str, Any] = {}
     t_start = time.perf_counter()
     rates = []
-    for epoch in range(start_epoch, config.epochs):
-        es = _epoch_seed(config.seed, epoch)
-        gen.manual_seed(es)
-        torch.manual_seed(es ^ 0x5EED)  # dropout
-        order = torch.randperm(n, generator=gen, device=device)
-        acc = torch.zeros(len(METRIC_KEYS), device=device)
-        t0 = time.perf_counter()
-        lr = config.lr
-        for i in range(spe):
-            step = epoch * spe + i
-            lr = lr_at(step, total, warm, config.lr, config.min_lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            idx = order[i * batch:(i + 1) * batch]
-            sets, mask = draw_views(mcfg, batch, v, gen, device)
-            with fp32_matmul_precision(device, amp):
-                losses = loss_fn(idx, sets, mask, lo, hi, ws, amp)
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            acc += torch.stack([losses[k].detach().float() for k in METRIC_KEYS])
-            emit({"event": "step", "epoch": epoch + 1, "step": step + 1, "total_steps": total, "samples": batch})
-        vals = (acc / spe).tolist()  # one host sync per epoch
-        dt = time.perf_counter() - t0
-        rate = spe * batch / dt
-        rates.append(rate)
-        last = {"epoch": epoch + 1, "step": (epoch + 1) * spe, **dict(zip(METRIC_KEYS, vals)), "lr": lr,
-                "samples_per_s": rate, "epoch_time_s": dt}
-        if info.is_main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(last) + "\n")
-            done = epoch + 1 == config.epochs
-            snapshot = config.save_every > 0 and (epoch + 1) % config.save_every == 0
-            if done or snapshot or (epoch + 1) % max(1, config.last_every) == 0:
-                ck = {"format": "scale-checkpoint", "version": 1, "epoch": epoch + 1, "model_config": mcfg.to_dict(),
-                      "train_config": resolved.to_dict(), "state_dict": model.state_dict(),
-                      "optimizer": opt.state_dict(), "meta": run_meta}
-                atomic_save(ck, ckpt_path)
-                if snapshot:
-                    atomic_save(ck, out / f"checkpoint_epoch{epoch + 1:04d}.pt")
-            if done or snapshot:
-                plot_curves(metrics_path, out / "curves.png")
-        emit({"event": "epoch", **last})
+    with reuse_freed_memory(device):  # each step reuses the last one's pages (host_memory.py)
+        for epoch in range(start_epoch, config.epochs):
+            es = _epoch_seed(config.seed, epoch)
+            gen.manual_seed(es)
+            torch.manual_seed(es ^ 0x5EED)  # dropout
+            order = torch.randperm(n, generator=gen, device=device)
+            acc = torch.zeros(len(METRIC_KEYS), device=device)
+            t0 = time.perf_counter()
+            lr = config.lr
+            for i in range(spe):
+                step = epoch * spe + i
+                lr = lr_at(step, total, warm, config.lr, config.min_lr)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                idx = order[i * batch:(i + 1) * batch]
+                sets, mask = draw_views(mcfg, batch, v, gen, device)
+                with fp32_matmul_precision(device, amp):
+                    losses = loss_fn(idx, sets, mask, lo, hi, ws, amp)
+                    opt.zero_grad(set_to_none=True)
+                    losses["loss"].backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                acc += torch.stack([losses[k].detach().float() for k in METRIC_KEYS])
+                emit({"event": "step", "epoch": epoch + 1, "step": step + 1, "total_steps": total, "samples": batch})
+            vals = (acc / spe).tolist()  # one host sync per epoch
+            dt = time.perf_counter() - t0
+            rate = spe * batch / dt
+            rates.append(rate)
+            last = {"epoch": epoch + 1, "step": (epoch + 1) * spe, **dict(zip(METRIC_KEYS, vals)), "lr": lr,
+                    "samples_per_s": rate, "epoch_time_s": dt}
+            if info.is_main:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(last) + "\n")
+                done = epoch + 1 == config.epochs
+                snapshot = config.save_every > 0 and (epoch + 1) % config.save_every == 0
+                if done or snapshot or (epoch + 1) % max(1, config.last_every) == 0:
+                    ck = {"format": "scale-checkpoint", "version": 1, "epoch": epoch + 1, "model_config": mcfg.to_dict(),
+                          "train_config": resolved.to_dict(), "state_dict": model.state_dict(),
+                          "optimizer": opt.state_dict(), "meta": run_meta}
+                    atomic_save(ck, ckpt_path)
+                    if snapshot:
+                        atomic_save(ck, out / f"checkpoint_epoch{epoch + 1:04d}.pt")
+                if done or snapshot:
+                    plot_curves(metrics_path, out / "curves.png")
+            emit({"event": "epoch", **last})
     summary: dict[str, Any] = {"run_dir": str(out), "epochs": config.epochs, "resumed_from_epoch": start_epoch or None,
                                "steps": total, "batch_size": batch, "world_size": ws, "device": str(device),
                                "time_s": time.perf_counter() - t_start,
