@@ -20,15 +20,18 @@ _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536  # glibc's defaul
 _KEEP_TRIM_THRESHOLD = 2**31 - 1                             # largest int: never trim
 
 
-def _mallopt() -> Optional[Callable[[int, int], int]]:
+def _libc_malloc() -> Optional[tuple[Callable[[int, int], int], Callable[[int], int]]]:
+    """glibc's mallopt and malloc_trim, from the C library this process already runs on."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+        libc = ctypes.CDLL(None)
+        mallopt, trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
         return None
-    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return fn
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return mallopt, trim
 
 
 @contextmanager
@@ -36,13 +39,19 @@ def reuse_freed_memory(device: torch.device) -> Iterator[bool]:
     """Within the block, large CPU allocations come from the heap and freed memory stays there.
 
     Yields whether the setting took effect (False off Linux/glibc or on a GPU device, where it
-    is left alone). On leaving, glibc's default thresholds are set again.
+    is left alone). On leaving, glibc's default thresholds are set again and the kept memory is
+    handed back to the system.
     """
-    mallopt = _mallopt() if device.type == "cpu" else None
-    active = bool(mallopt and mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM_THRESHOLD))
+    libc = _libc_malloc() if device.type == "cpu" else None
+    active = False
+    if libc:
+        mallopt, _ = libc
+        active = bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM_THRESHOLD))
     try:
         yield active
     finally:
-        if mallopt:
+        if libc:
+            mallopt, trim = libc
             mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+            trim(0)
