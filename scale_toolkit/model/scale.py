@@ -145,7 +145,8 @@ class ScaleModel(nn.Module):
 
         Args:
             features: [B, 2, K, D] clips of the two disjoint sets; coords: [B, 2, K, 6].
-            mask: bool [B, 2, K] (True = masked).
+            mask: bool [B, 2, K] (True = masked); in ``fixed`` mode exactly
+                ``n_masked(K, mask_ratio)`` per set, as ``sample_mask`` draws (no host sync).
         Returns:
             "u1", "u2": [B, d] normalised projected SET tokens of set 1 / set 2;
             "target": [B, 2, K, d] normalised projected original features (theta_B);
