@@ -154,8 +154,8 @@ def analytic_step_flops(cfg: ScaleConfig, b: int) -> int:
         total += (cfg.layers - 1) * blk(ln) + blk(1 + n_masked(k, cfg.mask_ratio))
     total += head(t, d, cfg.head_hidden, cfg.head_layers, igrad=False)   # target head, all clips
     total += head(2 * m, h, ph, pl) + 2 * head(b, h, ph, pl)             # prediction (masked), SET heads
-    total += 2 * 3 * (2 * m * (b * k) * p + 2 * m * m * p)                # MCM logits per set, both directions
-    total += 3 * 2 * (2 * b * b * p)                                     # SET logits, both directions
+    total += 2 * 3 * (2 * m * (b * k) * p)   # MCM logits per set (the reverse direction reuses them)
+    total += 3 * (2 * b * b * p)             # SET logits (both directions share them)
     return total
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from scale_toolkit.model.losses.infonce import infonce_rows
+from scale_toolkit.model.losses.infonce import infonce_logits, infonce_rows, rows_loss
 
 
 def mcm_terms(pred: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor, tau: float,
@@ -32,12 +32,14 @@ def mcm_terms(pred: torch.Tensor, target: torch.Tensor, target_index: torch.Tens
     Returns:
         ([M] float32 loss per masked clip, [M] bool: target ranked first among the pool).
     """
-    loss, correct = infonce_rows(pred, target, target_index, tau)
+    logits = infonce_logits(pred, target, tau)
+    loss, correct = rows_loss(logits, target_index)
     if symmetric:
-        if pred_pool is None:
-            pred_pool = pred
-            pred_pool_index = torch.arange(pred.shape[0], device=pred.device)
-        rev, _ = infonce_rows(target[target_index], pred_pool, pred_pool_index, tau, with_correct=False)
+        if pred_pool is None:  # b_i . a_j are the masked targets' columns of the same products
+            rev_logits = logits.index_select(1, target_index).t()
+            rev, _ = rows_loss(rev_logits, torch.arange(pred.shape[0], device=pred.device), with_correct=False)
+        else:
+            rev, _ = infonce_rows(target[target_index], pred_pool, pred_pool_index, tau, with_correct=False)
         loss = loss + rev
         if sym_reduction == "mean":
             loss = loss / 2
