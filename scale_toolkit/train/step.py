@@ -107,9 +107,11 @@ def fp32_matmul_precision(device: torch.device, autocast_dtype: torch.dtype | No
     if device.type != "cpu" or autocast_dtype != torch.bfloat16:
         yield
         return
-    before = torch.backends.mkldnn.matmul.fp32_precision
-    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    # the process-wide setting ("medium" = oneDNN bf16 on CPU): torch refuses to read it back
+    # (torch.compile does) once the per-backend API has set a different value
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
     try:
         yield
     finally:
-        torch.backends.mkldnn.matmul.fp32_precision = before
+        torch.set_float32_matmul_precision(before)

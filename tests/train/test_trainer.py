@@ -118,13 +118,15 @@ def test_lr_schedule_and_no_decay_groups():
 
 def test_fp32_matmul_precision_only_inside_bf16_cpu_steps():
     """The oneDNN route for the fp32 InfoNCE logits is scoped: set inside a bf16 CPU step, restored after."""
-    before = torch.backends.mkldnn.matmul.fp32_precision
+    before = torch.get_float32_matmul_precision()
     a, b = torch.randn(64, 32), torch.randn(128, 32)
     with fp32_matmul_precision(torch.device("cpu"), torch.bfloat16):
         assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+        assert torch.get_float32_matmul_precision() == "medium"  # readable: torch.compile reads it
         logits = a @ b.t()
-    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    assert torch.get_float32_matmul_precision() == before
+    assert torch.backends.mkldnn.matmul.fp32_precision != "bf16"
     with fp32_matmul_precision(torch.device("cpu"), None):  # fp32 runs keep IEEE fp32 matmuls
-        assert torch.backends.mkldnn.matmul.fp32_precision == before
+        assert torch.get_float32_matmul_precision() == before
     assert logits.dtype == torch.float32
     assert torch.allclose(logits, (a.double() @ b.double().t()).float(), atol=0.1)  # at worst bf16 inputs, fp32 sums
