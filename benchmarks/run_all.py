@@ -23,7 +23,7 @@ QUICK = [
 FULL = [
     ["extract_overhead.py", "--backbone", "videomae-b", "--videos", "2", "--batch-size", "15"],
     ["backbones.py", "--clips", "1", "--batch-size", "1", "--repeats", "1"],
-    ["train_throughput.py", "--steps", "6", "--warmup-steps", "1"],
+    ["train_throughput.py", "--steps", "8", "--warmup-steps", "2", "--compile"],
     ["probe.py"],
     ["retrieval.py"],
 ]

@@ -16,11 +16,17 @@ Also measured in the same run: a plain bf16 (CUDA: bf16) matmul, and the FLOP co
 one toolkit step (torch.utils.flop_counter, cross-checked by a hand count of the matmuls the
 method needs), giving the achieved fraction of matmul FLOP/s; the naive step's FLOPs too.
 The naive MCM logits are those of the masked predictions only (like the toolkit's); the
-prediction head on every token is the naive side's extra work. OMP_WAIT_POLICY defaults to
-PASSIVE (see below) and both sides keep freed host memory for reuse as `scale train` does
-(--malloc); the JSON records both and the 1-minute load average.
+prediction head on every token is the naive side's extra work.
+
+Each side runs in its own spawned process, idle between its steps; the parent sends one step
+request per side per round and times the matmuls itself, so the rounds interleave all sides.
+OMP_WAIT_POLICY defaults to PASSIVE for every process (see below). --malloc sets which sides
+keep freed host memory for reuse: both (default), as-shipped (the toolkit sides, as `scale
+train` does, against a naive side with glibc's defaults, as plain code has) or none. The JSON
+records both settings and the 1-minute load average.
 
     python benchmarks/train_throughput.py                      # CPU, batch 512
+    python benchmarks/train_throughput.py --malloc as-shipped  # each side as a user would run it
     python benchmarks/train_throughput.py --device cuda --batch-size 2048 --precision bf16
 """
 from __future__ import annotations
@@ -38,6 +44,7 @@ import argparse
 import contextlib
 import json
 import math
+import multiprocessing as mp
 import platform
 import random
 import time
@@ -159,10 +166,88 @@ def analytic_step_flops(cfg: ScaleConfig, b: int) -> int:
     return total
 
 
-# ----------------------------------------------------------------------------- timing helpers
+# ----------------------------------------------------------------------------- sides, one process each
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+def synthetic_store(a):
+    """The same random float16 store in every process (seeded)."""
+    rng = np.random.default_rng(0)
+    feats_np = rng.standard_normal((a.videos, a.clips, a.dim)).astype(np.float16)
+    lo = rng.random((a.videos, a.clips, 3)) * 0.5
+    return feats_np, np.concatenate([lo, lo + 0.5], -1).astype(np.float32)
+
+
+def build_side(name: str, a, dev: torch.device):
+    """(step function, FLOPs of one step) of the side ``name``: toolkit, toolkit_compiled or naive."""
+    feats_np, coords_np = synthetic_store(a)
+    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    b = a.batch_size
+    torch.manual_seed(0)
+    if name == "naive":
+        random.seed(0); np.random.seed(0)
+        naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
+        nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
+        k = cfg.set_size
+        nm = n_masked(k, cfg.mask_ratio)
+
+        def step():
+            f, c, m = naive_batch(feats_np, coords_np, b, k, nm)
+            loss = naive.loss(f.to(dev), c.to(dev), m.to(dev))
+            nopt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(naive.parameters(), 1.0)
+            nopt.step()
+    else:
+        feats = torch.from_numpy(feats_np).to(dev)
+        coords = torch.from_numpy(coords_np).to(dev)
+        amp = torch.bfloat16 if a.precision == "bf16" else None
+        model = ScaleModel(cfg).to(dev)
+        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
+        loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=name == "toolkit_compiled")
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(0)
+
+        def step():
+            idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
+            sets, mask = draw_views(cfg, b, a.clips, gen, dev)
+            with fp32_matmul_precision(dev, amp):
+                out = loss_fn(idx, sets, mask, 0, b, 1, amp)
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+    with FlopCounterMode(display=False) as fc:  # also the first (compiling) step
+        step()
+    return step, fc.get_total_flops()
+
+
+def reuses_memory(name: str, policy: str) -> bool:
+    return policy == "both" or (policy == "as-shipped" and name.startswith("toolkit"))
+
+
+def side_worker(name: str, a, conn) -> None:
+    """A side in its own process: built with its allocator policy, then one timed step per request."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    with contextlib.ExitStack() as stack:
+        reuse = stack.enter_context(reuse_freed_memory(dev)) if reuses_memory(name, a.malloc) else False
+        t = time.perf_counter()
+        step, flops = build_side(name, a, dev)
+        sync(dev)
+        conn.send({"flops": flops, "build_s": time.perf_counter() - t, "malloc_reuse": reuse})
+        while conn.recv() == "step":
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            sync(dev)
+            t = time.perf_counter()
+            step()
+            sync(dev)
+            peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
+            conn.send((time.perf_counter() - t, peak))
 
 
 def main():
@@ -180,148 +265,106 @@ def main():
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--compile", action="store_true", help="also measure the toolkit step under torch.compile (scale train --compile)")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--malloc", default="reuse", choices=["reuse", "default"],
-                    help="reuse: both sides keep freed host memory for reuse, as `scale train` does "
-                         "(scale_toolkit.train.host_memory); default: glibc's thresholds for both")
+    ap.add_argument("--malloc", default="both", choices=["both", "as-shipped", "none"],
+                    help="which sides keep freed host memory for reuse (scale_toolkit.train.host_memory): "
+                         "both; as-shipped (the toolkit sides, as `scale train` does; the naive side "
+                         "keeps glibc's defaults, as plain code does); none")
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
-    memory = contextlib.ExitStack()  # held until the process ends
-    reuse = memory.enter_context(reuse_freed_memory(dev)) if a.malloc == "reuse" else False
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    feats_np = rng.standard_normal((a.videos, a.clips, a.dim)).astype(np.float16)
-    lo = rng.random((a.videos, a.clips, 3)) * 0.5
-    coords_np = np.concatenate([lo, lo + 0.5], -1).astype(np.float32)
     cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    b = a.batch_size
     res = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "malloc_reuse": reuse, "load_avg_1m": round(os.getloadavg()[0], 2),
-           "torch": torch.__version__, "batch_size": a.batch_size, "dim": a.dim, "clips": a.clips,
-           "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "malloc": a.malloc,
+           "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__, "batch_size": b, "dim": a.dim,
+           "clips": a.clips, "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
     if dev.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(dev)
 
-    # ---- toolkit (eager, and compiled with --compile: separate models with the same initial weights)
-    feats = torch.from_numpy(feats_np).to(dev)
-    coords = torch.from_numpy(coords_np).to(dev)
-    amp = torch.bfloat16 if a.precision == "bf16" else None
-    b = a.batch_size
+    # Each side runs in its own process (spawned, idle between its steps), so each keeps its own
+    # allocator state and policy; they are built one after another (compile time is not shared).
+    names = ["toolkit"] + (["toolkit_compiled"] if a.compile else []) + ([] if a.skip_naive else ["naive"])
+    ctx = mp.get_context("spawn")
+    conns, procs, info = {}, [], {}
+    try:
+        for name in names:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=side_worker, args=(name, a, child), daemon=True)
+            proc.start()
+            procs.append(proc)
+            conns[name] = parent
+            info[name] = parent.recv()
 
-    def toolkit_side(compile: bool):
-        torch.manual_seed(0)
-        model = ScaleModel(cfg).to(dev)
-        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
-        loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=compile)
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(0)
+        def remote(name):
+            def run():
+                conns[name].send("step")
+                return conns[name].recv()
+            return run
 
-        def step():
-            idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
-            sets, mask = draw_views(cfg, b, a.clips, gen, dev)
-            with fp32_matmul_precision(dev, amp):
-                out = loss_fn(idx, sets, mask, 0, b, 1, amp)
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        return step
+        n = 2048 if dev.type == "cpu" else 8192
+        mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))
+                for dt in (torch.bfloat16, torch.float32)}
 
-    toolkit_step = toolkit_side(False)
-    compiled_step = None
-    if a.compile:
-        compiled_step = toolkit_side(True)
-        t = time.perf_counter()
-        compiled_step()
-        sync(dev)
-        res["compile_s"] = time.perf_counter() - t
+        def local(x, y):
+            def run():
+                sync(dev)
+                t = time.perf_counter()
+                x @ y
+                sync(dev)
+                return time.perf_counter() - t, None
+            return run
 
-    naive_step = None
-    if not a.skip_naive:
-        random.seed(0); np.random.seed(0)
-        naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
-        nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
-        k = cfg.set_size
-        nm = n_masked(k, cfg.mask_ratio)
+        sides = [(name, remote(name)) for name in names]
+        sides += [("mm_bf16", local(*mats[torch.bfloat16])), ("mm_fp32", local(*mats[torch.float32]))]
+        for _ in range(a.warmup_steps):
+            for _, run in sides:
+                run()
+        # Interleaved round by round so that load from other processes on a shared machine hits
+        # every side alike.
+        times = {name: [] for name, _ in sides}
+        mem = {}
+        for _ in range(a.steps):
+            for name, run in sides:
+                dt, peak = run()
+                times[name].append(dt)
+                if peak is not None:
+                    mem[name] = max(mem.get(name, 0.0), peak)
+    finally:
+        for conn in conns.values():
+            conn.send("stop")
+        for proc in procs:
+            proc.join(timeout=30)
 
-        def naive_step():
-            f, c, m = naive_batch(feats_np, coords_np, b, k, nm)
-            loss = naive.loss(f.to(dev), c.to(dev), m.to(dev))
-            nopt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(naive.parameters(), 1.0)
-            nopt.step()
-
-    # FLOPs of one toolkit step (forward + backward + optimizer)
-    with FlopCounterMode(display=False) as fc:
-        toolkit_step()
-    flops = fc.get_total_flops()
-    naive_flops = None
-    if naive_step:
-        with FlopCounterMode(display=False) as fcn:
-            naive_step()
-        naive_flops = fcn.get_total_flops()
-    n = 2048 if dev.type == "cpu" else 8192
-    mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))
-            for dt in (torch.bfloat16, torch.float32)}
-    # Interleave the measurements (toolkit step, naive step, matmuls) round by round so that
-    # load from other processes on a shared machine hits both sides alike.
-    for _ in range(a.warmup_steps):
-        toolkit_step()
-        if compiled_step:
-            compiled_step()
-        if naive_step:
-            naive_step()
-    times = {"toolkit": [], "toolkit_compiled": [], "naive": [], "mm_bf16": [], "mm_fp32": []}
-    mem = {}
-    for r in range(a.steps):
-        for name, fn in (("toolkit", toolkit_step), ("toolkit_compiled", compiled_step), ("naive", naive_step),
-                         ("mm_bf16", lambda: mats[torch.bfloat16][0] @ mats[torch.bfloat16][1]),
-                         ("mm_fp32", lambda: mats[torch.float32][0] @ mats[torch.float32][1])):
-            if fn is None:
-                continue
-            if dev.type == "cuda" and not name.startswith("mm_"):
-                torch.cuda.reset_peak_memory_stats(dev)
-            sync(dev)
-            t = time.perf_counter()
-            fn()
-            sync(dev)
-            times[name].append(time.perf_counter() - t)
-            if dev.type == "cuda" and not name.startswith("mm_"):
-                mem[name] = max(mem.get(name, 0.0), torch.cuda.max_memory_allocated(dev) / 2**30)
-    best = {k: min(v) for k, v in times.items() if v}
-    med = {k: float(np.median(v)) for k, v in times.items() if v}
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: float(np.median(v)) for k, v in times.items()}
     mm_flops = 2 * n ** 3
+    flops = info["toolkit"]["flops"]
+    res["malloc_reuse"] = {name: info[name]["malloc_reuse"] for name in names}
     res["rounds"] = a.steps
-    res["toolkit_step_s"] = {"best": best["toolkit"], "median": med["toolkit"]}
-    res["toolkit_samples_per_s"] = {"best": b / best["toolkit"], "median": b / med["toolkit"]}
     res["toolkit_gflop_per_step"] = flops / 1e9
     res["toolkit_gflop_per_step_analytic"] = analytic_step_flops(cfg, b) / 1e9
-    res["toolkit_gflops"] = {"best": flops / best["toolkit"] / 1e9, "median": flops / med["toolkit"] / 1e9}
     res["bf16_matmul_gflops"] = {"best": mm_flops / best["mm_bf16"] / 1e9, "median": mm_flops / med["mm_bf16"] / 1e9}
     res["fp32_matmul_gflops"] = {"best": mm_flops / best["mm_fp32"] / 1e9, "median": mm_flops / med["mm_fp32"] / 1e9}
-    res["toolkit_fraction_of_bf16_matmul"] = {"best": best["mm_bf16"] * flops / mm_flops / best["toolkit"],
-                                              "median": med["mm_bf16"] * flops / mm_flops / med["toolkit"]}
-    if compiled_step:
-        res["toolkit_compiled_step_s"] = {"best": best["toolkit_compiled"], "median": med["toolkit_compiled"]}
-        res["toolkit_compiled_samples_per_s"] = {"best": b / best["toolkit_compiled"], "median": b / med["toolkit_compiled"]}
-        res["toolkit_compiled_fraction_of_bf16_matmul"] = {
-            "best": best["mm_bf16"] * flops / mm_flops / best["toolkit_compiled"],
-            "median": med["mm_bf16"] * flops / mm_flops / med["toolkit_compiled"]}
+    if "toolkit_compiled" in info:
+        res["compile_s"] = info["toolkit_compiled"]["build_s"]
+    for name in names:
+        side_flops = info[name]["flops"]
+        res[f"{name}_step_s"] = {"best": best[name], "median": med[name]}
+        res[f"{name}_samples_per_s"] = {"best": b / best[name], "median": b / med[name]}
+        res[f"{name}_gflops"] = {"best": side_flops / best[name] / 1e9, "median": side_flops / med[name] / 1e9}
+        if name != "naive":
+            res[f"{name}_fraction_of_bf16_matmul"] = {"best": best["mm_bf16"] * flops / mm_flops / best[name],
+                                                      "median": med["mm_bf16"] * flops / mm_flops / med[name]}
+            if "naive" in names:
+                ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times[name])]
+                res[f"speedup_{name}_over_naive"] = {"best": best["naive"] / best[name],
+                                                     "median_of_rounds": float(np.median(ratios))}
+    if "naive" in names:
+        res["naive_gflop_per_step"] = info["naive"]["flops"] / 1e9
     if mem:
         res["peak_mem_gib"] = mem
-    if naive_step:
-        res["naive_step_s"] = {"best": best["naive"], "median": med["naive"]}
-        res["naive_samples_per_s"] = {"best": b / best["naive"], "median": b / med["naive"]}
-        res["naive_gflop_per_step"] = naive_flops / 1e9
-        res["naive_gflops"] = {"best": naive_flops / best["naive"] / 1e9, "median": naive_flops / med["naive"] / 1e9}
-        ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit"])]
-        res["speedup_toolkit_over_naive"] = {"best": best["naive"] / best["toolkit"], "median_of_rounds": float(np.median(ratios))}
-        if compiled_step:
-            ratios_c = [n_ / t_ for n_, t_ in zip(times["naive"], times["toolkit_compiled"])]
-            res["speedup_toolkit_compiled_over_naive"] = {"best": best["naive"] / best["toolkit_compiled"],
-                                                          "median_of_rounds": float(np.median(ratios_c))}
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:
