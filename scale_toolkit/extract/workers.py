@@ -37,6 +37,12 @@ def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _spawn_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """Decode workers in fresh interpreters (spawn: no forked torch/OpenMP state) that exit with us."""
+    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                  initargs=(os.getpid(),))
+
+
 def _ready() -> None:
     time.sleep(0.05)  # long enough that each warm-up task lands on its own new worker
 
@@ -62,8 +68,7 @@ class DecodePool:
 
     def start(self) -> "DecodePool":
         if self.workers > 0 and self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                                initargs=(os.getpid(),))
+            self._pool = _spawn_pool(self.workers)
             self._warming = [self._pool.submit(_ready) for _ in range(self.workers)]
         return self
 
@@ -138,7 +143,7 @@ class DecodePool:
 
     def _isolate(self, task: Task, recipe: ViewRecipe) -> dict:
         """Re-run one video alone to tell whether it is the one that crashed the pool."""
-        solo = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),))
+        solo = _spawn_pool(1)
         try:
             return solo.submit(self.prepare, task[1], task[2], recipe).result(timeout=self.timeout_s)
         except cf.process.BrokenProcessPool:
