@@ -42,6 +42,8 @@ def progress_bar(label: str) -> Progress:
         TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
     )
+
+
 _state = {"debug": False}
 
 

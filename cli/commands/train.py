@@ -56,7 +56,7 @@ def train_cmd(
     save_every: int = typer.Option(50, "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default)."),
-    compile_step: bool = typer.Option(False, "--compile", help="torch.compile the training step: about a minute of compiling, then a few % (up to 15 % measured) faster CPU steps (single process; for long runs)."),
+    compile_step: bool = typer.Option(False, "--compile", help="torch.compile the training step: up to a minute of compiling, then CPU steps measured -3 to +12 % faster (single process; for long runs)."),
     mask_ratio: Optional[float] = typer.Option(None, "--mask-ratio", help="Fraction of each clip set that is masked [default: 0.25]."),
     mask_mode: Optional[str] = typer.Option(None, "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 always [default: fixed; --official: bernoulli]."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),

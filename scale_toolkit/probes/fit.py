@@ -175,13 +175,13 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     return list(heads)
 
 
-
 def _update(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
     """One optimisation step and one scheduler step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     sched.step()
+
 
 @torch.no_grad()
 def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512) -> np.ndarray:

@@ -144,7 +144,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
             for stale in out.glob(".checkpoint_*.pt.*.tmp"):  # a write killed before its rename
                 stale.unlink(missing_ok=True)
         if info.is_main and metrics_path.exists():
-            keep = [ln for ln in metrics_path.read_text().splitlines() if _epoch_of(ln) is not None and _epoch_of(ln) <= start_epoch]
+            keep = [ln for ln in metrics_path.read_text().splitlines() if (e := _epoch_of(ln)) is not None and e <= start_epoch]
             write_text(metrics_path, "".join(ln + "\n" for ln in keep))
     elif info.is_main and metrics_path.exists():
         metrics_path.unlink()
