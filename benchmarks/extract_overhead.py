@@ -26,7 +26,7 @@ from scale_toolkit.backbones import load_backbone
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.backbones.inference import embed_clips
-from scale_toolkit.extract.pipeline import resolve_precision
+from scale_toolkit.precision import resolve_precision
 from scale_toolkit.extract.prepare import ViewRecipe, prepare_video
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         csv = make_synthetic_dataset(work / "videos", SyntheticSpec(videos_per_class=per_class, frames=96, height=240, width=320))
         loaded = load_backbone(args.backbone, random_init=args.backbone != "tiny")
         module = loaded.module.to(args.device)
-        precision = resolve_precision(args.precision, args.device)
+        precision = resolve_precision(args.precision, args.device).value
         recipe = ViewRecipe.for_backbone(args.view, loaded.spec)
         paths = sorted((work / "videos").rglob("*.mp4"))[: args.videos]
         clips = [prepare_video(p, p.name, recipe)["clips"] for p in paths]  # decoded beforehand, not timed

@@ -44,6 +44,11 @@ def progress_bar(label: str) -> Progress:
     )
 
 
+# --precision of every command that computes (extract, train): what `auto` does, in one place
+PRECISION_HELP = ("auto (default): bf16 where the machine computes it natively (CUDA with bf16; CPUs with "
+                  "AVX-512 BF16 or AMX), fp32 elsewhere (e.g. AVX2-only CPUs, where bf16 runs ~30x slower); "
+                  "bf16 or fp32 to force one. The choice and its reason are printed and recorded.")
+
 _state = {"debug": False}
 
 

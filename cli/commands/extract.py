@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from ..app import CONFIG_OPTION, app, out, progress_bar
+from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
 
 
 class _ExtractProgress:
@@ -19,6 +20,7 @@ class _ExtractProgress:
 
     def __call__(self, event: dict) -> None:
         if event["event"] == "start":
+            console.print(f"precision: {escape(event['precision'])}")
             self.bar.start()
             self.task = self.bar.add_task("extract", total=event["total"], info="")
             return
@@ -46,7 +48,7 @@ def extract_cmd(
     view: str = typer.Option("eval15", "--view", help="train16 (16 augmented clips, for SSL training) or eval15 (5x3 clips, for probes/retrieval)."),
     out_store: Path = typer.Option(..., "--out", help="The feature store to write (STORE.zarr); rerunning continues where it stopped."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Clips per backbone forward pass."),
     workers: int = typer.Option(-1, "--workers", help="Decode worker processes (-1: from the core count; 0: decode in this process)."),
     threads: int = typer.Option(0, "--threads", help="Torch threads for the backbone (0: torch's default)."),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..app import CONFIG_OPTION, app, out, progress_bar
+from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
 
 
 class _TrainProgress:
@@ -24,6 +24,7 @@ class _TrainProgress:
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         if kind == "start":
+            console.print(f"precision: {event['precision']}")
             self.epochs = event["epochs"]
             self.bar.start()
             done = event["start_epoch"] * event["steps_per_epoch"]
@@ -52,7 +53,7 @@ def train_cmd(
     warmup: float = typer.Option(10.0, "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, batches, clip sets and masks."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast) or fp32."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     save_every: int = typer.Option(50, "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default)."),

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import ScaleError
 
-PRECISIONS = ("fp32", "bf16")
+COMPUTE_DTYPES = ("fp32", "bf16")  # resolved precisions (scale_toolkit.precision turns "auto" into one)
 # bf16 autocast vs fp32: relative L2 error of the clip feature; measured 0.002-0.005 on random-weight ViT,
 # TimeSformer, Slow-R50 and per-frame models (cosine > 0.9999), so 0.02 leaves a 4x margin. It is
 # ||f_bf16 - f_fp32|| / ||f_fp32||, checked by tests/backbones/test_backbone_registry.py.
@@ -16,8 +16,8 @@ BF16_RELATIVE_TOLERANCE = 0.02
 
 
 def autocast_context(device: torch.device, precision: str):
-    if precision not in PRECISIONS:
-        raise ScaleError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    if precision not in COMPUTE_DTYPES:
+        raise ScaleError(f"unknown precision '{precision}'; choose one of {', '.join(COMPUTE_DTYPES)}")
     if precision == "fp32":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

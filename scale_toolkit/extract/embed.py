@@ -9,7 +9,7 @@ import torch
 from ..backbones import load_backbone
 from ..errors import ScaleError
 from ..backbones.inference import embed_clips
-from .pipeline import resolve_precision
+from ..precision import resolve_precision
 from .prepare import ViewRecipe, prepare_video
 
 
@@ -42,5 +42,5 @@ def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tup
     if "error" in result:
         raise ScaleError(f"cannot decode {path}: {result['error']}")
     precision = resolve_precision(store_attrs.get("precision", "auto"), device)
-    feats = embed_clips(loaded.module.to(device), torch.from_numpy(result["clips"]), 64, precision).numpy()
+    feats = embed_clips(loaded.module.to(device), torch.from_numpy(result["clips"]), 64, precision.value).numpy()
     return feats.astype(np.float32), result["coords"]

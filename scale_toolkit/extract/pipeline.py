@@ -24,12 +24,12 @@ from ..backbones.inference import embed_clips
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
+from ..precision import Precision, check_precision, resolve_precision
 from ..store import DONE, FAILED, PENDING, FeatureStore
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
 
 DECODERS = ("auto", "decord", "pyav")
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class ExtractConfig:
     splits: Path | None = None
     csv: Path | None = None
     device: str = "cpu"
-    precision: str = "auto"
+    precision: str = "auto"  # auto | bf16 | fp32 (scale_toolkit.precision)
     batch_size: int = 32  # clips per backbone forward
     workers: int = -1  # -1: pick from the core count; 0: decode in-process
     threads: int = 0  # torch intra-op threads for the backbone; 0 = torch's default
@@ -72,6 +72,7 @@ class ExtractSummary:
     missing: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     shard: str = "0/1"
+    precision: str = ""  # the resolved precision and why, e.g. "fp32 (CPU capability AVX2: no native bf16)"
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -89,16 +90,6 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     return 0, 1
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """`auto`: bf16 on CUDA, fp32 on CPU (bf16 on CPUs without AMX is usually slower than fp32;
-    ask for it with --precision bf16)."""
-    if precision not in PRECISIONS:
-        raise ScaleError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if device.startswith("cuda") else "fp32"
-    return precision
-
-
 def _validate(cfg: ExtractConfig) -> None:
     if cfg.view not in VIEWS:
         raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
@@ -112,14 +103,18 @@ def _validate(cfg: ExtractConfig) -> None:
         raise ScaleError("--timeout must be positive")
     if cfg.threads < 0:
         raise ScaleError(f"--threads must be 0 (torch's default) or positive, got {cfg.threads}")
+    check_precision(cfg.precision)
     if cfg.workers < -1:
         raise ScaleError(f"--workers must be -1 (from the core count), 0 (in this process) or positive, got {cfg.workers}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ScaleError(f"--device {cfg.device} asked for, but no CUDA device is available; use --device cpu")
 
 
-def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest) -> dict:
-    """What the store remembers about how it was made (also what `scale retrieve --query` reuses)."""
+def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest, precision: Precision) -> dict:
+    """What the store remembers about how it was made (also what `scale retrieve --query` reuses).
+
+    ``precision`` is what the requested ``cfg.precision`` resolved to on the creating machine; a
+    query embedded later resolves the requested value again on its own machine."""
     return {
         "backbone": spec.to_dict(),
         "backbone_name": cfg.backbone,
@@ -132,6 +127,8 @@ def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest) -> dict:
         "seed": cfg.seed,
         "decoder": cfg.decoder,
         "precision": cfg.precision,
+        "precision_resolved": precision.value,
+        "precision_reason": precision.reason,
     }
 
 
@@ -258,11 +255,13 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         pool.start()  # decode workers come up while the backbone is built
         loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
         spec = loaded.spec
-        store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest), manifest, spec)
-        summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted, shard=f"{shard[0]}/{shard[1]}")
+        precision = resolve_precision(cfg.precision, cfg.device)
+        store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest, precision), manifest, spec)
+        summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted,
+                                 shard=f"{shard[0]}/{shard[1]}", precision=precision.describe())
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, resolve_precision(cfg.precision, cfg.device))
+        embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, precision.value)
         recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
 
         with ShardLock(store.path, shard):
@@ -277,7 +276,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
             by_row = manifest.videos
             report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "started": time.monotonic()}
             if progress:
-                progress(dict(report, event="start", already_done=summary.already_done))
+                progress(dict(report, event="start", already_done=summary.already_done, precision=summary.precision))
             tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
             current_block, results = None, {}
             for row, result in pool.run(tasks, recipe):

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig, config_from_dict
+from scale_toolkit.precision import check_precision
 
 
 @dataclass
@@ -29,7 +30,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
-    precision: str = "bf16"  # "bf16" (autocast) | "fp32"
+    precision: str = "auto"  # "auto" | "bf16" (autocast) | "fp32"; scale_toolkit.precision resolves auto
     save_every: int = 50  # keep checkpoint_epochNNNN.pt every N epochs (0: only the last)
     last_every: int = 1  # rewrite checkpoint_last.pt every N epochs (and always at the end)
     resume: bool = False
@@ -41,8 +42,7 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = ScaleConfig.from_dict(self.model)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
-        if self.precision not in ("bf16", "fp32"):
-            raise ScaleError(f"--precision must be bf16 or fp32, got {self.precision!r}")
+        check_precision(self.precision)
         if self.epochs < 1 or self.batch_size < 2:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.wd < 0 or self.warmup < 0:

@@ -16,6 +16,7 @@ from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
 from scale_toolkit.model.scale import ScaleModel
+from scale_toolkit.precision import resolve_precision
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
@@ -119,7 +120,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     spe = n // batch
     total = config.epochs * spe
     warm = int(round(config.warmup * spe))
-    amp = torch.bfloat16 if config.precision == "bf16" else None
+    precision = resolve_precision(config.precision, device)
+    amp = precision.autocast_dtype
     resolved = replace(config, model=mcfg)
 
     torch.manual_seed(config.seed)
@@ -151,7 +153,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
 
     run_meta = {"train": resolved.to_dict(), "model": mcfg.to_dict(), "store": store_info,
                 "effective": {"batch_size": batch, "steps_per_epoch": spe, "total_steps": total,
-                              "warmup_steps": warm, "world_size": ws, "device": str(device)}}
+                              "warmup_steps": warm, "world_size": ws, "device": str(device), **precision.to_dict()}}
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", run_meta)
@@ -169,7 +171,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     lo, hi = info.rank * b_local, (info.rank + 1) * b_local
     emit = progress if (progress is not None and info.is_main) else (lambda e: None)
     emit({"event": "start", "epochs": config.epochs, "start_epoch": start_epoch, "steps_per_epoch": spe,
-          "total_steps": total, "batch_size": batch, "n_videos": n, "run_dir": str(out), "device": str(device)})
+          "total_steps": total, "batch_size": batch, "n_videos": n, "run_dir": str(out), "device": str(device),
+          "precision": precision.describe()})
     gen = torch.Generator(device=device)
     last: dict[str, Any] = {}
     t_start = time.perf_counter()
@@ -222,6 +225,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
             emit({"event": "epoch", **last})
     summary: dict[str, Any] = {"run_dir": str(out), "epochs": config.epochs, "resumed_from_epoch": start_epoch or None,
                                "steps": total, "batch_size": batch, "world_size": ws, "device": str(device),
+                               "precision": precision.value,
                                "time_s": time.perf_counter() - t_start,
                                "samples_per_s": float(np.median(rates)) if rates else None, "final": last}
     if info.is_main:

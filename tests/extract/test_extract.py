@@ -13,6 +13,7 @@ from scale_toolkit.backbones import load_backbone
 from scale_toolkit.backbones.inference import embed_clips
 from scale_toolkit.extract.pipeline import BlockEmbedder, ShardLock
 from scale_toolkit.store import DONE, FAILED, FeatureStore
+from scale_toolkit.precision import resolve_precision
 
 ARRAYS = ("features", "coords", "boxes", "flip", "video_meta", "status")
 
@@ -45,6 +46,9 @@ def test_extract_csv_dataset_all_rows(tiny_dataset, tmp_path):
     size = np.stack([h, w, t, h, w, t], axis=1)[:, None, :]
     np.testing.assert_allclose(data["coords"], data["boxes"] / size, atol=1e-6)
     assert fs.attrs["backbone_name"] == "tiny" and fs.attrs["view"]["name"] == "train16"
+    chosen = resolve_precision("auto", "cpu")  # the requested precision, what it resolved to and why
+    assert (fs.attrs["precision"], fs.attrs["precision_resolved"], fs.attrs["precision_reason"]) == ("auto", chosen.value, chosen.reason)
+    assert summary.precision == chosen.describe()
     # rerun: nothing left to do
     again = run_extraction(_cfg(root, csv, tmp_path / "s.zarr"))
     assert again.done_now == 0 and again.already_done == 12
