@@ -18,6 +18,7 @@ import torch
 from scale_toolkit.backbones import load_backbone
 from scale_toolkit.backbones.inference import embed_clips
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.precision import resolve_precision
 
 DEFAULT_BACKBONES = ["tiny", "rhobyol", "svt", "cvmae", "videomae-b", "videomae-b-ft", "videomae-l",
                      "timm:vit_base_patch16_224"]
@@ -43,10 +44,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--clips", type=int, default=2, help="clips per timed pass")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes; the best is kept")
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--precisions", nargs="+", default=None,
+                    help="default: fp32, plus bf16 where --precision auto picks it (emulated bf16 is ~30x slower)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
+    if args.precisions is None:
+        args.precisions = sorted({"fp32", resolve_precision("auto", args.device).value}, reverse=True)
     torch.manual_seed(0)
 
     names = args.backbones if "tiny" in args.backbones else ["tiny", *args.backbones]

@@ -6,15 +6,25 @@ with the same architecture and optimizer; they differ only in how it is computed
 
   naive   : fp32, Python-side batching (per-sample numpy indexing, permutation and
             masking, then stacking), prediction head on every token, torch.nn.TransformerEncoder.
-  toolkit : scale_toolkit.train step: resident float16 store indexed on the device,
-            bf16 autocast (--precision), output sparsity (the last block and the prediction
-            head compute the SET and masked tokens only), fused AdamW.
-  toolkit_compiled (--compile): the same step as `scale train --compile` runs it
+  toolkit : scale_toolkit.train step as `scale train` ships it: resident float16 store indexed
+            on the device, `--precision auto` (bf16 autocast only where the machine computes
+            bf16 natively, else fp32: scale_toolkit.precision), output sparsity (the last block
+            and the prediction head compute the SET and masked tokens only), fused AdamW.
+  toolkit_fp32 : the same step forced to fp32 (measured only where auto picks bf16; where auto
+            picks fp32 the toolkit side already is the fp32 comparison).
+  toolkit_compiled (--compile): the shipped step as `scale train --compile` runs it
             (torch.compile of forward + losses); the compile time is reported apart.
+  official (--official-src DIR, a checkout of the official SCALE code's src/ folder, which this
+            repository does not ship): its training loop as its train.py runs it, on this device
+            and in fp32: its own Scale model and loss at the paper's size (heads as released),
+            a DataLoader over the resident TensorDataset, random 2 x 8 views, (SET + dense) / 2,
+            AdamW and a per-step LambdaLR.
 
-Also measured in the same run: a plain bf16 (CUDA: bf16) matmul, and the FLOP count of
-one toolkit step (torch.utils.flop_counter, cross-checked by a hand count of the matmuls the
-method needs), giving the achieved fraction of matmul FLOP/s; the naive step's FLOPs too.
+Also measured in the same run: a plain matmul in the toolkit side's precision (and in bf16 where
+bf16 is native), and the FLOP count of one toolkit step (torch.utils.flop_counter, cross-checked
+by a hand count of the matmuls the method needs), giving the achieved fraction of matmul FLOP/s;
+the naive step's FLOPs too. The JSON and the first printed line name the CPU (torch's capability,
+its bf16 units, the model name) and the precision of each side with its reason.
 The naive MCM logits are those of the masked predictions only (like the toolkit's); the
 prediction head on every token is the naive side's extra work.
 
@@ -26,9 +36,9 @@ does, against a naive side with glibc's defaults, as plain code has), both (the 
 comparison: the naive side gets the toolkit's setting too) or none. The JSON records both
 settings and the 1-minute load average.
 
-    python benchmarks/train_throughput.py                      # CPU, batch 512
+    python benchmarks/train_throughput.py                      # CPU, batch 512, a few minutes on any CPU
     python benchmarks/train_throughput.py --malloc both        # naive side with the same allocator setting
-    python benchmarks/train_throughput.py --device cuda --batch-size 2048 --precision bf16
+    python benchmarks/train_throughput.py --device cuda --batch-size 2048
 """
 from __future__ import annotations
 
@@ -43,6 +53,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
+import sys
 import json
 import math
 import multiprocessing as mp
@@ -58,6 +69,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scale_toolkit.model import ScaleConfig, ScaleModel
 from scale_toolkit.model.masking import n_masked
+from scale_toolkit.precision import CpuReport, resolve_precision
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.trainer import param_groups
@@ -187,7 +199,9 @@ def build_side(name: str, a, dev: torch.device):
     cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
     b = a.batch_size
     torch.manual_seed(0)
-    if name == "naive":
+    if name == "official":
+        step = official_step(a, dev, feats_np, coords_np)
+    elif name == "naive":
         random.seed(0); np.random.seed(0)
         naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
         nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
@@ -204,7 +218,7 @@ def build_side(name: str, a, dev: torch.device):
     else:
         feats = torch.from_numpy(feats_np).to(dev)
         coords = torch.from_numpy(coords_np).to(dev)
-        amp = torch.bfloat16 if a.precision == "bf16" else None
+        amp = resolve_precision(side_precision(name, a), dev).autocast_dtype
         model = ScaleModel(cfg).to(dev)
         opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
         loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=name == "toolkit_compiled")
@@ -223,6 +237,55 @@ def build_side(name: str, a, dev: torch.device):
     with FlopCounterMode(display=False) as fc:  # also the first (compiling) step
         step()
     return step, fc.get_total_flops()
+
+
+def official_step(a, dev: torch.device, feats_np, coords_np):
+    """One iteration of the official training loop, its model imported from ``a.official_src``."""
+    sys.path.insert(0, a.official_src)
+    from scale import Scale  # the official model, from the user's checkout (not part of this repository)
+
+    Scale.mask_ratio = 0.25  # its __init__ asserts on the attribute before setting it (a defect of the release)
+    torch.manual_seed(0)
+    model = Scale(a.dim, hidden_size=a.hidden, num_layers=a.layers, set_dim=128, set_temperature=0.2, mask_ratio=0.25,
+                  dense_dim=128, dense_temperature=0.2, mlp_ratio=2.0, drop=0.1, attn_drop=0.1).train().to(dev)
+    opt = torch.optim.AdamW(param_groups(model, 1e-4), lr=3e-4, foreach=True)  # its multi-tensor AdamW
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)  # stepped every iteration, as there
+    flip = np.zeros(coords_np.shape[:2] + (1,), np.float32)  # its 7-entry position: [flip, box, time]
+    data = torch.utils.data.TensorDataset(torch.from_numpy(feats_np).to(dev),
+                                          torch.from_numpy(np.concatenate([flip, coords_np], -1)).to(dev))
+    loader = torch.utils.data.DataLoader(data, shuffle=True, batch_size=a.batch_size, drop_last=True)
+    batches = iter(())
+    k = 8
+
+    def step():
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        x, pos = batch
+        keep = torch.rand(x.shape[0], x.shape[1], device=dev).argsort(1)[:, :2 * k]  # two random views of k clips
+        x = x.gather(1, keep[..., None].expand(-1, -1, x.shape[-1])).view(x.shape[0], 2, k, -1)
+        pos = pos.gather(1, keep[..., None].expand(-1, -1, pos.shape[-1])).view(pos.shape[0], 2, k, -1)
+        opt.zero_grad(set_to_none=True)
+        out = model(x.float(), pos)
+        ((out["set_loss"] + out["dense_loss"]) / 2).backward()
+        opt.step()
+        sched.step()
+    return step
+
+
+def side_precision(name: str, a) -> str:
+    """The --precision a side runs with: the baselines are plain fp32; the toolkit as shipped."""
+    return "fp32" if name in ("naive", "official", "toolkit_fp32") else a.precision
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine())
+    except OSError:
+        return platform.processor() or platform.machine()
 
 
 def reuses_memory(name: str, policy: str) -> bool:
@@ -260,10 +323,13 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--videos", type=int, default=2048, help="size of the synthetic store")
-    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                    help="the toolkit side's precision (default auto, as `scale train` ships)")
     ap.add_argument("--steps", type=int, default=6, help="measurement rounds (each: one toolkit step, one naive step, matmuls)")
     ap.add_argument("--warmup-steps", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--official-src", default=None, metavar="DIR",
+                    help="also measure the official SCALE training loop from a checkout of its src/ folder")
     ap.add_argument("--compile", action="store_true", help="also measure the toolkit step under torch.compile (scale train --compile)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--malloc", default="as-shipped", choices=["as-shipped", "both", "none"],
@@ -277,16 +343,24 @@ def main():
     dev = torch.device(a.device)
     cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
     b = a.batch_size
-    res = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    shipped = resolve_precision(a.precision, dev)
+    cpu = CpuReport.of_this_machine()
+    res = {"device": str(dev), "cpu": cpu_model(), "cpu_capability": cpu.capability, "avx512_bf16": cpu.avx512_bf16,
+           "amx": cpu.amx, "threads": torch.get_num_threads(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "malloc": a.malloc,
            "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__, "batch_size": b, "dim": a.dim,
-           "clips": a.clips, "hidden": a.hidden, "layers": a.layers, "precision": a.precision}
+           "clips": a.clips, "hidden": a.hidden, "layers": a.layers}
     if dev.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(dev)
 
     # Each side runs in its own process (spawned, idle between its steps), so each keeps its own
     # allocator state and policy; they are built one after another (compile time is not shared).
-    names = ["toolkit"] + (["toolkit_compiled"] if a.compile else []) + ([] if a.skip_naive else ["naive"])
+    names = (["toolkit"] + (["toolkit_fp32"] if shipped.value == "bf16" else [])
+             + (["toolkit_compiled"] if a.compile else []) + ([] if a.skip_naive else ["naive"])
+             + (["official"] if a.official_src else []))
+    res["precision"] = {name: resolve_precision(side_precision(name, a), dev).describe() for name in names}
+    print(f"# {res['cpu']}: torch capability {cpu.capability}, AVX-512 BF16 {cpu.avx512_bf16}, AMX {cpu.amx}; "
+          + "; ".join(f"{k}: {v}" for k, v in res["precision"].items()), flush=True)
     ctx = mp.get_context("spawn")
     conns, procs, info = {}, [], {}
     try:
@@ -305,8 +379,9 @@ def main():
             return run
 
         n = 2048 if dev.type == "cpu" else 8192
-        mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))
-                for dt in (torch.bfloat16, torch.float32)}
+        # bf16 only where it is the shipped precision: emulated bf16 takes ~10 s per product
+        dtypes = [torch.float32] + ([torch.bfloat16] if shipped.value == "bf16" else [])
+        mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)) for dt in dtypes}
 
         def local(x, y):
             def run():
@@ -318,7 +393,7 @@ def main():
             return run
 
         sides = [(name, remote(name)) for name in names]
-        sides += [("mm_bf16", local(*mats[torch.bfloat16])), ("mm_fp32", local(*mats[torch.float32]))]
+        sides += [("mm_" + {torch.float32: "fp32", torch.bfloat16: "bf16"}[dt], local(*mats[dt])) for dt in dtypes]
         for _ in range(a.warmup_steps):
             for _, run in sides:
                 run()
@@ -344,26 +419,26 @@ def main():
     flops = info["toolkit"]["flops"]
     res["malloc_reuse"] = {name: info[name]["malloc_reuse"] for name in names}
     res["rounds"] = a.steps
-    res["toolkit_gflop_per_step"] = flops / 1e9
     res["toolkit_gflop_per_step_analytic"] = analytic_step_flops(cfg, b) / 1e9
-    res["bf16_matmul_gflops"] = {"best": mm_flops / best["mm_bf16"] / 1e9, "median": mm_flops / med["mm_bf16"] / 1e9}
-    res["fp32_matmul_gflops"] = {"best": mm_flops / best["mm_fp32"] / 1e9, "median": mm_flops / med["mm_fp32"] / 1e9}
+    for mm in [k for k in best if k.startswith("mm_")]:
+        res[f"{mm[3:]}_matmul_gflops"] = {"best": mm_flops / best[mm] / 1e9, "median": mm_flops / med[mm] / 1e9}
     if "toolkit_compiled" in info:
         res["compile_s"] = info["toolkit_compiled"]["build_s"]
+    baselines = [name for name in ("naive", "official") if name in names]
     for name in names:
         side_flops = info[name]["flops"]
+        res[f"{name}_gflop_per_step"] = side_flops / 1e9
         res[f"{name}_step_s"] = {"best": best[name], "median": med[name]}
         res[f"{name}_samples_per_s"] = {"best": b / best[name], "median": b / med[name]}
         res[f"{name}_gflops"] = {"best": side_flops / best[name] / 1e9, "median": side_flops / med[name] / 1e9}
-        if name != "naive":
-            res[f"{name}_fraction_of_bf16_matmul"] = {"best": best["mm_bf16"] * flops / mm_flops / best[name],
-                                                      "median": med["mm_bf16"] * flops / mm_flops / med[name]}
-            if "naive" in names:
-                ratios = [n_ / t_ for n_, t_ in zip(times["naive"], times[name])]
-                res[f"speedup_{name}_over_naive"] = {"best": best["naive"] / best[name],
-                                                     "median_of_rounds": float(np.median(ratios))}
-    if "naive" in names:
-        res["naive_gflop_per_step"] = info["naive"]["flops"] / 1e9
+        if name in baselines:
+            continue
+        mm = "mm_" + resolve_precision(side_precision(name, a), dev).value  # the rate of the side's own precision
+        res[f"{name}_fraction_of_{mm[3:]}_matmul"] = {"best": best[mm] * flops / mm_flops / best[name],
+                                                      "median": med[mm] * flops / mm_flops / med[name]}
+        for base in baselines:
+            ratios = [n_ / t_ for n_, t_ in zip(times[base], times[name])]
+            res[f"speedup_{name}_over_{base}"] = {"best": best[base] / best[name], "median_of_rounds": float(np.median(ratios))}
     if mem:
         res["peak_mem_gib"] = mem
     print(json.dumps(res, indent=2))
