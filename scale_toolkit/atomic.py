@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def temp_beside(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new hidden temp file beside ``path``, with the mode a plain ``open`` would
+    give it under the user's umask: mkstemp's 0600 would survive the rename, so run files and
+    indexes could not be read by the user's group as their other files can."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temp file for writing; on success it replaces `path`, on error it is removed.
@@ -26,7 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -26,13 +26,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import temp_beside
 from ..errors import ScaleError
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
@@ -188,7 +188,7 @@ def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def _tmp_in(folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    fd, tmp = temp_beside(folder / name)
     os.close(fd)
     return Path(tmp)
 
