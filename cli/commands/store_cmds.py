@@ -75,17 +75,24 @@ def info_cmd(
 
 
 @app.command("backbones")
-def backbones_cmd() -> None:
+def backbones_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (name, then every field of the spec)."),
+) -> None:
     """List the registered backbones: name, feature dim, frames x stride, crop, checkpoint formats."""
     from scale_toolkit.backbones import list_backbones
 
-    table = Table(title="backbones")
-    for col in ("name", "dim", "frames x stride", "crop", "pooling", "checkpoint formats", "weights"):
+    entries = [(entry.name if entry.name != "timm" else "timm:<model_name>", entry.spec) for entry in list_backbones()]
+    if as_json:
+        out.print_json(json.dumps([{**spec.to_dict(), "name": name} for name, spec in entries]))
+        return
+    wide = out.width >= 160  # the long columns only where they fit; --json always has them
+    table = Table(title="backbones", caption=None if wide else "checkpoint formats and weights: scale backbones --json")
+    # names are what users type: never cut them, whatever the terminal's width (other columns wrap)
+    table.add_column("name", no_wrap=True, min_width=max(len(name) for name, _ in entries))
+    for col in ("dim", "frames x stride", "crop", "pooling") + (("checkpoint formats", "weights") if wide else ()):
         table.add_column(col)
-    for entry in list_backbones():
-        s = entry.spec
+    for name, s in entries:
         dim = "model's" if s.feature_dim <= 0 else str(s.feature_dim)
-        table.add_row(entry.name if entry.name != "timm" else "timm:<model_name>", dim, f"{s.frames} x {s.stride}", str(s.crop_size), s.pooling, ", ".join(s.checkpoint_formats), s.weights_hint)
+        row = [name, dim, f"{s.frames} x {s.stride}", str(s.crop_size), s.pooling]
+        table.add_row(*row, *((", ".join(s.checkpoint_formats), s.weights_hint) if wide else ()))
     out.print(table)
-
-
