@@ -275,6 +275,9 @@ def _decord_reader(path: Path, threads: int):
         import decord
     except ImportError:
         raise ScaleError("decord is not installed: use the pyav decoder backend") from None
+    # its bundled ffmpeg prints "[h264 @ 0x...]" lines to stderr; a failure reaches the user
+    # as one recorded reason instead
+    decord.logging.set_level(decord.logging.QUIET)
     try:
         reader = decord.VideoReader(str(path), num_threads=max(0, int(threads)))
     except Exception as exc:  # decord raises DECORDError/RuntimeError with long C++ messages

@@ -176,3 +176,19 @@ def test_real_corrupted_file_fails_cleanly(shared_data, backend):
             probe_video(path, backend)
     with pytest.raises(VideoDecodeError, match="decord cannot decode" if backend == "decord" else "corrupt video data"):
         read_frames(path, np.arange(0, 50, 7), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decoder_messages_stay_off_stderr(shared_data, backend):
+    """The decoders' own ffmpeg lines ("[h264 @ 0x...] Invalid NAL unit size") never reach the
+    user's terminal or log: the failure is the one recorded reason."""
+    import subprocess
+    import sys
+
+    path = shared_data / "videos" / "misc" / "corrupted.mp4"
+    code = ("import sys, numpy as np; from scale_toolkit.data.decode import VideoDecodeError, probe_video, read_frames\n"
+            f"try:\n    probe_video(sys.argv[1], {backend!r}); read_frames(sys.argv[1], np.arange(0, 300, 7), {backend!r})\n"
+            "except VideoDecodeError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    assert "@ 0x" not in done.stderr and done.stderr.strip() == ""
