@@ -14,7 +14,14 @@ Four layouts are understood (``load_manifest(dataset=...)``):
   names would give the opposite order for that pair.
 * ``folder`` — ``<root>/<class>/.../<video>``; classes are the sorted sub-folder
   names; videos directly under root get label -1; no split membership.
-* ``csv`` — a CSV file with a header row and columns ``path,label[,split]``.
+* ``csv`` — a CSV file with a header row and columns ``path,label[,split]``. Labels that
+  are all non-negative integers keep their numeric meaning (label ``10`` is class index 10;
+  class names are ``"0"`` .. ``"max"``); any other labels are class names in sorted string
+  order. The store keeps the order as its ``class_names``.
+
+A ``folder`` dataset, and a ``csv`` one without a split column, have no split membership:
+``scale train`` then uses every extracted video as SSL training data; probing needs labelled
+train and test videos, i.e. a CSV with a split column.
 
 Split membership is ``splits = (s1, s2, s3)`` with 1 = train, 2 = test, 0 = unused
 (the HMDB51 convention, used for every dataset). For ucf101/hmdb51, ``videos``
@@ -337,8 +344,7 @@ def _load_csv(root: Path, splits_dir: Path | None, csv_path: Path | None) -> Man
             raise ScaleError(f"{csv_path} line {line_no}: split must be train/test/1/2 or empty, got {split_value!r}")
         parsed.append((raw_path, label_name, _CSV_SPLIT_VALUES[split_value]))
 
-    class_names = sorted({label for _, label, _ in parsed if label})
-    label_of = {cls: i for i, cls in enumerate(class_names)}
+    class_names, label_of = _csv_classes({label for _, label, _ in parsed if label})
     abs_root = _absolute(root)
     videos, missing, seen = [], [], set()
     for raw_path, label_name, membership in parsed:
@@ -359,3 +365,26 @@ def _load_csv(root: Path, splits_dir: Path | None, csv_path: Path | None) -> Man
         raise ScaleError(f"{csv_path} names none of the videos under {root}: check --root")
     videos.sort(key=lambda v: v.video_id)
     return Manifest("csv", abs_root, class_names, videos, sorted(missing), [])
+
+
+# integer labels above this are taken as names: a class list of a million empty classes helps no one
+_MAX_NUMERIC_LABEL = 100_000
+
+
+def _csv_classes(labels: set[str]) -> tuple[list[str], dict[str, int]]:
+    """Class names (index -> name) and each CSV label's index. Labels that are all non-negative
+    integers keep their value as the index ("10" is class 10, not the first of the string order
+    "10" < "2" < "9"); other labels are names in sorted string order.
+
+    >>> names, index = _csv_classes({"10", "2", "09"})
+    >>> len(names), names[9], index["09"], index["10"]
+    (11, '9', 9, 10)
+    >>> _csv_classes({"walk", "run"})
+    (['run', 'walk'], {'run': 0, 'walk': 1})
+    """
+    if labels and all(label.isdigit() for label in labels):
+        top = max(int(label) for label in labels)
+        if top <= _MAX_NUMERIC_LABEL:
+            return [str(i) for i in range(top + 1)], {label: int(label) for label in labels}
+    names = sorted(labels)
+    return names, {name: i for i, name in enumerate(names)}

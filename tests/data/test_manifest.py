@@ -297,3 +297,18 @@ def test_csv_layout(tmp_path):
         load_manifest("csv", root, csv_path=headerless)
     with pytest.raises(ScaleError, match="--csv"):
         load_manifest("csv", root)
+
+
+def test_csv_integer_labels_keep_their_numeric_meaning(tmp_path):
+    root = tmp_path / "data"
+    _touch_all(root, ["a.mp4", "b.mp4", "c.mp4", "d.mp4"])
+    table = tmp_path / "list.csv"
+    table.write_text("path,label,split\na.mp4,10,train\nb.mp4,2,train\nc.mp4,9,test\nd.mp4,02,test\n")
+    manifest = load_manifest("csv", root, csv_path=table)
+    assert [v.label for v in manifest.videos] == [10, 2, 9, 2]  # not 0, 1, 2 of the string order
+    assert manifest.class_names == [str(i) for i in range(11)]
+    assert [manifest.class_names[v.label] for v in manifest.videos] == ["10", "2", "9", "2"]
+    # one label that is not a number: every label is a name, in sorted string order
+    table.write_text("path,label\na.mp4,10\nb.mp4,2\nc.mp4,nine\n")
+    names = load_manifest("csv", root, csv_path=table)
+    assert names.class_names == ["10", "2", "nine"] and [v.label for v in names.videos[:3]] == [0, 1, 2]
