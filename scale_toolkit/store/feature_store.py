@@ -206,6 +206,10 @@ class FeatureStore:
             mask &= self.status == DONE
         return np.flatnonzero(mask)
 
+    def has_split_membership(self) -> bool:
+        """Whether any video is in a split (False for a folder, or a CSV without a split column)."""
+        return bool((self.splits != 0).any())
+
     def pending(self) -> np.ndarray:
         return np.flatnonzero(self.status == PENDING)
 

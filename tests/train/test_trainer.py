@@ -8,10 +8,11 @@ import torch
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model import ScaleConfig, load_model
+from scale_toolkit.store import FeatureStore
 from scale_toolkit.train import TrainConfig, load_train_split, train
 from scale_toolkit.train.step import fp32_matmul_precision
 from scale_toolkit.train.trainer import lr_at, param_groups
-from tests.train.helpers import TINY_MODEL, make_train_store
+from tests.train.helpers import TINY_MODEL, make_train_store, order_dataset
 
 
 def cfg(tmp_path, **kw):
@@ -130,3 +131,17 @@ def test_fp32_matmul_precision_only_inside_bf16_cpu_steps():
         assert torch.get_float32_matmul_precision() == before
     assert logits.dtype == torch.float32
     assert torch.allclose(logits, (a.double() @ b.double().t()).float(), atol=0.1)  # at worst bf16 inputs, fp32 sums
+
+
+def test_a_store_without_split_membership_trains_on_every_video(tmp_path):
+    """A folder dataset (or a CSV without a split column) has no test videos: all of it is SSL data."""
+    feats, coords, labels = order_dataset(20, d=24)
+    fs = FeatureStore.create(tmp_path / "folder.zarr", video_ids=[f"c{c}/v{i}.mp4" for i, c in enumerate(labels)],
+                             labels=labels, splits=np.zeros((3, 20), np.int8), class_names=["c0", "c1", "c2", "c3"],
+                             n_clips=16, feature_dim=24, attrs={"view": {"name": "train16"}})
+    fs.write_rows(np.arange(19), features=feats[:19], coords=coords[:19])  # one video still pending
+    assert not fs.has_split_membership()
+    summary = train(cfg(tmp_path, store=str(tmp_path / "folder.zarr"), epochs=1, batch_size=8))
+    conf = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert conf["store"]["n_train_videos"] == 19 and "no split membership" in conf["store"]["videos"]
+    assert summary["steps"] == 2
