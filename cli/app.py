@@ -11,10 +11,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.toml_file import read_toml
+
+from .progress import LineProgress, make_progress
 
 try:  # recent typer vendors its own click; older ones use the click package
     from typer._click import exceptions as click_exc
@@ -36,12 +38,9 @@ console = Console(stderr=True)  # progress and tables go to stderr; --json files
 out = Console()  # results meant for stdout
 
 
-def progress_bar(label: str) -> Progress:
-    """The commands' rich bar: label, bar, done/total, a free `info` text, elapsed time and ETA."""
-    return Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-    )
+def progress_bar(label: str) -> Progress | LineProgress:
+    """The commands' progress on stderr: a rich bar in a terminal, plain lines in a log (cli/progress.py)."""
+    return make_progress(label, console)
 
 
 # --precision of every command that computes (extract, train): what `auto` does, in one place

@@ -12,7 +12,8 @@ from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
 
 
 class _ExtractProgress:
-    """Renders the library's progress events as one rich bar with videos/s and clips/s."""
+    """Renders the library's progress events as one bar of videos written to the store (decoded
+    videos wait for their block to be embedded): written/total, videos/s and ETA of written ones."""
 
     def __init__(self) -> None:
         self.bar = progress_bar("extract")
@@ -24,13 +25,12 @@ class _ExtractProgress:
             self.bar.start()
             self.task = self.bar.add_task("extract", total=event["total"], info="")
             return
+        elapsed = max(time.monotonic() - event["started"], 1e-6)
+        info = (f"{event['written'] / elapsed:.2f} videos/s written  decoded {event['done'] + event['failed']}"
+                f"  failed {event['failed']}")
+        self.bar.update(self.task, completed=event["written"], info=info, milestone=event["event"] == "block")
         if event["event"] == "end":
             self.bar.stop()
-            return
-        elapsed = max(time.monotonic() - event["started"], 1e-6)
-        finished = event["done"] + event["failed"]
-        rate = f"{finished / elapsed:.2f} videos/s  {event['clips'] / elapsed:.1f} clips/s  failed {event['failed']}"
-        self.bar.update(self.task, completed=finished, info=rate)
 
 
 @app.command("extract")

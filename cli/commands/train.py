@@ -11,12 +11,13 @@ from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
 
 
 class _TrainProgress:
-    """Renders the trainer's progress events as one rich bar: epoch, loss, samples/s, ETA."""
+    """Renders the trainer's progress events as one bar of steps: epoch, samples/s, ETA, and the
+    loss and accuracies of the last finished epoch (named as such: the running epoch has none yet)."""
 
     def __init__(self) -> None:
         self.bar = progress_bar("train")
         self.task = None
-        self.loss = "-"
+        self.last = ""
         self.t0 = time.monotonic()
         self.samples = 0
         self.epochs = 0
@@ -34,9 +35,12 @@ class _TrainProgress:
             self.samples += event["samples"]
             rate = self.samples / max(time.monotonic() - self.t0, 1e-6)
             self.bar.update(self.task, completed=event["step"],
-                            info=f"epoch {event['epoch']}/{self.epochs}  loss {self.loss}  {rate:,.0f} samples/s")
+                            info=f"epoch {event['epoch']}/{self.epochs}  {rate:,.0f} samples/s{self.last}")
         elif kind == "epoch":
-            self.loss = f"{event['loss']:.3f} (mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)"
+            self.last = (f"  epoch {event['epoch']}: loss {event['loss']:.3f} "
+                         f"(mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)")
+            self.bar.update(self.task, completed=event["step"], info=f"epoch {event['epoch']}/{self.epochs}{self.last}",
+                            milestone=True)
         elif kind == "end":
             self.bar.stop()
 

@@ -274,7 +274,9 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
             summary.already_done = int((status[owned] == DONE).sum())
             todo_rows = [r for b in blocks for r in store.block_rows(b) if status[r] == PENDING]
             by_row = manifest.videos
-            report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "started": time.monotonic()}
+            # decoded/failed count as videos come back from the decoders; "written" when their
+            # block is embedded and stored, which is what a rate and an ETA must be based on
+            report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "written": 0, "started": time.monotonic()}
             if progress:
                 progress(dict(report, event="start", already_done=summary.already_done, precision=summary.precision))
             tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
@@ -283,6 +285,9 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
                 block = row // store.rows_per_chunk
                 if current_block is not None and block != current_block:
                     _finish_block(store, current_block, results, embedder, summary, manifest)
+                    report["written"] += len(results)
+                    if progress:
+                        progress(dict(report, event="block"))
                     results = {}
                 current_block = block
                 if "error" in result:
@@ -297,6 +302,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
                     progress(dict(report, event="video", video_id=by_row[row].video_id, error=result.get("error")))
             if current_block is not None:
                 _finish_block(store, current_block, results, embedder, summary, manifest)
+                report["written"] += len(results)
     summary.seconds = time.monotonic() - t_start
     if progress:
         progress(dict(report, event="end"))

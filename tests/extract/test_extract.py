@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -265,3 +266,21 @@ def test_retry_failed_only_when_asked(tiny_dataset, tmp_path):
     fs = FeatureStore.open(tmp_path / "s.zarr")
     assert (fs.status == DONE).all() and fs.reasons == ["", ""]
     np.testing.assert_array_equal(fs.read([0])["features"], fs.read([1])["features"])  # same file, same clips
+
+
+def test_progress_in_a_log_counts_videos_written_to_the_store(tiny_dataset, tmp_path):
+    """Not a terminal: plain lines; the count is of videos embedded and written, not decoded."""
+    import shutil
+
+    root, csv = tiny_dataset
+    scale = shutil.which("scale", path=os.path.dirname(sys.executable)) or "scale"
+    env = dict(os.environ, SCALE_ROWS_PER_CHUNK="4")  # 3 blocks of 4 videos
+    with open(tmp_path / "err.log", "w") as err:
+        done = subprocess.run([scale, "extract", "--backbone", "tiny", "--dataset", "csv", "--csv", str(csv), "--root",
+                               str(root), "--view", "eval15", "--out", str(tmp_path / "s.zarr"), "--workers", "0"],
+                              stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=600)
+    assert done.returncode == 0
+    lines = [ln for ln in (tmp_path / "err.log").read_text().splitlines() if " extract: " in ln]
+    assert lines and "extract: 12/12 (100%)" in lines[-1] and "decoded 12" in lines[-1]
+    written = [int(re.search(r"extract: (\d+)/12", ln).group(1)) for ln in lines]
+    assert all(n % 4 == 0 for n in written)  # only whole written blocks are counted
