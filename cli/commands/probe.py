@@ -42,7 +42,7 @@ def probe_cmd(
     seeds: Optional[List[str]] = typer.Option(None, "--seeds", help="Seeds (e.g. 0,1,2); results are averaged. Default 0, or 0,1,2 with --low-shot."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every number, the config, fingerprints and seeds here."),
-    grid_preset: str = typer.Option("small", "--grid-preset", help="Hyper-parameter grid: small (fast default) or paper (seed digest A18)."),
+    grid_preset: str = typer.Option("small", "--grid-preset", help="Hyper-parameter grid: small (fast default) or paper (lr 1e-4..3e-1, weight decay and batch size searched, AdamW and SGD; slower)."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="TOML with per-probe grid overrides, sections [linear] [scale_linear] [mlp] [transformer] [scale_ft]; [transformer_model] sets the Transformer's ScaleConfig without --model."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the epochs of every trained probe."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Class-stratified validation hold-out of the train split used to pick hyper-parameters."),

@@ -36,7 +36,7 @@ def retrieve_cmd(
     descriptor: str = typer.Option("set", "--descriptor", help="SCALE descriptor: set (SET token), set+mean (SET token ++ mean refined clip token) or refined (mean refined clip token)."),
     k: Optional[List[str]] = typer.Option(None, "--k", help="R@k values, repeated or comma-separated (default 1,5,10,20,50)."),
     center: bool = typer.Option(False, "--center/--no-center", help="Centre descriptors before L2 normalisation: by each split's own mean in evaluation (CoCLR-style), by the gallery mean in an index. Default off (VCOP/IIC-style)."),
-    index_type: str = typer.Option("flat", "--index-type", help="flat (exact, default) | ivf | hnsw | ivfpq (approximate, for large galleries; see docs in scale_toolkit/retrieval/index.py)."),
+    index_type: str = typer.Option("flat", "--index-type", help="flat (exact, default) | ivf | hnsw | ivfpq (approximate, for large galleries: faster search, slightly lower recall; README, Retrieval)."),
     nlist: int = typer.Option(0, "--nlist", help="ivf/ivfpq: number of k-means cells (0: ~sqrt(N))."),
     nprobe: int = typer.Option(0, "--nprobe", help="ivf/ivfpq: cells scanned per query (0: nlist/16); higher = better recall, slower."),
     hnsw_m: int = typer.Option(32, "--hnsw-m", help="hnsw: links per vector; higher = better recall, more memory, slower build."),
