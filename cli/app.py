@@ -34,8 +34,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
-out = Console()  # results meant for stdout
+
+
+def _console(stderr: bool) -> Console:
+    """Text lines never wrap (soft_wrap); written to a file or a pipe, the page is 160 wide instead
+    of rich's 80, so paths and names in tables stay whole in logs (COLUMNS still wins)."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+console = _console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
+out = _console(stderr=False)  # results meant for stdout
 
 
 def progress_bar(label: str) -> Progress | LineProgress:
