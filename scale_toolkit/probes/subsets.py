@@ -43,7 +43,9 @@ def stratified_holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, se
     val_rows = np.sort(np.concatenate(val)) if val else np.zeros(0, rows.dtype)
     fit_rows = np.setdiff1d(rows, val_rows)
     if len(val_rows) == 0:
-        raise ScaleError("the train split is too small to carve a validation hold-out (every class has one video)")
+        raise ScaleError("the train split is too small to carve a validation hold-out (every class has one video): "
+                         "trained probes (--linear, --mlp, --transformer, --ft) need at least 2 train videos in some "
+                         "class; run only --knn on so few videos, or extract more")
     return fit_rows, val_rows
 
 
