@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,11 +51,15 @@ def build_gallery_index(
     params: IndexParams | None = None,
     allow_incomplete: bool = False,
     device: str | None = None,
+    thumbs: bool | None = None,
+    thumbs_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Compute the gallery descriptors, build the index and write it with its sidecar atomically.
 
-    `descriptor` defaults to "mean" without a model and "set" with one. Returns the sidecar
-    plus build timings ("build_seconds", "descriptor_seconds").
+    `descriptor` defaults to "mean" without a model and "set" with one. `thumbs` writes a poster
+    and a preview per gallery video into INDEX.media/ for `scale serve` (None: when the videos
+    are reachable; see scale_toolkit.serve.media). Returns the sidecar plus build timings
+    ("build_seconds", "descriptor_seconds", "media_seconds").
     """
     kind = descriptor or (BASELINE_KIND if model is None else "set")
     check_kind(kind, model is not None)
@@ -80,6 +84,8 @@ def build_gallery_index(
                          "(rerun scale extract) or pass --allow-incomplete")
     if len(rows) == 0:
         raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
+    # checked before minutes of descriptors: an explicit --thumbs needs the videos
+    media_files = _media_files([store.video_ids[i] for i in rows], store.attrs, thumbs)
     t0 = time.perf_counter()
     raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
     center_vec = descriptor_mean(raw) if center else None
@@ -90,6 +96,13 @@ def build_gallery_index(
     labels = store.labels[rows]
     ids = store.video_ids
     attrs = store.attrs
+    media = None
+    if media_files is not None:
+        from ..serve.media import write_gallery_media
+
+        media = write_gallery_media(index_path, [ids[i] for i in rows], media_files, attrs.get("decoder") or "auto",
+                                    thumbs_progress)
+    t3 = time.perf_counter()
     sidecar = {
         "gallery": gallery,
         "split": split,
@@ -105,12 +118,28 @@ def build_gallery_index(
         "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
                   "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(attrs)},
         "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+        "media": media,
         "toolkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_index(index, index_path, sidecar)
     return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
-            "index_bytes": index_bytes(index)}
+            "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+
+
+def _media_files(video_ids: list[str], attrs: dict, thumbs: bool | None) -> list[str] | None:
+    """The gallery's video files when media are to be written (None: off, or auto and not here)."""
+    if thumbs is False:
+        return None
+    from ..serve.media import reachable
+
+    files = [video_path(attrs, vid) for vid in video_ids]
+    if not reachable(files):
+        if thumbs:
+            raise ScaleError(f"--thumbs needs the gallery videos, but {files[0]} is not there "
+                             "(the store records its dataset root); build with --no-thumbs")
+        return None
+    return files
 
 
 def _check_checkpoint(attrs: dict) -> None:
