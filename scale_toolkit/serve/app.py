@@ -153,7 +153,7 @@ def create_app(index_path: str | Path, *, max_upload_mb: float = DEFAULT_MAX_UPL
         except ValueError:
             raise RequestError("bad Content-Length header", 400) from None
         if n > limit:
-            raise RequestError(f"{what} is {n / 2**20:.1f} MiB, over the limit of {limit / 2**20:.0f} MiB", 413)
+            raise RequestError(f"{what} is {n / 2**20:.2f} MiB, over the limit of {limit / 2**20:.2f} MiB", 413)
 
     async def _file_search(request: Request) -> dict:
         _content_length(request, max_upload + (64 << 10), "the upload")  # + room for the form's own fields
@@ -175,7 +175,7 @@ def create_app(index_path: str | Path, *, max_upload_mb: float = DEFAULT_MAX_UPL
                 while chunk := await upload.read(1 << 20):
                     size += len(chunk)
                     if size > max_upload:
-                        raise RequestError(f"the upload is over the limit of {max_upload / 2**20:.0f} MiB", 413)
+                        raise RequestError(f"the upload is over the limit of {max_upload / 2**20:.2f} MiB", 413)
                     f.write(chunk)
             await upload.close()
             if size == 0:
