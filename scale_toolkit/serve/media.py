@@ -6,8 +6,9 @@ per request. Per video:
 
 * ``<key>.poster.jpg``: the middle frame, POSTER_WIDTH pixels wide.
 * ``<key>.preview.webp``: an animated WebP (PyAV's libwebp_anim encoder) of up to
-  PREVIEW_SECONDS around the middle at PREVIEW_FPS, PREVIEW_WIDTH wide; no audio. An image,
-  so a page shows it with a plain <img> on hover.
+  PREVIEW_SECONDS around the middle at PREVIEW_FPS, PREVIEW_WIDTH wide, looping; no audio.
+  An image, so a page shows it with a plain <img> on hover. (The encoder merges identical
+  frames: a still video gives a one-frame preview.)
 
 ``<key>`` hashes the video id with the source file's size and mtime: a rebuild of the index
 (another descriptor, another model) reuses the files of unchanged videos. Each file is written
@@ -71,11 +72,11 @@ def _write_preview(frames: np.ndarray, fps: float, path: Path) -> None:
 
     small = [_resize(f, PREVIEW_WIDTH) for f in frames]
     with atomic_open(path, "wb") as f:
-        with av.open(f, "w", format="webp") as out:
+        with av.open(f, "w", format="webp", options={"loop": "0"}) as out:  # a muxer option: loop forever
             stream = out.add_stream("libwebp_anim", rate=max(1, int(round(fps))))
             stream.height, stream.width = small[0].shape[:2]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"loop": "0", "quality": "60"}
+            stream.options = {"quality": "60"}
             for img in small:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     out.mux(packet)
