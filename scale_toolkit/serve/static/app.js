@@ -114,9 +114,11 @@
     return node;
   }
 
+  let renders = 0;
   function render(data) {
     summary(data);
     $("#results").replaceChildren(...data.results.map(card));
+    $("#results").dataset.renders = String(++renders); // lets a test (or a user script) see a new answer
     if (!data.results.length) setStatus("no results" + (data.class ? " of class " + data.class : ""));
     const pager = $("#pager");
     pager.hidden = data.offset === 0 && !data.has_more;
