@@ -78,6 +78,7 @@ class FileEmbedder:
 
     def __init__(self, attrs: dict, feature_dim: int, device: str | None, timeout_s: float) -> None:
         self.attrs, self.feature_dim, self.device, self.timeout_s = attrs, feature_dim, device, timeout_s
+        self.worker = _embed_in_worker  # (path, attrs, feature_dim, device) -> (features, coords); picklable
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -100,8 +101,8 @@ class FileEmbedder:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def embed(self, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-        future = self._get_pool().submit(_embed_in_worker, str(path), self.attrs, self.feature_dim, self.device)
         try:
+            future = self._get_pool().submit(self.worker, str(path), self.attrs, self.feature_dim, self.device)
             feats, coords = future.result(timeout=self.timeout_s)
         except FutureTimeout:
             self._discard_pool(kill=True)
@@ -129,8 +130,9 @@ class SearchService:
         self.labels = np.asarray(meta["labels"], dtype=np.int64)
         self.class_names: list[str] = list(meta["class_names"])
         self.row = {vid: i for i, vid in enumerate(self.gallery_ids)}
-        self.stems = [stem(v) for v in self.gallery_ids]
-        self.groups = [group_key(v) for v in self.gallery_ids]
+        # numpy string arrays: one vectorised comparison per query, also on large galleries
+        self.stems = np.array([stem(v) for v in self.gallery_ids], dtype=str)
+        self.groups = np.array([group_key(v) for v in self.gallery_ids], dtype=str)
         self.media = self._media_files(meta.get("media"))
         self.file_queries, self.file_queries_reason = self._can_embed()
         self.embedder = FileEmbedder(self.oi.attrs, self.oi.feature_dim, device, embed_timeout_s)
@@ -318,10 +320,9 @@ class SearchService:
         if query["kind"] == "video_id" and query["video_id"] in self.row:
             out[self.row[query["video_id"]]] = True
         if query["kind"] == "file":
-            s = stem(query["filename"])
-            out |= np.array([g == s for g in self.stems], dtype=bool)
+            out |= self.stems == stem(query["filename"])
         if exclude == "group" and query.get("group"):
-            out |= np.array([g == query["group"] for g in self.groups], dtype=bool)
+            out |= self.groups == query["group"]
         return out
 
     def search(self, desc: np.ndarray, query: dict, *, limit: int = 20, offset: int = 0,

@@ -115,3 +115,26 @@ def test_uploaded_file_never_needs_a_gallery_decode(video_index, monkeypatch):
         for r in res["results"]:
             assert client.get(r["poster"]).status_code == 200 and client.get(r["preview"]).status_code == 200
     assert np.isfinite([r["similarity"] for r in res["results"]]).all()
+
+
+def test_a_crashing_or_hanging_decoder_costs_one_request_not_the_server(tmp_path):
+    from scale_toolkit.serve.search import FileEmbedder, RequestError
+
+    from . import _workers
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 10)
+    embedder = FileEmbedder({}, 4, None, timeout_s=3)
+    try:
+        embedder.worker = _workers.crash
+        with pytest.raises(RequestError, match="the decoder crashed on clip.mp4") as err:
+            embedder.embed(video, "clip.mp4")
+        assert err.value.status == 422
+        embedder.worker = _workers.hang
+        with pytest.raises(RequestError, match="took longer than 3 s"):
+            embedder.embed(video, "clip.mp4")
+        embedder.worker = _workers.fine  # a fresh worker answers the next upload
+        feats, coords = embedder.embed(video, "clip.mp4")
+        assert feats.shape == (1, 3, 4) and coords.shape == (1, 3, 6)
+    finally:
+        embedder.close()
