@@ -170,13 +170,7 @@ def create_app(index_path: str | Path, *, max_upload_mb: float = DEFAULT_MAX_UPL
         suffix = Path(name).suffix if _SAFE_SUFFIX.match(Path(name).suffix or "") else ".bin"
         with tempfile.TemporaryDirectory(prefix="scale-serve-") as tmp:
             path = Path(tmp) / f"query{suffix}"
-            size = 0
-            with open(path, "wb") as f:
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > max_upload:
-                        raise RequestError(f"the upload is over the limit of {max_upload / 2**20:.2f} MiB", 413)
-                    f.write(chunk)
+            size = await run_in_threadpool(_save_upload, upload.file, path, max_upload)
             await upload.close()
             if size == 0:
                 raise RequestError(f"{name} is empty (0 bytes)", 422)
@@ -219,6 +213,18 @@ def create_app(index_path: str | Path, *, max_upload_mb: float = DEFAULT_MAX_UPL
                            "or multipart/form-data with a 'file' field", 415)
 
     return app
+
+
+def _save_upload(src, path: Path, limit: int) -> int:
+    """Copy an uploaded file to `path` (in a worker thread: disk writes must not block the loop)."""
+    size = 0
+    with open(path, "wb") as f:
+        while chunk := src.read(1 << 20):
+            size += len(chunk)
+            if size > limit:  # the Content-Length check passed, but the file part alone is too big
+                raise RequestError(f"the upload is over the limit of {limit / 2**20:.2f} MiB", 413)
+            f.write(chunk)
+    return size
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -81,7 +81,7 @@ def test_thumbs_without_reachable_videos_is_one_line(tmp_path, run_cli):
     code, _, err = run_cli("retrieve", "--store", tmp_path / "s.zarr", "--thumbs", "--build-index", tmp_path / "g.faiss")
     assert code == 2 and "--thumbs needs the gallery videos" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "g.faiss").exists()
-    code, out, err = run_cli("retrieve", "--store", tmp_path / "s.zarr", "--build-index", tmp_path / "g.faiss")
+    code, _, err = run_cli("retrieve", "--store", tmp_path / "s.zarr", "--build-index", tmp_path / "g.faiss")
     assert code == 0 and "no posters or previews" in err
 
 
