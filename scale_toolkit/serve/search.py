@@ -98,7 +98,8 @@ class FileEmbedder:
         if kill:  # a hung decoder never returns: end the worker, not just the pool's bookkeeping
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # waiting is short (the worker is dead or idle) and frees the pool's semaphores before exit
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def embed(self, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
         try:
