@@ -5,3 +5,4 @@ from . import probe  # noqa: F401
 from . import retrieve  # noqa: F401
 from . import store_cmds  # noqa: F401  (import, export, info, backbones)
 from . import demo  # noqa: F401
+from . import serve  # noqa: F401

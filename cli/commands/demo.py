@@ -51,3 +51,5 @@ def demo_cmd(
     out.print(timing)
     for name, path in report.paths.items():
         out.print(f"{name}: {path}")
+    out.print(f"browse and query the videos in a web page: scale serve --index {report.paths['index']}",
+              highlight=False, soft_wrap=True)

@@ -10,7 +10,7 @@ from rich.table import Table
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 
-from ..app import CONFIG_OPTION, app, console, out, resolved
+from ..app import CONFIG_OPTION, app, console, out, progress_bar, resolved
 
 
 def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
@@ -44,6 +44,7 @@ def retrieve_cmd(
     ef_search: int = typer.Option(128, "--ef-search", help="hnsw: query-time search width (at least --top); higher = better recall, slower."),
     pq_m: int = typer.Option(0, "--pq-m", help="ivfpq: bytes per vector (sub-quantizers; 0: dim/8)."),
     build_index: Optional[Path] = typer.Option(None, "--build-index", help="Write a FAISS index of the gallery here (INDEX, plus sidecar INDEX.json), atomically."),
+    thumbs: Optional[bool] = typer.Option(None, "--thumbs/--no-thumbs", help="--build-index: write a poster and a short preview per gallery video into INDEX.media/ for `scale serve` (default: when the videos are reachable)."),
     index: Optional[Path] = typer.Option(None, "--index", help="An index written by --build-index, to query."),
     query: Optional[str] = typer.Option(None, "--query", help="A video id of the store, or a video file (decoded and embedded with the store's backbone and checkpoint)."),
     top: int = typer.Option(10, "--top", help="Number of nearest videos to show for --query."),
@@ -78,7 +79,7 @@ def retrieve_cmd(
     payload: dict = {"config": flags}
     if build_index is not None:
         payload["build"] = _build(store, build_index, split, model_obj, model_info, descriptor, center, params,
-                                  allow_incomplete, device)
+                                  allow_incomplete, device, thumbs)
     elif query is None:
         payload.update(_evaluate(store, split, model_obj, model_info, descriptor, k, center, params,
                                  allow_incomplete, device))
@@ -127,20 +128,41 @@ def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params
     return res
 
 
-def _build(store, build_index, split, model_obj, model_info, descriptor, center, params, allow_incomplete, device) -> dict:
+def _build(store, build_index, split, model_obj, model_info, descriptor, center, params, allow_incomplete, device,
+           thumbs) -> dict:
     from scale_toolkit.retrieval.query import build_gallery_index
     from scale_toolkit.store import FeatureStore
 
     fs = FeatureStore.open(store)
     kind = descriptor if model_obj is not None else None
-    with console.status(f"building the {params.index_type} index"):
+    with progress_bar("posters and previews") as bar:
+        task = None
+
+        def media_progress(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("media", total=total, info="")
+            bar.update(task, completed=done)
+
         info = build_gallery_index(fs, build_index, split=split, model=model_obj, model_info=model_info,
                                    descriptor=kind, center=center, params=params,
-                                   allow_incomplete=allow_incomplete, device=device)
+                                   allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
+                                   thumbs_progress=media_progress)
     out.print(f"wrote {build_index} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
               f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {build_index}.json")
-    return {k: v for k, v in info.items() if k not in ("video_ids", "labels", "class_names", "center_vector")}
+    media = info.get("media")
+    if media:
+        made = sum(item is not None for item in media["items"])
+        out.print(f"media for scale serve: {made} posters and previews in {Path(build_index).parent / media['dir']}")
+        for vid, reason in list(media["failed"].items())[:5]:
+            console.print(f"[yellow]note: no poster for {vid}: {reason}[/yellow]")
+        if len(media["failed"]) > 5:
+            console.print(f"[yellow]note: {len(media['failed']) - 5} more videos have no poster[/yellow]")
+    elif thumbs is None:
+        console.print("note: no posters or previews (the gallery videos are not reachable here); "
+                      "scale serve shows placeholders")
+    return {k: v for k, v in info.items() if k not in ("video_ids", "labels", "class_names", "center_vector", "media")}
 
 
 def _query(index_path, query, top, store, device, exclude_self) -> dict:

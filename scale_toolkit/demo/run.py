@@ -1,7 +1,8 @@
 """`run_demo`: the whole toolkit on a synthetic dataset, on a laptop CPU, in a few minutes.
 
 synthesise videos -> extract train16 + eval15 stores (built-in `tiny` backbone) -> train SCALE
--> all probes -> retrieval -> pictures. Every number it reports is computed, nothing is canned.
+-> all probes -> retrieval -> pictures -> a retrieval index with posters for `scale serve`.
+Every number it reports is computed, nothing is canned.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     from ..probes import ROWS, ProbeOptions, run_probes
     from ..retrieval.evaluate import evaluate_retrieval
     from ..retrieval.models import load_retrieval_model
+    from ..retrieval.query import build_gallery_index
     from ..store import FeatureStore
     from ..train import TrainConfig, train
 
@@ -116,6 +118,10 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
         report.paths["retrieval strip"] = _retrieval_strip(eval_store, model, videos, out / "retrieval_strip.png")
 
     stages.run("pictures", "drawing the confusion matrix and the retrieval strip", pictures)
+    index = out / "index.faiss"
+    stages.run("index", "indexing the SET tokens of all videos, with posters and previews for scale serve",
+               lambda: build_gallery_index(eval_store, index, model=model, model_info=model_info, thumbs=True))
+    report.paths["index"] = index
     report.paths.update({"train16 store": stores["train16"], "eval15 store": stores["eval15"], "videos": videos})
     report.seconds["total"] = sum(report.seconds.values())
     return report

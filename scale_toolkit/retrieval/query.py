@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,11 +51,15 @@ def build_gallery_index(
     params: IndexParams | None = None,
     allow_incomplete: bool = False,
     device: str | None = None,
+    thumbs: bool | None = None,
+    thumbs_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Compute the gallery descriptors, build the index and write it with its sidecar atomically.
 
-    `descriptor` defaults to "mean" without a model and "set" with one. Returns the sidecar
-    plus build timings ("build_seconds", "descriptor_seconds").
+    `descriptor` defaults to "mean" without a model and "set" with one. `thumbs` writes a poster
+    and a preview per gallery video into INDEX.media/ for `scale serve` (None: when the videos
+    are reachable; see scale_toolkit.serve.media). Returns the sidecar plus build timings
+    ("build_seconds", "descriptor_seconds", "media_seconds").
     """
     kind = descriptor or (BASELINE_KIND if model is None else "set")
     check_kind(kind, model is not None)
@@ -80,6 +84,8 @@ def build_gallery_index(
                          "(rerun scale extract) or pass --allow-incomplete")
     if len(rows) == 0:
         raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
+    # checked before minutes of descriptors: an explicit --thumbs needs the videos
+    media_files = _media_files([store.video_ids[i] for i in rows], store.attrs, thumbs)
     t0 = time.perf_counter()
     raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
     center_vec = descriptor_mean(raw) if center else None
@@ -90,6 +96,13 @@ def build_gallery_index(
     labels = store.labels[rows]
     ids = store.video_ids
     attrs = store.attrs
+    media = None
+    if media_files is not None:
+        from ..serve.media import write_gallery_media
+
+        media = write_gallery_media(index_path, [ids[i] for i in rows], media_files, attrs.get("decoder") or "auto",
+                                    thumbs_progress)
+    t3 = time.perf_counter()
     sidecar = {
         "gallery": gallery,
         "split": split,
@@ -105,12 +118,28 @@ def build_gallery_index(
         "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
                   "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(attrs)},
         "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+        "media": media,
         "toolkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_index(index, index_path, sidecar)
     return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
-            "index_bytes": index_bytes(index)}
+            "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+
+
+def _media_files(video_ids: list[str], attrs: dict, thumbs: bool | None) -> list[str] | None:
+    """The gallery's video files when media are to be written (None: off, or auto and not here)."""
+    if thumbs is False:
+        return None
+    from ..serve.media import reachable
+
+    files = [video_path(attrs, vid) for vid in video_ids]
+    if not reachable(files):
+        if thumbs:
+            raise ScaleError(f"--thumbs needs the gallery videos, but {files[0]} is not there "
+                             "(the store records its dataset root); build with --no-thumbs")
+        return None
+    return files
 
 
 def _check_checkpoint(attrs: dict) -> None:
@@ -139,6 +168,74 @@ def embed_file(path: Path, attrs: dict, feature_dim: int, device: str | None = N
     return features, coords
 
 
+class OpenIndex:
+    """An index with what its queries need: sidecar, SCALE model, store (when still there).
+
+    Shared by `query_index` (one query from the CLI) and `scale serve` (many queries), so both
+    embed and search a query the same way.
+    """
+
+    def __init__(self, index_path: str | Path, *, store_path: str | Path | None = None, model: Any = None,
+                 device: str | None = None) -> None:
+        self.path = Path(index_path)
+        self.index, self.meta = load_index(index_path)
+        self.device = device
+        self.kind = self.meta["descriptor"]
+        if self.kind not in DESCRIPTOR_KINDS:
+            raise ScaleError(f"index sidecar names unknown descriptor {self.kind!r}")
+        self.notes: list[str] = []
+        if self.meta.get("model") and model is None:
+            from .models import load_retrieval_model, model_fingerprint
+
+            m_path = self.meta["model"]["path"]
+            if not Path(m_path).exists():
+                raise ScaleError(f"the index was built with the SCALE model {m_path}, which is no longer there; "
+                                 "restore it or rebuild the index")
+            if model_fingerprint(m_path) != self.meta["model"]["fingerprint"]:
+                raise ScaleError(f"the SCALE model at {m_path} changed since the index was built; rebuild the index")
+            model, _ = load_retrieval_model(m_path, device)
+        self.model = model if self.meta.get("model") else None
+        store_meta = self.meta["store"]
+        self.store: FeatureStore | None = None
+        self.store_path = Path(store_path) if store_path else Path(store_meta["path"])
+        if self.store_path.exists():
+            self.store = FeatureStore.open(self.store_path)
+            if self.store.fingerprint() != store_meta["fingerprint"]:
+                self.notes.append(f"the store {self.store_path} changed since the index was built")
+        self.store_ids: list[str] = self.store.video_ids if self.store is not None else []
+        self._store_row = {vid: i for i, vid in enumerate(self.store_ids)}
+        self.attrs: dict = store_meta.get("attrs") or {}
+        self.feature_dim = int(store_meta["feature_dim"])
+
+    def store_row(self, video_id: str) -> int | None:
+        return self._store_row.get(video_id)
+
+    def read_video(self, video_id: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Stored (features [1, V, D], coords [1, V, 6], query info) of a video id of the store."""
+        row = self._store_row[video_id]
+        if self.store.status[row] != DONE:
+            raise ScaleError(f"video {video_id} has no extracted features in {self.store_path} (status not done)")
+        data = self.store.read([row], names=("features", "coords"))
+        label = int(self.store.labels[row])
+        info = {"kind": "video_id", "video_id": video_id, "label": label,
+                "class_name": _class_name(self.store.class_names, label), "path": video_path(self.attrs, video_id)}
+        return data["features"].astype(np.float32), data["coords"], info
+
+    def embed_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """A video file embedded as the store was made: (features [1, V, D], coords [1, V, 6])."""
+        feats, crds = embed_file(Path(path), self.attrs, self.feature_dim, self.device)
+        return feats[None], crds[None]
+
+    def descriptor(self, features: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """The finalised [1, d] descriptor of one video, exactly as the gallery's were made."""
+        raw = video_descriptors(features, coords, kind=self.kind, model=self.model, device=self.device)
+        center = self.meta.get("center_vector")
+        return finalize_descriptors(raw, None if center is None else np.asarray(center, np.float32))
+
+    def search(self, desc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return search(self.index, desc, min(int(k), self.index.ntotal))
+
+
 def query_index(
     index_path: str | Path,
     query: str,
@@ -158,58 +255,22 @@ def query_index(
     """
     if top < 1:
         raise ScaleError(f"--top must be >= 1, got {top}")
-    index, meta = load_index(index_path)
-    kind = meta["descriptor"]
-    if kind not in DESCRIPTOR_KINDS:
-        raise ScaleError(f"index sidecar names unknown descriptor {kind!r}")
-    store_meta = meta["store"]
-    notes: list[str] = []
-
-    if meta.get("model"):
-        from .models import load_retrieval_model, model_fingerprint
-
-        m_path = meta["model"]["path"]
-        if model is None:
-            if not Path(m_path).exists():
-                raise ScaleError(f"the index was built with the SCALE model {m_path}, which is no longer there; "
-                                 "restore it or rebuild the index")
-            if model_fingerprint(m_path) != meta["model"]["fingerprint"]:
-                raise ScaleError(f"the SCALE model at {m_path} changed since the index was built; rebuild the index")
-            model, _ = load_retrieval_model(m_path, device)
-
-    store = None
-    spath = Path(store_path) if store_path else Path(store_meta["path"])
-    if spath.exists():
-        store = FeatureStore.open(spath)
-        if store.fingerprint() != store_meta["fingerprint"]:
-            notes.append(f"the store {spath} changed since the index was built")
-    ids = store.video_ids if store is not None else []
-    attrs = store_meta.get("attrs") or {}
-
-    if query in ids:
-        row = ids.index(query)
-        if store.status[row] != DONE:
-            raise ScaleError(f"video {query} has no extracted features in {spath} (status not done)")
-        data = store.read([row], names=("features", "coords"))
-        features, coords = data["features"].astype(np.float32), data["coords"]
-        q_info = {"kind": "video_id", "video_id": query, "label": int(store.labels[row]),
-                  "class_name": _class_name(store.class_names, int(store.labels[row])),
-                  "path": video_path(attrs, query)}
+    oi = OpenIndex(index_path, store_path=store_path, model=model, device=device)
+    meta, notes = oi.meta, list(oi.notes)
+    if oi.store_row(query) is not None:
+        features, coords, q_info = oi.read_video(query)
     elif Path(query).is_file():
-        feats, crds = embed_file(Path(query), attrs, int(store_meta["feature_dim"]), device)
-        features, coords = feats[None], crds[None]
+        features, coords = oi.embed_file(query)
         q_info = {"kind": "file", "path": str(Path(query).resolve())}
     else:
-        where = f"a video id of the store {spath}" if store is not None else "a video id (the store is not found)"
+        where = (f"a video id of the store {oi.store_path}" if oi.store is not None
+                 else "a video id (the store is not found)")
         raise ScaleError(f"query {query!r} is neither an existing video file nor {where}")
 
-    raw = video_descriptors(features, coords, kind=kind, model=model, device=device)
-    center = meta.get("center_vector")
-    desc = finalize_descriptors(raw, None if center is None else np.asarray(center, np.float32))
+    desc = oi.descriptor(features, coords)
     gallery_ids = meta["video_ids"]
     self_in_gallery = exclude_self and q_info["kind"] == "video_id" and query in gallery_ids
-    k = min(top + int(self_in_gallery), index.ntotal)
-    sims, rows = search(index, desc, k)
+    sims, rows = oi.search(desc, top + int(self_in_gallery))
     results = []
     for sim, r in zip(sims[0], rows[0]):
         if r < 0 or (self_in_gallery and gallery_ids[r] == query):
@@ -217,13 +278,13 @@ def query_index(
         label = int(meta["labels"][r])
         results.append({"rank": len(results) + 1, "video_id": gallery_ids[r], "label": label,
                         "class_name": _class_name(meta["class_names"], label), "similarity": float(sim),
-                        "path": video_path(attrs, gallery_ids[r])})
+                        "path": video_path(oi.attrs, gallery_ids[r])})
         if len(results) == top:
             break
     if self_in_gallery:
         notes.append("the query video itself is in the gallery and is left out of its results")
-    return {"query": q_info, "index": str(Path(index_path)), "descriptor": kind, "center": bool(meta.get("center")),
-            "index_type": meta["index_params"]["index_type"], "n_gallery": int(index.ntotal),
+    return {"query": q_info, "index": str(Path(index_path)), "descriptor": oi.kind, "center": bool(meta.get("center")),
+            "index_type": meta["index_params"]["index_type"], "n_gallery": int(oi.index.ntotal),
             "results": results, "notes": notes}
 
 

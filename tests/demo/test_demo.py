@@ -12,7 +12,7 @@ from scale_toolkit.store import FeatureStore
 def test_demo_end_to_end(tmp_path):
     stages = []
     report = run_demo(DemoConfig(out=tmp_path, videos_per_class=6, epochs=4, probe_epochs=20), lambda s, m: stages.append(s))
-    assert stages == ["synthesise", "extract train16", "extract eval15", "train", "probe", "retrieve", "pictures"]
+    assert stages == ["synthesise", "extract train16", "extract eval15", "train", "probe", "retrieve", "pictures", "index"]
     assert set(report.probes["results"]) == set(ROWS)
     for res in report.probes["results"].values():
         assert 0 <= res["top1"] <= res["top5"] <= 100
@@ -23,6 +23,9 @@ def test_demo_end_to_end(tmp_path):
     train16, eval15 = FeatureStore.open(report.paths["train16 store"]), FeatureStore.open(report.paths["eval15 store"])
     assert train16.n_clips == 16 and eval15.n_clips == 15 and train16.n_videos == eval15.n_videos == 36
     assert (eval15.status == 1).all()
+    side = json.loads(report.paths["index"].with_name("index.faiss.json").read_text())
+    assert side["descriptor"] == "set" and side["n_videos"] == 36 and side["model"]["fingerprint"]
+    assert side["media"] and not side["media"]["failed"] and all(side["media"]["items"])
     metrics = [json.loads(line) for line in (report.paths["run"] / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert metrics and all(m["loss"] > 0 for m in metrics)
 
