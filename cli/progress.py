@@ -30,6 +30,13 @@ class LineProgress:
     def start(self) -> None:
         pass
 
+    def __enter__(self) -> "LineProgress":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
         task = len(self.tasks)
         now = time.monotonic()
