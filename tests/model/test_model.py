@@ -112,7 +112,9 @@ def test_sparse_last_block_equals_the_full_pass(mode, layers):
         m.zero_grad()
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+    # the two passes sum the same terms in another order: a bias gradient of -1.88 (a sum over
+    # every masked row) differed by 3.5e-5 on an AVX-512 CPU; a wrong row would be off by O(1)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
 
 
 def test_masking_modes():
