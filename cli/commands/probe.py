@@ -52,7 +52,7 @@ def probe_cmd(
     scale_clip_feature: str = typer.Option("backbone", "--scale-clip-feature", help="SCALE_linear clip part: backbone [C_i||SET], refined [refined_i||SET] or both."),
     bn: str = typer.Option("auto", "--bn", help="BatchNorm without affine before clip heads: auto (on for MAE-family backbones), on, off, search."),
     head: str = typer.Option("clip_set", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
-    protocol: str = typer.Option("standard", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; see docs/probes)."),
+    protocol: str = typer.Option("standard", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; docs/training.md)."),
     select_on_test: bool = typer.Option(False, "--select-on-test", help="--protocol official only: pick epoch x aggregation by TEST accuracy as the official code does (optimistic; marked in the table and JSON)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
