@@ -200,7 +200,7 @@ def official_protocol_text(runner: OfficialRunner, rows: list[str], train_store:
                      f"SCALE_linear on [x_i || SET] (frozen SSL model), MLP D-2048-2048-512 (ReLU) with a linear "
                      f"layer on [x_i || h_i], Transformer / SCALE_ft: SCALE predictor (random init / SSL weights, "
                      f"dropout {FT_DROPOUT}) with a linear layer on [x_i || SET]. Training on {memory}: batches of "
-                     f"{s.batch_size} videos (last partial dropped), {s.clips_per_step} random clips per video per step, "
+                     f"{s.batch_size} videos (all of them if fewer; last partial batch dropped), {s.clips_per_step} random clips per video per step, "
                      f"cross-entropy per clip; AdamW lr {s.lr:g}, wd {s.weight_decay:g} (none on 1-D, biases, tokens), "
                      f"warm-up over {s.warmup_fraction:.0%} then cosine of a {s.ssl_epochs}-epoch schedule "
                      f"({s.source}), trained {s.epochs} epochs. Scored every epoch on the eval clips as mean logits, "
