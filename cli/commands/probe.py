@@ -52,6 +52,8 @@ def probe_cmd(
     scale_clip_feature: str = typer.Option("backbone", "--scale-clip-feature", help="SCALE_linear clip part: backbone [C_i||SET], refined [refined_i||SET] or both."),
     bn: str = typer.Option("auto", "--bn", help="BatchNorm without affine before clip heads: auto (on for MAE-family backbones), on, off, search."),
     head: str = typer.Option("clip_set", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
+    protocol: str = typer.Option("standard", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; docs/training.md)."),
+    select_on_test: bool = typer.Option(False, "--select-on-test", help="--protocol official only: pick epoch x aggregation by TEST accuracy as the official code does (optimistic; marked in the table and JSON)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
@@ -81,6 +83,7 @@ def probe_cmd(
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
         low_shot=low_shot, seeds=_ints(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
         grid=grid_overrides, epochs=epochs, transformer_model=transformer_model, device=device,
+        protocol=protocol, select_on_test=select_on_test,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:
@@ -96,7 +99,8 @@ def probe_cmd(
         doc = run_probes(store, rows=rows or None, model=model, train_store=train_store, options=options, progress=progress)
     header, body = table_rows(doc)
     backbone = doc["store"]["backbone"].get("name") or "features"
-    title = f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
+    title = (f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
+             + f" · protocol {doc['protocol_name']}" + (" · SELECTED ON TEST" if doc["select_on_test"] else ""))
     table = Table(title=escape(title), caption=escape(doc["protocol"]), caption_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right")

@@ -50,37 +50,36 @@ def train_cmd(
     store: Path = typer.Option(..., "--store", help="Feature store of the training clips (a train16 store, STORE.zarr)."),
     split: int = typer.Option(1, "--split", help="Split 1..3; only its train videos are used."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, metrics.jsonl, curves.png, model.pt)."),
-    epochs: int = typer.Option(500, "--epochs", help="Epochs (one epoch = every train video once)."),
-    batch_size: int = typer.Option(512, "--batch-size", help="Videos per step (global across torchrun ranks)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate."),
-    wd: float = typer.Option(0.05, "--wd", help="AdamW weight decay (never on biases, norms or learned tokens)."),
-    warmup: float = typer.Option(10.0, "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (one epoch = every train video once) [default: 500]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per step (global across torchrun ranks) [default: 512]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate [default: 1e-3; --official: 3e-4]."),
+    wd: Optional[float] = typer.Option(None, "--wd", help="AdamW weight decay, never on biases, norms or learned tokens [default: 0.05; --official: 1e-4]."),
+    warmup: Optional[float] = typer.Option(None, "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it [default: 10; --official: 5 % of --epochs]."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this; 0 = off [default: 1.0; --official: 0]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, batches, clip sets and masks."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " [default: auto; --official: fp32]"),
     save_every: int = typer.Option(50, "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default)."),
     compile_step: bool = typer.Option(False, "--compile", help="torch.compile the training step: up to a minute of compiling, then CPU steps measured -3 to +12 % faster (single process; for long runs)."),
     mask_ratio: Optional[float] = typer.Option(None, "--mask-ratio", help="Fraction of each clip set that is masked [default: 0.25]."),
-    mask_mode: Optional[str] = typer.Option(None, "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 always [default: fixed; --official: bernoulli]."),
+    mask_mode: Optional[str] = typer.Option(None, "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 masked per set, except under --official [default: fixed; --official: bernoulli]."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),
     layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
-    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: 8]."),
+    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: hidden/32]."),
     tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
-    official: bool = typer.Option(False, "--official", help="Use the official SCALE code's choices where they differ from the paper (see docs/training.md)."),
+    official: bool = typer.Option(False, "--official", help="Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, lr 3e-4, wd 1e-4, 5 % warm-up, no clipping, fp32 (flags given still win; see docs/training.md)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
-    from scale_toolkit.model import ScaleConfig
-    from scale_toolkit.train import TrainConfig, train
+    from scale_toolkit.train import resolve_train_config, train
 
-    given = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
-    arch = {k: v for k, v in given.items() if v is not None}
-    model = ScaleConfig.official(**arch) if official else ScaleConfig(**arch)
-    cfg = TrainConfig(store=str(store), split=split, out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
-                      warmup=warmup, seed=seed, device=device, precision=precision, save_every=save_every, resume=resume,
-                      threads=threads or None, compile=compile_step, model=model)
+    arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
+    cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
+                               batch_size=batch_size, lr=lr, wd=wd, warmup=warmup, grad_clip=grad_clip, seed=seed,
+                               device=device, precision=precision, save_every=save_every, resume=resume,
+                               threads=threads or None, compile=compile_step)
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")

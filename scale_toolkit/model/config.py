@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 from scale_toolkit.errors import ScaleError
 
+POS_INPUTS = {"eq5": 6, "official7": 7}  # position encoding -> vector length
+
 
 def config_from_dict(cls, d: dict[str, Any], what: str):
     """``cls(**d)`` for a config dataclass, refusing keys it does not have (a saved run from another version)."""
@@ -43,7 +45,9 @@ class ScaleConfig:
     target_norm: str = "layernorm"  # same, before the MCM target head
     pos_hidden: int = 256
     pos_act: str = "gelu"  # "gelu" | "relu"
+    pos_input: str = "eq5"  # "eq5": the stored 6-vector; "official7": [flip, y0, x0, y1, x1, t0, t1] min-max per video
     token_init_std: float = 0.02  # MSK / SET token init (official code: 0.0, zeros)
+    init: str = "trunc_normal"  # Linear weights: trunc-normal 0.02, zero bias; "pytorch": PyTorch's default (official)
     # contrastive heads (MLP, no batch norm)
     head_layers: int = 3
     head_hidden: int = 1024
@@ -66,6 +70,7 @@ class ScaleConfig:
     # masking and sets
     mask_ratio: float = 0.25
     mask_mode: str = "fixed"  # "fixed": round(ratio*K) clips (>=1); "bernoulli": each clip with p=ratio (>=1)
+    mask_min_one: bool = True  # bernoulli: give a set that drew no masked clip one (official: False, it stays unmasked)
     set_size: int = 8
 
     def __post_init__(self) -> None:
@@ -86,11 +91,17 @@ class ScaleConfig:
             raise ScaleError(f"set_size must be at least 2, got {self.set_size}")
         for name, allowed in (("in_norm", ("layernorm", "none")), ("target_norm", ("layernorm", "none")),
                               ("pos_act", ("gelu", "relu")), ("mcm_reduction", ("paper", "mean")),
-                              ("sym_reduction", ("sum", "mean"))):
+                              ("sym_reduction", ("sum", "mean")), ("pos_input", tuple(POS_INPUTS)),
+                              ("init", ("trunc_normal", "pytorch"))):
             if getattr(self, name) not in allowed:
                 raise ScaleError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.tau <= 0 or (self.set_tau is not None and self.set_tau <= 0):
             raise ScaleError("temperatures must be positive")
+
+    @property
+    def pos_dim(self) -> int:
+        """Length of the position vector the positional MLP reads."""
+        return POS_INPUTS[self.pos_input]
 
     @property
     def tau_set(self) -> float:
@@ -105,11 +116,17 @@ class ScaleConfig:
 
     @classmethod
     def official(cls, **overrides: Any) -> "ScaleConfig":
-        """The choices of the official SCALE code (Separius/SCALE), where they differ from ours."""
-        d = dict(heads=8, mlp_ratio=2.0, dropout=0.1, attn_dropout=0.1, in_norm="none", target_norm="none",
-                 pos_act="relu", pos_hidden=512, token_init_std=0.0, pred_head_layers=2, pred_head_hidden=4096,
+        """The choices of the official SCALE code (Separius/SCALE), where they differ from ours.
+
+        As there, the attention heads (hidden/32) and the positional MLP width (2 x hidden) follow
+        ``hidden`` unless given.
+        """
+        hidden = int(overrides.get("hidden", cls.hidden))
+        d = dict(heads=max(1, hidden // 32), mlp_ratio=2.0, dropout=0.1, attn_dropout=0.1, in_norm="none",
+                 target_norm="none", pos_act="relu", pos_hidden=2 * hidden, pos_input="official7",
+                 token_init_std=0.0, init="pytorch", pred_head_layers=2, pred_head_hidden=4096,
                  head_hidden=2048, head_bias=False, proj_dim=128, share_set_heads=True, tau=0.2,
                  normalize_loss_weights=True, mcm_symmetric=False, mcm_pool_sets=True, mcm_reduction="mean",
-                 sym_reduction="mean", mask_mode="bernoulli")
+                 sym_reduction="mean", mask_mode="bernoulli", mask_min_one=False)
         d.update(overrides)
         return cls(**d)

@@ -12,8 +12,9 @@ def n_masked(set_size: int, ratio: float) -> int:
 
 
 def sample_mask(batch: int, set_size: int, ratio: float, mode: str, generator: torch.Generator | None = None,
-                device: torch.device | str = "cpu") -> torch.Tensor:
-    """Bool mask [batch, set_size]; True = masked. At least one clip of every set is masked.
+                device: torch.device | str = "cpu", min_one: bool = True) -> torch.Tensor:
+    """Bool mask [batch, set_size]; True = masked. At least one clip of every set is masked
+    unless ``min_one=False`` (bernoulli only: a set may then have none, as in the official code).
 
     ``fixed``: exactly ``n_masked(set_size, ratio)`` clips at random positions.
     ``bernoulli``: each clip independently with probability ``ratio``; a set that drew no
@@ -30,6 +31,8 @@ def sample_mask(batch: int, set_size: int, ratio: float, mode: str, generator: t
         rank = noise.argsort(dim=1).argsort(dim=1)
         return rank < k
     mask = noise < ratio
+    if not min_one:
+        return mask
     fallback = torch.nn.functional.one_hot(noise.argmin(dim=1), set_size).bool()
     empty = ~mask.any(dim=1, keepdim=True)
     return mask | (fallback & empty)

@@ -40,7 +40,7 @@ class ScaleModel(nn.Module):
         self.in_norm = _norm(c.in_norm, c.input_dim)
         self.in_proj = nn.Linear(c.input_dim, h)
         act = nn.GELU() if c.pos_act == "gelu" else nn.ReLU()
-        self.pos_mlp = nn.Sequential(nn.Linear(6, c.pos_hidden), act, nn.Linear(c.pos_hidden, h))
+        self.pos_mlp = nn.Sequential(nn.Linear(c.pos_dim, c.pos_hidden), act, nn.Linear(c.pos_hidden, h))
         self.msk_token = nn.Parameter(torch.zeros(h))
         self.set_token = nn.Parameter(torch.zeros(h))
         self.blocks = nn.ModuleList(Block(h, c.heads, c.mlp_ratio, c.dropout, c.attn_dropout) for _ in range(c.layers))
@@ -57,7 +57,9 @@ class ScaleModel(nn.Module):
 
     def reset_parameters(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and self.config.init == "pytorch":
+                m.reset_parameters()  # PyTorch's default (Kaiming-uniform), as the official code
+            elif isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -81,8 +83,10 @@ class ScaleModel(nn.Module):
         Returns:
             {"set_token": [B, H], "refined": [B, V, H]}
         """
-        if features.dim() != 3 or coords.shape[:2] != features.shape[:2] or coords.shape[-1] != 6:
-            raise ScaleError(f"expected features [B,V,D] and coords [B,V,6], got {tuple(features.shape)} and {tuple(coords.shape)}")
+        p = self.config.pos_dim
+        if features.dim() != 3 or coords.shape[:2] != features.shape[:2] or coords.shape[-1] != p:
+            raise ScaleError(f"expected features [B,V,D] and positions [B,V,{p}] (pos_input {self.config.pos_input!r}), "
+                             f"got {tuple(features.shape)} and {tuple(coords.shape)}")
         if features.shape[-1] != self.config.input_dim:
             raise ScaleError(f"feature dimension {features.shape[-1]} does not match the model's input_dim "
                              f"{self.config.input_dim}; use a store extracted with the same backbone")
@@ -144,7 +148,7 @@ class ScaleModel(nn.Module):
         """Embeddings the SSL losses need, for two clip sets per video.
 
         Args:
-            features: [B, 2, K, D] clips of the two disjoint sets; coords: [B, 2, K, 6].
+            features: [B, 2, K, D] clips of the two disjoint sets; coords: [B, 2, K, pos_dim].
             mask: bool [B, 2, K] (True = masked); in ``fixed`` mode exactly
                 ``n_masked(K, mask_ratio)`` per set, as ``sample_mask`` draws (no host sync).
         Returns:
@@ -159,7 +163,7 @@ class ScaleModel(nn.Module):
             raise ScaleError(f"feature dimension {d} does not match the model's input_dim {self.config.input_dim}")
         f = features.to(self._compute_dtype(features))
         normed = self.in_norm(f)
-        seqs = (normed.reshape(b * s, k, d), coords.reshape(b * s, k, 6), mask.reshape(b * s, k), None)
+        seqs = (normed.reshape(b * s, k, d), coords.reshape(b * s, k, coords.shape[-1]), mask.reshape(b * s, k), None)
         if self.config.pred_all_tokens:
             x = self._tokens(*seqs)
             refined = x[:, 1:].reshape(b * s * k, -1)
@@ -172,8 +176,8 @@ class ScaleModel(nn.Module):
             pos, real = masked_slots(mask.reshape(b * s, k), count)
             queries = torch.cat([torch.zeros_like(pos[:, :1]), pos + 1], dim=1)
             x = self._tokens(*seqs, queries=queries)
-            slots = x[:, 1:].reshape(b, s, count, -1).transpose(0, 1)  # set-major, as the losses pool them
-            refined = slots.reshape(s * b * count, -1)
+            slots = x[:, 1:].reshape(b, s, count, x.shape[-1]).transpose(0, 1)  # set-major, as the losses pool them
+            refined = slots.reshape(s * b * count, x.shape[-1])
             if self.config.mask_mode != "fixed":
                 refined = refined[real.reshape(b, s, count).transpose(0, 1).reshape(-1)]
         st = x[:, 0].reshape(b, s, -1)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import ScaleError
+from ..model.positions import model_positions
 from ..store import DONE, FeatureStore
 
 # backbone families / names whose features want BatchNorm without affine in front of the probe
@@ -102,6 +103,16 @@ class View:
     set_token: Optional[torch.Tensor] = None  # float32 [N, H]
     refined: Optional[torch.Tensor] = None  # float16 [N, V, H]
     extra: dict[str, Any] = field(default_factory=dict)
+    flip: Optional[np.ndarray] = None  # bool [N, V] (host): the official 7-entry positions need it
+
+    def positions(self, pos_input: str) -> torch.Tensor:
+        """What a model with ``pos_input`` reads: the coords, or the official 7-entry vectors (built once)."""
+        if pos_input == "eq5":
+            return self.coords
+        if pos_input not in self.extra:
+            pos = model_positions(pos_input, self.coords.cpu().numpy(), self.flip)
+            self.extra[pos_input] = torch.from_numpy(pos).to(self.coords.device)
+        return self.extra[pos_input]
 
     def rows(self, eval_rows: np.ndarray) -> torch.Tensor:
         r = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
@@ -112,7 +123,7 @@ class View:
 
 def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
     """Read every done row of `store` onto `device` (features stay float16)."""
-    data = store.read(None, names=("features", "coords"))
+    data = store.read(None, names=("features", "coords", "flip"))
     done = store.status == DONE
     if eval_store is None:
         row_of = np.where(done, np.arange(store.n_videos), -1)
@@ -123,6 +134,7 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
         features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
         coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
         row_of=row_of,
+        flip=np.asarray(data["flip"], dtype=bool),
     )
 
 
@@ -133,9 +145,10 @@ def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> N
     dev = view.features.device
     model.to(dev)
     sets, refined = [], []
+    pos = view.positions(model.config.pos_input)
     for start in range(0, view.features.shape[0], batch_videos):
         sl = slice(start, start + batch_videos)
-        out = model(view.features[sl].float(), view.coords[sl].float())
+        out = model(view.features[sl].float(), pos[sl].float())
         sets.append(out["set_token"].float())
         refined.append(out["refined"].to(torch.float16))
     view.set_token = torch.cat(sets)

@@ -49,6 +49,7 @@ MODEL_ROWS = ("scale_knn", "scale_linear", "scale_ft")
 CLIP_FEATURES = ("backbone", "refined", "both")
 SCALE_KNN_FEATURES = ("set", "set+refined")
 BATCHNORM = ("auto", "on", "off", "search")
+PROTOCOLS = ("standard", "official")
 
 
 @dataclass
@@ -71,6 +72,8 @@ class ProbeOptions:
     epochs: Optional[int] = None
     transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
     device: str = "auto"
+    protocol: str = "standard"  # standard | official (probes/official.py: the official eval code's choices)
+    select_on_test: bool = False  # official only: pick epoch x aggregation on the TEST split, as the official code
 
     def resolved_seeds(self) -> list[int]:
         if self.seeds:
@@ -105,6 +108,12 @@ class ProbeOptions:
             raise ScaleError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.knn_temperature <= 0:
             raise ScaleError("--knn-temperature must be positive")
+        if self.protocol not in PROTOCOLS:
+            raise ScaleError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.select_on_test and self.protocol != "official":
+            raise ScaleError("--select-on-test reproduces the official code's test-set selection: use it with --protocol official")
+        if self.protocol == "official" and self.batchnorm == "search":
+            raise ScaleError("--bn search selects on validation; --protocol official takes --bn auto, on or off")
 
 
 def default_rows(has_model: bool) -> list[str]:
@@ -180,6 +189,7 @@ class _Runner:
             raise ScaleError(f"{self.store.path} has fewer than two classes; probes need labelled videos")
         self.model = None
         self.model_info: Optional[dict] = None
+        self.model_meta: dict = {}
         model_cfg: Optional[dict] = None
         if model_path is not None:
             from ..model import load_model
@@ -192,6 +202,7 @@ class _Runner:
             file = mp if mp.is_file() else next(p for p in (mp / MODEL_FILE, mp / LAST_CHECKPOINT) if p.exists())
             trained_split = (meta.get("store") or {}).get("split") if isinstance(meta.get("store"), dict) else None
             self.model = model
+            self.model_meta = meta
             self.model_info = {"path": str(model_path), "file": str(file), "fingerprint": D.file_sha256(file),
                                "config": model_cfg, "trained_on_split": trained_split}
             for s in options.splits():
@@ -217,6 +228,13 @@ class _Runner:
             D.embed_view(self.eval_view, self.model)
             if self.train_view is not self.eval_view:
                 D.embed_view(self.train_view, self.model)
+
+    def protocol_config(self, rows: list[str]) -> dict:
+        """Protocol-specific entries of the result's config."""
+        return {"grids": {r: asdict(self.grids[r]) for r in rows if r in self.grids}}
+
+    def protocol_text(self, rows: list[str], train_store: Optional[str]) -> str:
+        return protocol_text(self.options, rows, train_store, self.store.n_clips, self.batchnorm, self.grids)
 
     # ------------------------------------------------------------------ split / rows
     def split_rows(self, split: int) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +327,7 @@ class _Runner:
 
     def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         idx = view.rows(rows)
-        return view.features[idx], view.coords[idx]
+        return view.features[idx], view.positions(self.transformer_config.pos_input)[idx]
 
     def run_set_classifier(self, kind: str, train: np.ndarray, test: np.ndarray, seed: int, task: str) -> dict:
         grid: GridSpec = self.grids[kind]
@@ -418,7 +436,12 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
         raise ScaleError(f"{', '.join(need)} need a trained SCALE model: pass --model RUN_DIR")
     rows = [r for r in ROWS if r in rows]  # the paper's row order
     t_start = time.perf_counter()
-    runner = _Runner(store, rows, options, model, train_store, progress)
+    if options.protocol == "official":
+        from .official import OfficialRunner  # it builds on _Runner
+
+        runner = OfficialRunner(store, rows, options, model, train_store, progress)
+    else:
+        runner = _Runner(store, rows, options, model, train_store, progress)
     splits, seeds = options.splits(), options.resolved_seeds()
     units = len(rows) * len(splits) * len(seeds)
     done = 0
@@ -446,8 +469,8 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
         "splits": splits,
         "seeds": seeds,
         "config": {**asdict(options), "rows": rows, "batchnorm_resolved": runner.batchnorm,
-                   "grids": {r: asdict(runner.grids[r]) for r in rows if r in runner.grids},
-                   "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None},
+                   "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
+                   **runner.protocol_config(rows)},
         "store": {"path": str(st.path), "fingerprint": st.fingerprint(), "backbone": D.backbone_of(store_attrs),
                   "checkpoint_sha256": store_attrs.get("checkpoint_sha256"), "dataset": store_attrs.get("dataset"),
                   "view": store_attrs.get("view"), "n_videos": st.n_videos, "n_clips": st.n_clips,
@@ -456,8 +479,9 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
             "path": str(runner.train_store.path), "fingerprint": runner.train_store.fingerprint(),
             "view": runner.train_store.attrs.get("view"), "n_clips": runner.train_store.n_clips},
         "model": runner.model_info,
-        "protocol": protocol_text(options, rows, str(train_store) if train_store else None, st.n_clips, runner.batchnorm,
-                                  runner.grids),
+        "protocol_name": options.protocol,
+        "select_on_test": options.select_on_test,
+        "protocol": runner.protocol_text(rows, str(train_store) if train_store else None),
         "notes": list(dict.fromkeys(runner.notes)),
         "device": str(runner.device),
         "seconds": round(time.perf_counter() - t_start, 3),

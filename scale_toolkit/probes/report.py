@@ -19,6 +19,8 @@ def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
     for key in doc["rows"]:
         res = doc["results"][key]
         label = ROW_LABELS[key] + (f" (k={res['k']})" if "k" in res and len(res.get("by_k", {})) > 1 else "")
+        if doc.get("select_on_test") and key not in ("knn", "scale_knn"):
+            label += " [TEST-SELECTED]"  # the official code's selection on the test split: optimistic
         row = [label, _fmt(res, "top1"), _fmt(res, "top5")]
         if len(splits) > 1:
             row += [f"{res['per_split'][s]['top1']:.2f}" for s in splits]

@@ -9,6 +9,11 @@ from scale_toolkit.model.config import ScaleConfig, config_from_dict
 from scale_toolkit.precision import check_precision
 
 
+# what `--official` sets besides the model (ScaleConfig.official()): the official code's optimiser and precision
+OFFICIAL_TRAIN = {"lr": 3e-4, "wd": 1e-4, "grad_clip": 0.0, "precision": "fp32"}
+OFFICIAL_WARMUP_FRACTION = 0.05  # linear warm-up over 5 % of all steps, then per-step cosine
+
+
 @dataclass
 class TrainConfig:
     """Every flag of `scale train` (the model's own options live in ``model``).
@@ -58,3 +63,19 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         return config_from_dict(cls, d, "train")
+
+
+def resolve_train_config(official: bool = False, model: Optional[dict[str, Any]] = None, **given: Any) -> TrainConfig:
+    """The TrainConfig of a run from the flags that were given (``None`` = not given).
+
+    Without ``official`` the toolkit defaults fill the rest. With it, the official code's values do:
+    ``OFFICIAL_TRAIN``, a warm-up of 5 % of the epochs and ``ScaleConfig.official()``; a flag that
+    was given still wins over both.
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    arch = {k: v for k, v in (model or {}).items() if v is not None}
+    if not official:
+        return TrainConfig(**given, model=ScaleConfig(**arch))
+    epochs = given.get("epochs", TrainConfig.epochs)
+    values = {**OFFICIAL_TRAIN, "warmup": OFFICIAL_WARMUP_FRACTION * epochs, **given}
+    return TrainConfig(**values, model=ScaleConfig.official(**arch))

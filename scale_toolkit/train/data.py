@@ -30,3 +30,11 @@ def load_train_split(store_path: str, split: int) -> tuple[np.ndarray, np.ndarra
             "feature_dim": int(fs.feature_dim),
             "backbone": attrs.get("backbone"), "view": attrs.get("view"), "dataset": attrs.get("dataset")}
     return np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info
+
+
+def load_train_flip(store_path: str, split: int):
+    """Flip flags bool [n, V] of the same train videos as ``load_train_split`` (the official 7-entry positions need them)."""
+    from scale_toolkit.store import FeatureStore
+
+    fs = FeatureStore.open(store_path)
+    return np.asarray(fs.read(fs.split_indices(split, "train"), names=("flip",))["flip"], dtype=bool)

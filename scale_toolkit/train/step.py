@@ -33,7 +33,7 @@ def draw_views(cfg: ScaleConfig, batch: int, n_clips: int, generator: torch.Gene
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip indices [B, 2, K] of two disjoint random sets and their masks [B, 2, K]."""
     sets = sample_sets(batch, n_clips, cfg.set_size, generator, device)
-    mask = sample_mask(batch * 2, cfg.set_size, cfg.mask_ratio, cfg.mask_mode, generator, device)
+    mask = sample_mask(batch * 2, cfg.set_size, cfg.mask_ratio, cfg.mask_mode, generator, device, cfg.mask_min_one)
     return sets, mask.view(batch, 2, cfg.set_size)
 
 
@@ -53,7 +53,7 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
                      world_size: int = 1, autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Losses of the global minibatch ``idx`` (rows ``lo:hi`` computed on this rank).
 
-    ``feats`` [N, V, D] float16 and ``coords`` [N, V, 6] are the resident store; ``sets`` and
+    ``feats`` [N, V, D] float16 and ``coords`` [N, V, pos_dim] are the resident store; ``sets`` and
     ``mask`` [B, 2, K] are drawn for the whole global batch (identically on every rank).
     """
     k = cfg.set_size
@@ -61,7 +61,7 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
     b = il.shape[0]
     clip = sl.reshape(b, 2 * k)
     f = feats[il[:, None], clip].view(b, 2, k, -1)
-    c = coords[il[:, None], clip].view(b, 2, k, 6)
+    c = coords[il[:, None], clip].view(b, 2, k, coords.shape[-1])
     pos_local = [masked_positions(ml[:, s], cfg) for s in range(2)]
     dev = feats.device
     with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

@@ -18,7 +18,8 @@ from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.precision import resolve_precision
 from scale_toolkit.train.config import TrainConfig
-from scale_toolkit.train.data import load_train_split
+from scale_toolkit.model.positions import model_positions
+from scale_toolkit.train.data import load_train_flip, load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import plot_curves
@@ -69,8 +70,8 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
           data: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict[str, Any]:
     """Train SCALE (MCM + SET) and write the run directory; returns a summary dict.
 
-    ``data`` optionally gives (features float16 [N,V,D], coords [N,V,6]) of the training
-    videos directly instead of reading ``config.store``. Under torchrun (RANK/WORLD_SIZE set)
+    ``data`` optionally gives (features float16 [N,V,D], coords [N,V,6][, flip bool [N,V]]) of the
+    training videos directly instead of reading ``config.store`` (no flip: none flipped). Under torchrun (RANK/WORLD_SIZE set)
     it runs DDP; every rank holds the whole training split and computes its slice of each
     global batch; embeddings are all-gathered with gradient so negatives span all ranks.
     """
@@ -96,17 +97,24 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if ckpt_path.exists() and not config.resume:
         raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
 
+    flip_np = None
     if data is None:
         if not config.store:
             raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
         feats_np, coords_np, store_info = load_train_split(config.store, config.split)
+        if config.model.pos_input != "eq5":
+            flip_np = load_train_flip(config.store, config.split)
     else:
-        feats_np, coords_np = data
+        feats_np, coords_np, *rest = data
+        flip_np = rest[0] if rest else None
         store_info = {"path": "<in-memory>", "split": config.split, "n_train_videos": int(feats_np.shape[0])}
     if feats_np.ndim != 3 or coords_np.shape != feats_np.shape[:2] + (6,):
         raise ScaleError(f"expected features [N,V,D] and coords [N,V,6], got {feats_np.shape} and {coords_np.shape}")
     n, v, d = feats_np.shape
     mcfg = replace(config.model, input_dim=int(d))
+    if mcfg.pos_input != "eq5":  # scaled over each video's own (all V) clips, once, as the official extraction does
+        flip = np.zeros((n, v), bool) if flip_np is None else flip_np
+        coords_np = model_positions(mcfg.pos_input, coords_np, flip)
     if v < 2 * mcfg.set_size:
         view = store_info.get("view") if isinstance(store_info.get("view"), dict) else {}
         what = f"{store_info.get('path', 'the store')} ({view['name']} view)" if view.get("name") else store_info.get("path", "the store")

@@ -57,6 +57,9 @@ def mcm_loss(per_clip: list[torch.Tensor], correct: list[torch.Tensor], n_videos
     """
     losses = torch.cat(per_clip)
     hits = torch.cat(correct).float()
+    if losses.numel() == 0:  # no clip masked in the whole batch (Bernoulli without the >=1 rule): no MCM term
+        zero = losses.sum()
+        return zero, zero.detach()
     if reduction == "paper":
         loss = losses.sum() / n_videos
     else:
