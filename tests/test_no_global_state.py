@@ -42,7 +42,8 @@ def test_pictures_keep_the_callers_matplotlib_backend(tmp_path):
         "from scale_toolkit.train.plots import plot_curves\n"
         "from scale_toolkit.demo.pictures import confusion_png\n"
         f"plot_curves({str(metrics)!r}, {str(tmp_path / 'curves.png')!r})\n"
-        f"confusion_png([('a', np.array([0, 1]), np.array([0, 0]))], ['x', 'y'], __import__('pathlib').Path({str(tmp_path / 'c.png')!r}))\n"
+        "from pathlib import Path\n"
+        f"confusion_png([('a', np.array([0, 1]), np.array([0, 0]))], ['x', 'y'], Path({str(tmp_path / 'c.png')!r}))\n"
         "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)",
         MPLBACKEND="pdf")
     assert out == "pdf False"

@@ -16,10 +16,13 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
     axes = fig.subplots(1, 3)
     for key in ("loss", "mcm_loss", "set_loss"):
         axes[0].plot(ep, [r[key] for r in rows], label=key)
-    axes[0].set_title("loss"); axes[0].legend()
+    axes[0].set_title("loss")
+    axes[0].legend()
     for key in ("mcm_acc", "set_acc"):
         axes[1].plot(ep, [r[key] for r in rows], label=key)
-    axes[1].set_title("accuracy (in-batch retrieval)"); axes[1].set_ylim(0, 1); axes[1].legend()
+    axes[1].set_title("accuracy (in-batch retrieval)")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend()
     axes[2].plot(ep, [r["lr"] for r in rows])
     axes[2].set_title("learning rate")
     for ax in axes:
