@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install lint test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml constraints.txt scripts/check_torchvision.py
 	$(BIN)/python scripts/check_torchvision.py
 	touch $(STAMP)
 
-test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The checks that keep the code as it is: ruff (rules in pyproject.toml) before any test runs.
+lint: install
+	$(BIN)/python -m ruff check scale_toolkit cli tests benchmarks
 
-test-fast: install
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+# The suite plus every docstring example in the library and the CLI.
+test: lint
+	$(BIN)/python -m pytest --doctest-modules scale_toolkit cli tests $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/scale demo

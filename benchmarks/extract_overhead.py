@@ -19,15 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from scale_toolkit.backbones import load_backbone
+from scale_toolkit.backbones.inference import embed_clips
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.extract import ExtractConfig, run_extraction
-from scale_toolkit.backbones.inference import embed_clips
-from scale_toolkit.precision import resolve_precision
 from scale_toolkit.extract.prepare import ViewRecipe, prepare_video
+from scale_toolkit.precision import resolve_precision
 
 
 def main() -> None:
@@ -78,7 +77,8 @@ def main() -> None:
             "benchmark": "extract_overhead", "backbone": args.backbone, "videos": len(paths), "clips": n_clips,
             "view": args.view, "workers": args.workers, "device": args.device, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1m": round(os.getloadavg()[0], 2),
-            "forward_only_s": round(compute_s, 2), "forward_before_s": round(before, 2), "forward_after_s": round(after, 2), "extraction_s": round(full_s, 2),
+            "forward_only_s": round(compute_s, 2), "forward_before_s": round(before, 2), "forward_after_s": round(after, 2),
+            "extraction_s": round(full_s, 2),
             "ratio_extraction_over_forward": round(full_s / compute_s, 3),
             "clips_per_s_extraction": round(n_clips / full_s, 2), "done": summary.done_now,
         }

@@ -53,12 +53,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
-import sys
 import json
-import math
 import multiprocessing as mp
 import platform
 import random
+import sys
 import time
 
 import numpy as np
@@ -202,7 +201,8 @@ def build_side(name: str, a, dev: torch.device):
     if name == "official":
         step = official_step(a, dev, feats_np, coords_np)
     elif name == "naive":
-        random.seed(0); np.random.seed(0)
+        random.seed(0)
+        np.random.seed(0)
         naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
         nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
         k = cfg.set_size
@@ -330,7 +330,8 @@ def main():
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--official-src", default=None, metavar="DIR",
                     help="also measure the official SCALE training loop from a checkout of its src/ folder")
-    ap.add_argument("--compile", action="store_true", help="also measure the toolkit step under torch.compile (scale train --compile)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also measure the toolkit step under torch.compile (scale train --compile)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--malloc", default="as-shipped", choices=["as-shipped", "both", "none"],
                     help="which sides keep freed host memory for reuse (scale_toolkit.train.host_memory): "

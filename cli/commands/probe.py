@@ -12,19 +12,7 @@ from rich.table import Table
 from scale_toolkit.errors import ScaleError
 
 from ..app import CONFIG_OPTION, app, console, out
-
-
-def _ints(values: Optional[List[str]], flag: str) -> Optional[list[int]]:
-    """'20', '10,20' or repeated flags -> [10, 20]."""
-    if values is None:
-        return None
-    if isinstance(values, (str, int)):
-        values = [values]
-    items = [p.strip() for v in values for p in str(v).replace(" ", ",").split(",") if p.strip()]
-    try:
-        return [int(p) for p in items]
-    except ValueError:
-        raise ScaleError(f"{flag} takes integers like '20' or '10,20', got {values!r}") from None
+from ..parsing import parse_int_list
 
 
 @app.command("probe")
@@ -62,7 +50,7 @@ def probe_cmd(
     from scale_toolkit.atomic import write_json
     from scale_toolkit.probes.report import table_rows
 
-    ks = _ints(knn, "--knn")
+    ks = parse_int_list(knn, "--knn")
     rows: list[str] = []
     if ks is not None:
         rows += ["knn"] + (["scale_knn"] if model else [])
@@ -81,7 +69,7 @@ def probe_cmd(
     options = ProbeOptions(
         split=str(split), knn_k=ks or [20], knn_temperature=knn_temperature, knn_center=knn_center,
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
-        low_shot=low_shot, seeds=_ints(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
+        low_shot=low_shot, seeds=parse_int_list(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
         grid=grid_overrides, epochs=epochs, transformer_model=transformer_model, device=device,
         protocol=protocol, select_on_test=select_on_test,
     )

@@ -11,21 +11,13 @@ from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 
 from ..app import CONFIG_OPTION, app, console, out, progress_bar, resolved
+from ..parsing import parse_int_list
 
 
 def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
     from scale_toolkit.retrieval.evaluate import DEFAULT_KS
 
-    if not values:
-        return DEFAULT_KS
-    ks = []
-    for v in values:
-        for part in str(v).replace(",", " ").split():
-            try:
-                ks.append(int(part))
-            except ValueError:
-                raise ScaleError(f"--k takes integers (e.g. --k 1 --k 5 or --k 1,5,10), got {v!r}") from None
-    return tuple(ks)
+    return tuple(parse_int_list(values, "--k") or DEFAULT_KS)
 
 
 @app.command("retrieve")

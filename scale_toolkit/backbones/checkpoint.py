@@ -101,10 +101,3 @@ def strip_prefix(state: dict, prefix: str) -> dict:
 
 def preview_keys(keys, limit: int = 6) -> str:
     return _preview(sorted(keys), limit)
-
-
-def seeded(build, seed: int = 0):
-    """Call `build()` under a fixed seed without touching the caller's RNG: random-init backbones are reproducible."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()

@@ -1,14 +1,12 @@
 """`@register_backbone` families and `load_backbone`, the one way to get a backbone."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from ..errors import ScaleError
+from .builder import RANDOM_INIT
 from .spec import BackboneSpec, LoadedBackbone
 
 # A factory builds the module for one family: (checkpoint, random_init, strict, options) -> LoadedBackbone
@@ -64,26 +62,6 @@ def backbone_spec(name: str) -> BackboneSpec:
     return _resolve(name)[0].spec
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def checkpoint_sha256(path: Path) -> str:
-    """sha256 of a checkpoint file, or of a Hugging Face directory's files in name order."""
-    path = Path(path)
-    if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(file_sha256(f).encode())
-        return h.hexdigest()
-    return file_sha256(path)
-
-
 def load_backbone(
     name: str,
     checkpoint: str | Path | None = None,
@@ -110,12 +88,10 @@ def load_backbone(
         raise ScaleError(
             f"backbone '{name}' needs --checkpoint PATH{hint}; use --random-init to run with random weights"
         )
-    # Random weights are seeded so that a store made with --random-init can embed new videos identically.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        loaded = entry.factory(checkpoint=checkpoint, random_init=random_init, strict=strict, **options)
+    # every family builds through builder.build_backbone, which seeds random weights (reproducible --random-init)
+    loaded = entry.factory(checkpoint=checkpoint, random_init=random_init, strict=strict, **options)
     if random_init:
-        loaded.checkpoint_sha256 = "random-init"
+        loaded.checkpoint_sha256 = RANDOM_INIT
     loaded.module.eval()
     for p in loaded.module.parameters():
         p.requires_grad_(False)

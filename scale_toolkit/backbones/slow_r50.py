@@ -7,14 +7,14 @@ A checkpoint's `model_state` holds the online encoder under `backbone.` and the 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ScaleError
-from .checkpoint import load_state_strict, preview_keys, read_checkpoint, seeded, strip_prefix, unwrap_state
-from .registry import checkpoint_sha256, register_backbone
+from .builder import build_backbone, single_file_filter
+from .checkpoint import preview_keys, strip_prefix, unwrap_state
+from .registry import register_backbone
 from .spec import KINETICS_MEAN, KINETICS_STD, BackboneSpec, LoadedBackbone
 
 # PySlowFast "slow" arch: temporal kernel of conv1 and of the first conv of each block in res2..res5
@@ -162,7 +162,9 @@ def encoder_state(raw: dict, encoder: str) -> dict:
 
 
 @register_backbone("rhobyol", SPEC)
-def make_rhobyol(checkpoint=None, random_init=False, strict=True, variant="16x4", encoder="momentum", **options):
+def make_rhobyol(
+    checkpoint=None, random_init=False, strict=True, variant="16x4", encoder="momentum", **options
+) -> LoadedBackbone:
     """ρBYOL Slow-R50; `variant` 16x4 (default) or 8x8 sets the clip sampling, `encoder` momentum|online."""
     if options:
         raise ScaleError(f"backbone 'rhobyol' does not take {', '.join(sorted(options))}; it takes variant, encoder")
@@ -172,9 +174,5 @@ def make_rhobyol(checkpoint=None, random_init=False, strict=True, variant="16x4"
         raise ScaleError(f"unknown encoder '{encoder}'; choose momentum (as SCALE) or online (as SlowFast's eval)")
     frames, stride = VARIANT_SAMPLING[variant]
     spec = replace(SPEC, frames=frames, stride=stride, options={"variant": variant, "encoder": encoder})
-    model = seeded(SlowR50)
-    if checkpoint is None:
-        return LoadedBackbone(model, spec, "random-init")
-    state = encoder_state(read_checkpoint(Path(checkpoint)), encoder)
-    skipped = load_state_strict(model, state, strict=strict, what=f"ρBYOL {encoder} encoder in {Path(checkpoint).name}")
-    return LoadedBackbone(model, spec, checkpoint_sha256(checkpoint), skipped)
+    keep_encoder = single_file_filter(lambda raw: encoder_state(raw, encoder), f"ρBYOL {encoder} encoder in")
+    return build_backbone(spec, SlowR50, checkpoint, keep_encoder, strict)

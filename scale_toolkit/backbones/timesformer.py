@@ -7,15 +7,15 @@ files are read too (teacher first, as DINO's own evaluation does).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ScaleError
-from .checkpoint import load_state_strict, preview_keys, read_checkpoint, seeded, strip_prefix, unwrap_state
-from .registry import checkpoint_sha256, register_backbone
+from .builder import build_backbone, single_file_filter
+from .checkpoint import preview_keys, strip_prefix, unwrap_state
+from .registry import register_backbone
 from .spec import KINETICS_MEAN, KINETICS_STD, BackboneSpec, LoadedBackbone
 from .video_vit import Attention, Mlp
 
@@ -164,9 +164,5 @@ def make_svt(checkpoint=None, random_init=False, strict=True, variant="8x32", **
         raise ScaleError(f"unknown svt variant '{variant}'; choose one of {', '.join(VARIANT_SAMPLING)}")
     frames, stride = VARIANT_SAMPLING[variant]
     spec = replace(SPEC, frames=frames, stride=stride, options={"variant": variant})
-    model = seeded(lambda: TimeSformer(TimeSformerConfig()))
-    if checkpoint is None:
-        return LoadedBackbone(model, spec, "random-init")
-    state = svt_encoder_state(read_checkpoint(Path(checkpoint)))
-    skipped = load_state_strict(model, state, strict=strict, what=f"SVT checkpoint {Path(checkpoint).name}")
-    return LoadedBackbone(model, spec, checkpoint_sha256(checkpoint), skipped)
+    keep_encoder = single_file_filter(svt_encoder_state, "SVT checkpoint")
+    return build_backbone(spec, lambda: TimeSformer(TimeSformerConfig()), checkpoint, keep_encoder, strict)

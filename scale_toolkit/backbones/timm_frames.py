@@ -6,14 +6,14 @@ time. CNNs, whose forward_features returns a feature map, are pooled over space 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ScaleError
-from .checkpoint import load_state_strict, read_checkpoint, seeded, unwrap_state
-from .registry import checkpoint_sha256, register_backbone
+from .builder import build_backbone, seeded, single_file_filter
+from .checkpoint import unwrap_state
+from .registry import register_backbone
 from .spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, LoadedBackbone
 
 SPEC = BackboneSpec(
@@ -106,11 +106,7 @@ def make_timm(checkpoint=None, random_init=False, strict=True, model_name: str =
         model = seeded(lambda: timm.create_model(model_name, pretrained=False, num_classes=0))
     except RuntimeError as err:  # timm's "Unknown model" error
         raise ScaleError(f"timm cannot build '{model_name}': {str(err)[:160]}; see timm.list_models()") from None
-    wrapped = PerFrameImageModel(model)
-    spec = _resolved_spec(model, model_name)
-    if checkpoint is None:
-        return LoadedBackbone(wrapped, spec, "random-init")
-    state = image_model_state(read_checkpoint(Path(checkpoint)))
-    what = f"timm:{model_name} checkpoint {Path(checkpoint).name}"
-    skipped = load_state_strict(model, state, strict=strict, what=what)
-    return LoadedBackbone(wrapped, spec, checkpoint_sha256(checkpoint), skipped)
+    # the spec follows the built model (crop, mean/std, width), so the model is built before the builder runs
+    keep_image_model = single_file_filter(image_model_state, f"timm:{model_name} checkpoint")
+    return build_backbone(_resolved_spec(model, model_name), lambda: PerFrameImageModel(model), checkpoint,
+                          keep_image_model, strict, weights_of=lambda wrapped: wrapped.image_model)

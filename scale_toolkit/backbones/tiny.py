@@ -1,10 +1,13 @@
 """`tiny`: a small, fast 3-D conv net with fixed seeded weights, for tests and the demo."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from .registry import checkpoint_sha256, register_backbone
+from .builder import build_backbone, seeded, single_file_filter
+from .registry import register_backbone
 from .spec import KINETICS_MEAN, KINETICS_STD, BackboneSpec, LoadedBackbone
 
 TINY_SPEC = BackboneSpec(
@@ -40,21 +43,12 @@ class TinyVideoNet(nn.Module):
 
 
 def build_tiny(seed: int = 0) -> TinyVideoNet:
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    model = TinyVideoNet(TINY_SPEC.feature_dim)
-    torch.random.set_rng_state(gen_state)
-    return model
+    return seeded(lambda: TinyVideoNet(TINY_SPEC.feature_dim), seed)
 
 
 @register_backbone("tiny", TINY_SPEC, needs_checkpoint=False)
 def make_tiny(checkpoint=None, random_init=False, strict=True, **options) -> LoadedBackbone:
-    model = build_tiny()
-    sha = "builtin-tiny-seed0"
-    if checkpoint is not None:
-        from .checkpoint import load_state_strict  # noqa: PLC0415
-
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        load_state_strict(model, state, strict=strict)
-        sha = checkpoint_sha256(checkpoint)
-    return LoadedBackbone(model, TINY_SPEC, sha)
+    loaded = build_backbone(TINY_SPEC, build_tiny, checkpoint, single_file_filter(dict, "tiny checkpoint"), strict)
+    if checkpoint is None:  # its seeded weights are the built-in tiny backbone, not an accident of --random-init
+        loaded = replace(loaded, checkpoint_sha256="builtin-tiny-seed0")
+    return loaded

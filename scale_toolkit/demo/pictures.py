@@ -1,32 +1,22 @@
-"""The demo's pictures: a confusion matrix and a retrieval strip (PNG, matplotlib Agg)."""
+"""The demo's pictures: a confusion matrix and a retrieval strip (PNG, matplotlib Figure on an Agg canvas)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_open
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..figures import agg_figure, save_png
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def confusion_png(panels: list[tuple[str, np.ndarray, np.ndarray]], class_names: list[str], path: Path) -> Path:
     """Row-normalised confusion matrices side by side, one per (title, true, predicted), counts in the cells."""
-    plt = _pyplot()
     n = len(class_names)
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (2.5 + 0.75 * n), 1.2 + 0.7 * n), squeeze=False)
+    fig = agg_figure(figsize=(len(panels) * (2.5 + 0.75 * n), 1.2 + 0.7 * n))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     fig.subplots_adjust(wspace=0.6)
     for ax, (title, true, pred) in zip(axes[0], panels):
         counts = np.zeros((n, n), int)
@@ -42,7 +32,6 @@ def confusion_png(panels: list[tuple[str, np.ndarray, np.ndarray]], class_names:
         ax.set_ylabel("true")
         ax.set_title(f"{title}: {100 * np.mean(np.asarray(true) == np.asarray(pred)):.0f}% top-1")
     _save(fig, path)
-    plt.close(fig)
     return path
 
 
@@ -54,9 +43,9 @@ def motion_picture(frames: np.ndarray) -> np.ndarray:
 
 def retrieval_strip_png(queries: list[dict], path: Path, title: str) -> Path:
     """Rows: a query and its nearest gallery videos. Each item: {"image", "label", "ok" (neighbours)}."""
-    plt = _pyplot()
     cols = max(len(q["neighbours"]) for q in queries) + 1
-    fig, axes = plt.subplots(len(queries), cols, figsize=(2.1 * cols, 1.9 * len(queries)), squeeze=False)
+    fig = agg_figure(figsize=(2.1 * cols, 1.9 * len(queries)))
+    axes = fig.subplots(len(queries), cols, squeeze=False)
     for r, q in enumerate(queries):
         items = [dict(q, ok=None)] + q["neighbours"]
         for c in range(cols):
@@ -71,5 +60,4 @@ def retrieval_strip_png(queries: list[dict], path: Path, title: str) -> Path:
             ax.set_title(prefix + item["label"], fontsize=7, color=colour)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
-    plt.close(fig)
     return path

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from ..backbones import load_backbone
-from ..errors import ScaleError
 from ..backbones.inference import embed_clips
+from ..errors import ScaleError
 from ..precision import resolve_precision
 from .prepare import ViewRecipe, prepare_video
 
@@ -27,7 +27,8 @@ def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tup
         raise ScaleError("this store does not record its backbone (imported features?); cannot embed a new video for it")
     checkpoint = store_attrs.get("checkpoint")
     if checkpoint and not Path(checkpoint).exists():
-        raise ScaleError(f"the store was made with checkpoint {checkpoint}, which is no longer there; put it back to embed new videos")
+        raise ScaleError(f"the store was made with checkpoint {checkpoint}, which is no longer there; "
+                         "put it back to embed new videos")
     loaded = load_backbone(
         name,
         checkpoint=checkpoint,
@@ -37,7 +38,8 @@ def embed_video(path: str | Path, store_attrs: dict, device: str = "cpu") -> tup
     if checkpoint is None and loaded.checkpoint_sha256 != store_attrs.get("checkpoint_sha256"):
         raise ScaleError("cannot rebuild the store's backbone weights (they were not loaded from a file)")
     view = store_attrs["view"]
-    recipe = ViewRecipe.for_backbone(view["name"], loaded.spec, int(store_attrs.get("seed", 0)), store_attrs.get("decoder", "auto"))
+    recipe = ViewRecipe.for_backbone(view["name"], loaded.spec, int(store_attrs.get("seed", 0)),
+                                     store_attrs.get("decoder", "auto"))
     result = prepare_video(path, path.name, recipe)
     if "error" in result:
         raise ScaleError(f"cannot decode {path}: {result['error']}")

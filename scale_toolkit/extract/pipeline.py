@@ -25,6 +25,7 @@ from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
 from ..precision import Precision, check_precision, resolve_precision
+from ..runtime import dist_from_env, torch_threads
 from ..store import DONE, FAILED, PENDING, FeatureStore
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
@@ -85,9 +86,8 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
         if n < 1 or not 0 <= i < n:
             raise ScaleError(f"--shard {shard}: need 0 <= i < n")
         return i, n
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    return 0, 1
+    info = dist_from_env()
+    return info.rank, info.world_size
 
 
 def _validate(cfg: ExtractConfig) -> None:
@@ -251,7 +251,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     if not manifest.videos:
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
     workers = default_workers() if cfg.workers < 0 else cfg.workers
-    with DecodePool(workers, cfg.timeout_s) as pool:
+    with DecodePool(workers, cfg.timeout_s) as pool, torch_threads(cfg.threads):
         pool.start()  # decode workers come up while the backbone is built
         loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
         spec = loaded.spec
@@ -259,8 +259,6 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest, precision), manifest, spec)
         summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted,
                                  shard=f"{shard[0]}/{shard[1]}", precision=precision.describe())
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
         embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, precision.value)
         recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
 

@@ -36,21 +36,26 @@ def save_model(model: ScaleModel, run_dir: str | os.PathLike, extra: dict[str, A
     return path
 
 
+def model_file(path: str | os.PathLike) -> Path:
+    """The weights file a run directory (``model.pt``, else ``checkpoint_last.pt``) or a file path resolves to."""
+    p = Path(path)
+    if p.is_dir():
+        for candidate in (p / MODEL_FILE, p / LAST_CHECKPOINT):
+            if candidate.exists():
+                return candidate
+        raise ScaleError(f"no {MODEL_FILE} or {LAST_CHECKPOINT} in {p}; train a model with `scale train --out {p}`")
+    if not p.exists():
+        raise ScaleError(f"SCALE model not found: {p}")
+    return p
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ScaleModel, dict[str, Any]]:
     """Load a model from a run directory (``model.pt``, else ``checkpoint_last.pt``) or a file.
 
     Returns (model in eval mode, config dict with keys "model" (ScaleConfig fields) and
     "meta" (train config, store attributes, ... as saved)).
     """
-    p = Path(path)
-    if p.is_dir():
-        cand = [p / MODEL_FILE, p / LAST_CHECKPOINT]
-        found = [c for c in cand if c.exists()]
-        if not found:
-            raise ScaleError(f"no {MODEL_FILE} or {LAST_CHECKPOINT} in {p}; train a model with `scale train --out {p}`")
-        p = found[0]
-    elif not p.exists():
-        raise ScaleError(f"model not found: {p}")
+    p = model_file(path)
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt or foreign file; torch's own message spans many lines

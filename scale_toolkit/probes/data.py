@@ -7,7 +7,6 @@ always named by their index in the eval store; a view maps them to its own rows 
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,19 +17,10 @@ import torch
 from ..errors import ScaleError
 from ..model.positions import model_positions
 from ..store import DONE, FeatureStore
+from ..store.attributes import backbone_of
 
 # backbone families / names whose features want BatchNorm without affine in front of the probe
 MAE_FAMILIES = ("video_vit", "videomae", "cvmae", "crossvideomae", "mae", "mae_st", "mam2", "vic_mae", "vicmae")
-
-
-def backbone_of(attrs: dict) -> dict:
-    """The store's backbone attribute as a dict (name/family may be missing)."""
-    bb = attrs.get("backbone")
-    if isinstance(bb, dict):
-        return bb
-    if isinstance(bb, str):
-        return {"name": bb}
-    return {}
 
 
 def is_mae_family(attrs: dict) -> bool:
@@ -39,14 +29,6 @@ def is_mae_family(attrs: dict) -> bool:
     family = str(bb.get("family", "")).lower()
     name = str(bb.get("name", "")).lower()
     return family in MAE_FAMILIES or "mae" in name or "mam2" in name
-
-
-def file_sha256(path: Path, n_hex: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n_hex]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -22,16 +22,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ScaleError
+from ..retrieval.descriptors import l2_normalize
 from .metrics import topk_accuracy
 
 DEFAULT_K = 20
 DEFAULT_TEMPERATURE = 0.07
 CENTERING = ("none", "train", "split")
-
-
-def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def prepare(memory: np.ndarray, queries: np.ndarray, center: str = "none") -> tuple[np.ndarray, np.ndarray]:

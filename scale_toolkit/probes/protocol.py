@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import ScaleError
+from ..files import file_sha256
 from ..store import FeatureStore
 from . import data as D
 from .fit import (ClipTable, Progress, TrainSetting, fit_clip_heads, fit_set_classifier, predict_clip_head,
@@ -193,17 +194,16 @@ class _Runner:
         model_cfg: Optional[dict] = None
         if model_path is not None:
             from ..model import load_model
-            from ..model.io import LAST_CHECKPOINT, MODEL_FILE
+            from ..model.io import model_file
 
             model, cfg = load_model(model_path)
             model_cfg, meta = cfg["model"], cfg.get("meta", {}) or {}
             D.check_model_against_store(model_cfg, meta, self.store, Path(model_path))
-            mp = Path(model_path)
-            file = mp if mp.is_file() else next(p for p in (mp / MODEL_FILE, mp / LAST_CHECKPOINT) if p.exists())
+            file = model_file(model_path)
             trained_split = (meta.get("store") or {}).get("split") if isinstance(meta.get("store"), dict) else None
             self.model = model
             self.model_meta = meta
-            self.model_info = {"path": str(model_path), "file": str(file), "fingerprint": D.file_sha256(file),
+            self.model_info = {"path": str(model_path), "file": str(file), "fingerprint": file_sha256(file, n_hex=16),
                                "config": model_cfg, "trained_on_split": trained_split}
             for s in options.splits():
                 if trained_split is not None and int(trained_split) != s:

@@ -6,7 +6,7 @@ Example:
     >>> import numpy as np
     >>> rows, labels = np.arange(20), np.repeat([0, 1], 10)
     >>> fit, val = stratified_holdout(rows, labels, 0.2, seed=0)
-    >>> len(fit), len(val), sorted(np.bincount(labels[val]))
+    >>> len(fit), len(val), np.bincount(labels[val]).tolist()
     (16, 4, [2, 2])
 """
 from __future__ import annotations

@@ -22,7 +22,6 @@ sha256, so a sidecar that does not belong to the index next to it is detected on
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import numpy as np
 
 from ..atomic import temp_beside
 from ..errors import ScaleError
+from ..files import file_sha256
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 SIDECAR_FORMAT = "scale-retrieval-index"
@@ -179,14 +179,6 @@ def sidecar_path(index_path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _tmp_in(folder: Path, name: str) -> Path:
     fd, tmp = temp_beside(folder / name)
     os.close(fd)
@@ -211,7 +203,7 @@ def save_index(index: Any, path: str | os.PathLike, sidecar: dict) -> Path:
             os.fsync(f.fileno())
         meta = dict(sidecar)
         meta.update({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "index_file": path.name,
-                     "index_bytes": tmp_index.stat().st_size, "index_sha256": _sha256_file(tmp_index),
+                     "index_bytes": tmp_index.stat().st_size, "index_sha256": file_sha256(tmp_index),
                      "ntotal": int(index.ntotal), "dim": int(index.d)})
         with open(tmp_side, "w") as f:
             json.dump(meta, f, indent=1)
@@ -251,7 +243,7 @@ def load_index(path: str | os.PathLike, verify: bool = True) -> tuple[Any, dict]
     path = Path(path)
     meta = read_sidecar(path)
     size = path.stat().st_size
-    if size != meta.get("index_bytes") or (verify and _sha256_file(path) != meta.get("index_sha256")):
+    if size != meta.get("index_bytes") or (verify and file_sha256(path) != meta.get("index_sha256")):
         raise ScaleError(f"{path} does not match its sidecar {sidecar_path(path).name} (the index was replaced "
                          "or a build was interrupted); rebuild it with --build-index")
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -37,9 +38,17 @@ STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "coords", "boxes", "flip")  # per-clip data written by extraction
 DEFAULT_ROWS_PER_CHUNK = 16
 
-# Zarr warns that its variable-length string dtype is not yet in the v3 spec; we rely on it knowingly.
-warnings.filterwarnings("ignore", message=".*not part of the Zarr format 3 specification.*")
-warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
+
+@contextmanager
+def _string_arrays_known():
+    """Zarr 3.0 warns that its variable-length string codec is not yet in the v3 spec; we rely on it knowingly.
+
+    Silenced only around the methods that touch the string arrays (video_ids, reasons), never process-wide.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not part of the Zarr format 3 specification.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
+        yield
 
 
 def _as_str_array(values: Sequence[str]) -> np.ndarray:
@@ -62,6 +71,7 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
+    @_string_arrays_known()
     def create(
         cls,
         path: str | Path,
@@ -178,6 +188,7 @@ class FeatureStore:
         return np.asarray(self.group["splits"][:], dtype=np.int8)
 
     @property
+    @_string_arrays_known()
     def video_ids(self) -> list[str]:
         return [str(v) for v in self.group["video_ids"][:]]
 
@@ -186,6 +197,7 @@ class FeatureStore:
         return np.asarray(self.group["status"][:], dtype=np.uint8)
 
     @property
+    @_string_arrays_known()
     def reasons(self) -> list[str]:
         return [str(v) for v in self.group["reasons"][:]]
 
@@ -217,6 +229,7 @@ class FeatureStore:
         return np.flatnonzero(self.status == FAILED)
 
     # ------------------------------------------------------------------ reading
+    @_string_arrays_known()
     def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords")) -> dict[str, np.ndarray]:
         """Read some rows of some arrays without touching the rest of the store.
 
@@ -286,6 +299,7 @@ class FeatureStore:
         self._set_rows(idx, "reasons", _as_str_array([""] * n))
         self._set_rows(idx, "status", np.full(n, DONE, np.uint8))  # status last: a row is done only once its data is in
 
+    @_string_arrays_known()
     def write_block(self, block: int, results: dict[int, dict]) -> None:
         """Write one whole chunk-aligned block: `results[row]` holds either the row's arrays
         (features, coords, boxes, flip, video_meta) or {"error": reason}. Rows of the block
@@ -322,6 +336,7 @@ class FeatureStore:
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "status", np.full(len(idx), PENDING, np.uint8))
 
+    @_string_arrays_known()
     def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
         arr = self.group[name]
         if len(idx) == 0:

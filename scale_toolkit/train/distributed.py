@@ -1,34 +1,12 @@
 """torchrun / DDP helpers: environment detection and all-gather with gradient."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
+from scale_toolkit.runtime import DistInfo, dist_from_env
 
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_from_env() -> DistInfo:
-    """Rank info from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (single process when absent)."""
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
-    if ws <= 1:
-        return DistInfo()
-    return DistInfo(int(os.environ.get("RANK", "0")), ws, int(os.environ.get("LOCAL_RANK", "0")))
+__all__ = ["DistInfo", "dist_from_env", "gather_rows", "init_process_group"]
 
 
 def init_process_group(info: DistInfo, device: torch.device) -> bool:

@@ -1,34 +1,31 @@
-"""Training-curve PNG from metrics.jsonl (matplotlib, Agg backend)."""
+"""Training-curve PNG from metrics.jsonl (matplotlib Figure on an Agg canvas)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from scale_toolkit.atomic import atomic_open
+from scale_toolkit.figures import agg_figure, save_png
 
 
 def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     if not rows:
         return
     ep = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = agg_figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for key in ("loss", "mcm_loss", "set_loss"):
         axes[0].plot(ep, [r[key] for r in rows], label=key)
-    axes[0].set_title("loss"); axes[0].legend()
+    axes[0].set_title("loss")
+    axes[0].legend()
     for key in ("mcm_acc", "set_acc"):
         axes[1].plot(ep, [r[key] for r in rows], label=key)
-    axes[1].set_title("accuracy (in-batch retrieval)"); axes[1].set_ylim(0, 1); axes[1].legend()
+    axes[1].set_title("accuracy (in-batch retrieval)")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend()
     axes[2].plot(ep, [r["lr"] for r in rows])
     axes[2].set_title("learning rate")
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    with atomic_open(png_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, png_path, dpi=90)

@@ -17,6 +17,7 @@ from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.precision import resolve_precision
+from scale_toolkit.runtime import torch_threads
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.model.positions import model_positions
 from scale_toolkit.train.data import load_train_flip, load_train_split
@@ -79,7 +80,8 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
     device = resolve_device(config.device, info)
     created = init_process_group(info, device)
     try:
-        return _train(config, progress, data, info, device)
+        with torch_threads(config.threads):
+            return _train(config, progress, data, info, device)
     finally:
         if created:
             dist.destroy_process_group()
@@ -90,8 +92,6 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         raise ScaleError("no run directory given; pass --out RUN_DIR")
     if config.compile and info.enabled:
         raise ScaleError("--compile runs in a single process only; drop it under torchrun")
-    if config.threads:
-        torch.set_num_threads(config.threads)
     out = Path(config.out)
     ckpt_path = out / LAST_CHECKPOINT
     if ckpt_path.exists() and not config.resume:

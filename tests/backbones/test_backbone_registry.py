@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from scale_toolkit.backbones import backbone_spec, list_backbones, load_backbone
+from scale_toolkit.backbones.builder import checkpoint_sha256
 from scale_toolkit.backbones.inference import BF16_RELATIVE_TOLERANCE, embed_clips
-from scale_toolkit.backbones.registry import checkpoint_sha256
 from scale_toolkit.backbones.slow_r50 import SlowR50
 from scale_toolkit.backbones.timesformer import TimeSformer, TimeSformerConfig
 from scale_toolkit.backbones.timm_frames import PerFrameImageModel
@@ -18,8 +18,6 @@ from scale_toolkit.backbones.videomae import VIT_B, VIT_L
 from scale_toolkit.errors import ScaleError
 from tests.backbones.backbone_layouts import randomise_
 from tests.backbones.test_backbone_timm_frames import StandInViT
-
-PRETRAINED = ["cvmae", "videomae-b", "videomae-l", "videomae-b-ft", "rhobyol", "svt", "timm:vit_base_patch16_224"]
 
 
 def test_every_cli_name_is_registered_with_a_spec():
@@ -34,15 +32,6 @@ def test_every_cli_name_is_registered_with_a_spec():
         json.dumps(spec.to_dict())  # goes into the store attributes
     assert backbone_spec("rhobyol").frames == 16 and backbone_spec("rhobyol").stride == 4
     assert backbone_spec("svt").frames == 8
-
-
-@pytest.mark.parametrize("name", PRETRAINED)
-def test_pretrained_name_without_checkpoint_says_where_weights_are(name):
-    with pytest.raises(ScaleError) as err:
-        load_backbone(name)
-    message = str(err.value)
-    assert "--checkpoint" in message and "--random-init" in message
-    assert any(word in message for word in ("github.com", "huggingface.co", "fbaipublicfiles", "no weights"))
 
 
 def test_options_that_a_family_does_not_take_are_refused():

@@ -6,6 +6,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
+from scale_toolkit.backbones import load_backbone
+from scale_toolkit.backbones.video_vit import VideoViT, VideoViTConfig, sincos_table
+from scale_toolkit.backbones.videomae import VARIANTS, load_video_vit
+from scale_toolkit.errors import ScaleError
 from tests.backbones.backbone_layouts import (
     hf_small_config,
     import_hf_videomae,
@@ -14,12 +20,6 @@ from tests.backbones.backbone_layouts import (
     original_pretrain_checkpoint,
     randomise_,
 )
-from safetensors.torch import load_file, save_file
-
-from scale_toolkit.backbones import load_backbone
-from scale_toolkit.backbones.videomae import VARIANTS, load_video_vit
-from scale_toolkit.backbones.video_vit import VideoViT, VideoViTConfig, sincos_table
-from scale_toolkit.errors import ScaleError
 
 try:
     VideoMAEConfig, VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification = import_hf_videomae()
