@@ -8,7 +8,6 @@ from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig, config_from_dict
 from scale_toolkit.precision import check_precision
 
-
 # what `--official` sets besides the model (ScaleConfig.official()): the official code's optimiser and precision
 OFFICIAL_TRAIN = {"lr": 3e-4, "wd": 1e-4, "grad_clip": 0.0, "precision": "fp32"}
 OFFICIAL_WARMUP_FRACTION = 0.05  # linear warm-up over 5 % of all steps, then per-step cosine

@@ -26,8 +26,8 @@ def load_train_split(store_path: str, split: int) -> tuple[np.ndarray, np.ndarra
         raise ScaleError(f"{store_path} has no extracted {videos}; check --split or finish `scale extract` first")
     data = fs.read(idx, names=("features", "coords"))
     attrs = dict(fs.attrs)
-    info = {"path": str(store_path), "split": split, "videos": videos, "n_train_videos": int(idx.size), "n_clips": int(fs.n_clips),
-            "feature_dim": int(fs.feature_dim),
+    info = {"path": str(store_path), "split": split, "videos": videos, "n_train_videos": int(idx.size),
+            "n_clips": int(fs.n_clips), "feature_dim": int(fs.feature_dim),
             "backbone": attrs.get("backbone"), "view": attrs.get("view"), "dataset": attrs.get("dataset")}
     return np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info
 

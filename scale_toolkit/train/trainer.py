@@ -15,11 +15,11 @@ import torch.distributed as dist
 from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
+from scale_toolkit.model.positions import model_positions
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.precision import resolve_precision
 from scale_toolkit.runtime import torch_threads
 from scale_toolkit.train.config import TrainConfig
-from scale_toolkit.model.positions import model_positions
 from scale_toolkit.train.data import load_train_flip, load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.host_memory import reuse_freed_memory

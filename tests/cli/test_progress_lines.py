@@ -5,8 +5,9 @@ import shutil
 import subprocess
 import sys
 
-from cli.progress import LineProgress
 from rich.console import Console
+
+from cli.progress import LineProgress
 from tests.train.helpers import make_train_store
 
 
