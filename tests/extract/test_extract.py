@@ -239,7 +239,10 @@ def test_disk_full_is_one_line_and_leaves_the_block_pending(tiny_dataset, tmp_pa
     monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "4")
     code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
                            "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0")
-    assert code == 2 and "No space left" in err and len(err.strip().splitlines()) == 1
+    lines = err.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "No space left" in errors[0] and lines[-1] == errors[0]
+    assert "Traceback" not in err
     fs = FeatureStore.open(tmp_path / "s.zarr")
     assert list(fs.status[:4]) == [DONE] * 4 and (fs.status[4:] == 0).all()
     monkeypatch.setattr(FeatureStore, "write_block", original)

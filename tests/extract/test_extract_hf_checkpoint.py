@@ -15,7 +15,8 @@ def test_videomae_hf_directory_end_to_end(shared_data, tmp_path, run_cli):
     root = shared_data / "videos/ucf101-mini/UCF-101"
     code, out, err = run_cli("extract", "--backbone", "videomae-b", "--checkpoint", tmp_path / "hf", "--dataset", "ucf101",
                              "--root", root, "--splits", shared_data / "splits/ucf101", "--view", "eval15",
-                             "--out", tmp_path / "s.zarr", "--workers", "1", "--limit", "2")
+                             "--out", tmp_path / "s.zarr", "--workers", "1", "--limit", "2",
+                             "--precision", "fp32")  # compared with HF's fp32 forward (auto may pick bf16)
     assert code == 0, err
     fs = FeatureStore.open(tmp_path / "s.zarr")
     assert (fs.status == DONE).all() and fs.feature_dim == 64
