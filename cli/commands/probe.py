@@ -60,6 +60,10 @@ def probe_cmd(
     from scale_toolkit.atomic import write_json
     from scale_toolkit.probes.report import table_rows
 
+    from scale_toolkit.ownership import check_replaceable
+
+    if json_out:
+        check_replaceable(json_out, "json", "--json")
     ks = _ints(knn, "--knn")
     rows: list[str] = []
     if ks is not None:

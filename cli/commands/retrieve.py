@@ -9,6 +9,7 @@ from rich.table import Table
 
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.ownership import check_replaceable
 
 from ..app import CONFIG_OPTION, app, console, out, resolved
 
@@ -60,6 +61,8 @@ def retrieve_cmd(
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
+    if json_out is not None:
+        check_replaceable(json_out, "json", "--json")
     if query is not None and index is None and build_index is None:
         raise ScaleError("--query needs --index INDEX (build one with --store STORE.zarr --build-index INDEX)")
     if query is None and index is not None:

@@ -15,7 +15,7 @@ from ..app import CONFIG_OPTION, app, out
 def import_cmd(
     source: Path = typer.Argument(..., help="FEATURES.npz or FEATURES.h5 with arrays features, coords, labels, video_ids, class_names, splits (boxes, flip, status, attrs optional)."),
     out_store: Path = typer.Option(..., "--out", help="The store to create (STORE.zarr); must not exist unless --overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scale store at --out (never any other folder)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Bring features made by another extractor into a feature store (validated first)."""
@@ -29,12 +29,13 @@ def import_cmd(
 def export_cmd(
     store: Path = typer.Argument(..., help="The feature store to export (STORE.zarr)."),
     out_file: Path = typer.Option(..., "--out", help="FILE.npz or FILE.h5; the store's array names are kept."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export at --out (never any other file)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Write a feature store to .npz or .h5 with the same array names."""
     from scale_toolkit.store.interchange import export_store
 
-    path = export_store(store, out_file)
+    path = export_store(store, out_file, overwrite=overwrite)
     out.print(f"exported {store} to {path}")
 
 

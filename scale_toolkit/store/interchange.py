@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ScaleError
+from ..ownership import check_replaceable
 from .feature_store import DONE, FeatureStore
 
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
@@ -121,8 +122,11 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
         raise ScaleError(f"file not found: {src}")
     arrays = _read_npz(src) if _format_of(src) == "npz" else _read_h5(src)
     data = validate_arrays(arrays, str(src))
-    if out.exists() and not overwrite:
-        raise ScaleError(f"{out} already exists; choose another --out or delete it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace a scale store")
+    check_replaceable(out, "store")
+    if out.exists() and src.resolve().is_relative_to(out.resolve()):
+        raise ScaleError(f"{src} lies inside --out {out}; refusing to replace the folder that holds the input")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
@@ -139,21 +143,41 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
         failed = np.flatnonzero(data["status"] == 2)
         if len(failed):
             fs.mark_failed(failed, ["failed before import"] * len(failed))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return FeatureStore.open(out)
 
 
-def export_store(store: str | Path, out: str | Path) -> Path:
-    """Write every row of a store to .npz or .h5 with the same array names (atomic rename)."""
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the finished store `new` at `out`; an old store there is moved aside first and only
+    deleted once the new one is in place (a failed rename puts it back)."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_store(store: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Write every row of a store to .npz or .h5 with the same array names (atomic rename).
+    An existing --out is replaced only with `overwrite` and only if it is an earlier export."""
     fs = FeatureStore.open(store)
     out = Path(out)
     fmt = _format_of(out)
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}")
+    if out.is_dir():
+        raise ScaleError(f"--out {out} is a directory; give a file name ending in .npz or .h5")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace an earlier export")
+    check_replaceable(out, "export")
     data = fs.read(None, names=("features", "coords", "boxes", "flip", "labels", "splits", "status"))
     strings = {"video_ids": fs.video_ids, "class_names": fs.class_names}
     attrs = json.dumps(fs.attrs, default=str)

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.train.config import TrainConfig
@@ -91,6 +92,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
+    check_run_dir(out)  # never write checkpoints and metrics into a folder of the user's files
     ckpt_path = out / LAST_CHECKPOINT
     if ckpt_path.exists() and not config.resume:
         raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
