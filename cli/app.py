@@ -6,7 +6,9 @@ calls the library and renders with rich. No logic here.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -44,7 +46,25 @@ def progress_bar(label: str) -> Progress:
     )
 
 
-_state = {"debug": False}
+_state: dict = {"debug": False, "signal": signal.SIGINT, "on_interrupt": "nothing was written; rerun the command"}
+
+
+def on_interrupt(hint: str) -> None:
+    """What the interrupt line tells the user was kept and how to continue (set by each command)."""
+    _state["on_interrupt"] = hint
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGINT and SIGTERM both unwind like Ctrl-C (finally blocks, locks and temp files clean up);
+    batch schedulers send SIGTERM before they kill, and a job script must not see success."""
+    _state["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> SystemExit:
+    signum = _state["signal"]
+    print(f"scale: interrupted by {signal.Signals(signum).name}: {_state['on_interrupt']}", file=sys.stderr)
+    return SystemExit(128 + signum)
 
 
 @app.callback()
@@ -91,16 +111,26 @@ def main(argv: list[str] | None = None) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning threads made
     # training steps ~1.7x slower (benchmarks/RESULTS.md, train_throughput). Must precede `import torch`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from . import commands  # noqa: F401  (registers the commands)
-
     args = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return _run(args)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        app(args=args, prog_name="scale", standalone_mode=False)
+        _run(args)
+    finally:  # in-process callers (tests, notebooks) get their own handlers back
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: list[str]) -> None:
+    try:
+        from . import commands  # noqa: F401  (registers the commands; inside the try: an early Ctrl-C is one line too)
+
+        code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None
     except ABORT_ERRORS:
-        print("scale: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise _interrupted() from None
     except click_exc.ClickException as exc:  # bad flags, missing arguments
         print(f"error: {exc.format_message()} (see scale --help)", file=sys.stderr)
         raise SystemExit(2) from None
@@ -110,5 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("scale: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise _interrupted() from None
+    # non-standalone typer turns an interrupt inside a command into a returned 130, not an exception
+    if code == 130:
+        raise _interrupted()
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

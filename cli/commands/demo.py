@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 
 
 def results_table(probes: dict, retrieval: dict) -> Table:
@@ -35,6 +35,8 @@ def demo_cmd(
 ) -> None:
     """Synthesise a small video dataset, extract, train SCALE, probe, retrieve, and draw the results."""
     from scale_toolkit.demo.run import DemoConfig, run_demo
+
+    on_interrupt(f"finished stages in {out_dir} are kept; rerun the same command to continue")
 
     def progress(stage: str, message: str) -> None:
         console.print(f"[bold cyan]{stage}[/bold cyan]: {message}")

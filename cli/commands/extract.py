@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..app import CONFIG_OPTION, app, out, progress_bar
+from ..app import CONFIG_OPTION, app, on_interrupt, out, progress_bar
 
 
 class _ExtractProgress:
@@ -61,6 +61,7 @@ def extract_cmd(
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
     from scale_toolkit.extract import ExtractConfig, run_extraction
 
+    on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
     options = {k: v for k, v in {"encoder": encoder, "variant": variant}.items() if v is not None}
     cfg = ExtractConfig(
         backbone=backbone, checkpoint=checkpoint, random_init=random_init, strict=strict, backbone_options=options,

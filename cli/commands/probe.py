@@ -11,7 +11,7 @@ from rich.table import Table
 
 from scale_toolkit.errors import ScaleError
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 
 
 def _ints(values: Optional[List[str]], flag: str) -> Optional[list[int]]:
@@ -62,6 +62,7 @@ def probe_cmd(
 
     from scale_toolkit.ownership import check_replaceable
 
+    on_interrupt("no result was written" + (f" ({json_out} is unchanged)" if json_out else "") + "; rerun the command")
     if json_out:
         check_replaceable(json_out, "json", "--json")
     ks = _ints(knn, "--knn")

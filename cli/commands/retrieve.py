@@ -11,7 +11,7 @@ from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.ownership import check_replaceable
 
-from ..app import CONFIG_OPTION, app, console, out, resolved
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out, resolved
 
 
 def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
@@ -61,6 +61,7 @@ def retrieve_cmd(
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
+    on_interrupt("no result was written and a previous index is unchanged; rerun the command")
     if json_out is not None:
         check_replaceable(json_out, "json", "--json")
     if query is not None and index is None and build_index is None:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 
-from ..app import CONFIG_OPTION, app, out
+from ..app import CONFIG_OPTION, app, on_interrupt, out
 
 
 @app.command("import")
@@ -21,6 +21,7 @@ def import_cmd(
     """Bring features made by another extractor into a feature store (validated first)."""
     from scale_toolkit.store.interchange import import_features
 
+    on_interrupt(f"nothing was written ({out_store} is unchanged); rerun the command")
     fs = import_features(source, out_store, overwrite=overwrite)
     out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {out_store}")
 
@@ -35,6 +36,7 @@ def export_cmd(
     """Write a feature store to .npz or .h5 with the same array names."""
     from scale_toolkit.store.interchange import export_store
 
+    on_interrupt(f"nothing was written ({out_file} is unchanged); rerun the command")
     path = export_store(store, out_file, overwrite=overwrite)
     out.print(f"exported {store} to {path}")
 

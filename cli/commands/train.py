@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..app import CONFIG_OPTION, app, out, progress_bar
+from ..app import CONFIG_OPTION, app, on_interrupt, out, progress_bar
 
 
 class _TrainProgress:
@@ -70,6 +70,8 @@ def train_cmd(
     from scale_toolkit.model import ScaleConfig
     from scale_toolkit.train import TrainConfig, train
 
+    on_interrupt(f"{out_dir}/checkpoint_last.pt of the last finished epoch is kept (if one finished); "
+                 "rerun with --resume (same flags) to continue")
     given = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
     arch = {k: v for k, v in given.items() if v is not None}
     model = ScaleConfig.official(**arch) if official else ScaleConfig(**arch)
