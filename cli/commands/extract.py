@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out, progress_bar
+from ..text import shown
 
 
 class _ExtractProgress:
@@ -71,12 +72,12 @@ def extract_cmd(
     )
     summary = run_extraction(cfg, progress=_ExtractProgress())
     out.print(
-        f"[bold]{summary.store}[/bold] shard {summary.shard}: {summary.done_now} videos extracted now, "
+        f"[bold]{shown(summary.store)}[/bold] shard {summary.shard}: {summary.done_now} videos extracted now, "
         f"{summary.already_done} already done, {len(summary.failed_now)} failed, {summary.clips} clips in {summary.seconds:.1f} s"
     )
     for vid, reason in summary.failed_now.items():
-        out.print(f"  failed: {vid}: {reason}")
+        out.print(f"  failed: {shown(vid)}: {shown(reason)}")
     if summary.missing:
-        out.print(f"  {len(summary.missing)} videos listed in the split files are not on disk (e.g. {summary.missing[0]})")
+        out.print(f"  {len(summary.missing)} videos listed in the split files are not on disk (e.g. {shown(summary.missing[0])})")
     if summary.unlisted:
-        out.print(f"  {len(summary.unlisted)} videos on disk are in no split file and were skipped (e.g. {summary.unlisted[0]})")
+        out.print(f"  {len(summary.unlisted)} videos on disk are in no split file and were skipped (e.g. {shown(summary.unlisted[0])})")

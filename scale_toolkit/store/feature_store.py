@@ -30,6 +30,7 @@ import zarr
 
 from .. import __version__
 from ..errors import ScaleError
+from .names import escape_id, needs_escape, printable, unescape_id
 
 SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2
@@ -43,7 +44,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
 
 
 def _as_str_array(values: Sequence[str]) -> np.ndarray:
-    return np.array([str(v) for v in values], dtype=object)
+    """Free text (failure reasons) as valid UTF-8: a reason may quote a non-UTF-8 file name."""
+    return np.array([printable(str(v)) for v in values], dtype=object)
 
 
 class FeatureStore:
@@ -106,7 +108,8 @@ class FeatureStore:
         group.create_array("labels", data=labels, chunks=(n,))
         group.create_array("splits", data=splits, chunks=(3, n))
         group.create_array("video_ids", shape=(n,), chunks=(n,), dtype=str, fill_value="")
-        group["video_ids"][:] = _as_str_array(video_ids)
+        escaped = [i for i, v in enumerate(video_ids) if needs_escape(str(v))]  # lossless, see names.py
+        group["video_ids"][:] = np.array([escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids], dtype=object)
         if video_meta is not None:
             group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(
@@ -115,7 +118,8 @@ class FeatureStore:
                 "toolkit_version": __version__,
                 "class_names": list(class_names),
                 "rows_per_chunk": chunk,
-                **(attrs or {}),
+                **{k: v for k, v in (attrs or {}).items() if k != "escaped_video_ids"},
+                **({"escaped_video_ids": escaped} if escaped else {}),
             }
         )
         return cls(path, group)
@@ -179,7 +183,10 @@ class FeatureStore:
 
     @property
     def video_ids(self) -> list[str]:
-        return [str(v) for v in self.group["video_ids"][:]]
+        ids = [str(v) for v in self.group["video_ids"][:]]
+        for row in self.group.attrs.get("escaped_video_ids", []):
+            ids[row] = unescape_id(ids[row])
+        return ids
 
     @property
     def status(self) -> np.ndarray:
@@ -294,7 +301,7 @@ class FeatureStore:
                 continue
             if "error" in res:
                 current["status"][pos] = FAILED
-                current["reasons"][pos] = str(res["error"])[:500]
+                current["reasons"][pos] = printable(str(res["error"]))[:500]
                 continue
             for name in ("features", "coords", "boxes", "flip", "video_meta"):
                 if name in res:

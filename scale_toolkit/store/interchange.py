@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ScaleError
 from ..ownership import check_replaceable
 from .feature_store import DONE, FeatureStore
+from .names import escape_id, needs_escape, unescape_id
 
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "attrs")
@@ -73,6 +74,14 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if np.abs(feats).max() > np.finfo(np.float16).max:
         raise ScaleError(f"{source}: features exceed the float16 range of the store (max |x| 65504)")
 
+    attrs = {}
+    if "attrs" in arrays:
+        try:
+            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
+        except (ValueError, IndexError) as exc:
+            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+        if not isinstance(attrs, dict):
+            raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
     def shaped(name: str, shape: tuple, kind: str) -> np.ndarray:
         arr = np.asarray(arrays[name])
         if arr.shape != shape:
@@ -87,6 +96,11 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
         raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] (Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
     class_names = [str(c) for c in np.asarray(arrays["class_names"]).reshape(-1)]
+    try:
+        for i in attrs.get("escaped_class_names", []):
+            class_names[i] = unescape_id(class_names[i])
+    except (TypeError, IndexError):
+        raise ScaleError(f"{source}: attrs.escaped_class_names must list row numbers of class_names") from None
     labels = shaped("labels", (n,), "int").astype(np.int32)
     if labels.min() < -1 or labels.max() >= len(class_names):
         raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, got [{labels.min()}, {labels.max()}]")
@@ -94,6 +108,11 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isin(splits, (0, 1, 2)).all():
         raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
     video_ids = [str(x) for x in np.asarray(arrays["video_ids"]).reshape(-1)]
+    try:  # ids that were not UTF-8 travel escaped (store/names.py); restore them
+        for row in attrs.get("escaped_video_ids", []):
+            video_ids[row] = unescape_id(video_ids[row])
+    except (TypeError, IndexError):
+        raise ScaleError(f"{source}: attrs.escaped_video_ids must list row numbers of video_ids") from None
     if len(video_ids) != n:
         raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
     if len(set(video_ids)) != n:
@@ -105,12 +124,6 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isin(status, (0, 1, 2)).all():
         raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
     out["status"] = status
-    attrs = {}
-    if "attrs" in arrays:
-        try:
-            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
-        except (ValueError, IndexError) as exc:
-            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
     out["attrs"] = attrs
     return out
 
@@ -130,7 +143,7 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
-    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk")}}
+    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")}}
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -179,8 +192,12 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
         raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace an earlier export")
     check_replaceable(out, "export")
     data = fs.read(None, names=("features", "coords", "boxes", "flip", "labels", "splits", "status"))
-    strings = {"video_ids": fs.video_ids, "class_names": fs.class_names}
-    attrs = json.dumps(fs.attrs, default=str)
+    # ids as stored (non-UTF-8 ones escaped, listed in attrs.escaped_video_ids): valid UTF-8 for HDF5
+    names = fs.class_names
+    escaped_names = [i for i, c in enumerate(names) if needs_escape(c)]
+    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]],
+               "class_names": [escape_id(c) if i in escaped_names else c for i, c in enumerate(names)]}
+    attrs = json.dumps({**fs.attrs, **({"escaped_class_names": escaped_names} if escaped_names else {})}, default=str)
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
     try:
         if fmt == "npz":
