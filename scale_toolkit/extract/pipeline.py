@@ -23,7 +23,9 @@ from ..backbones import load_backbone
 from ..backbones.inference import embed_clips
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
+from ..checks import check_numbers
 from ..errors import ScaleError
+from ..locks import release, try_lock
 from ..store import DONE, FAILED, PENDING, FeatureStore
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
@@ -100,6 +102,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def _validate(cfg: ExtractConfig) -> None:
+    check_numbers(cfg, flags={"timeout_s": "--timeout", "rows_per_chunk": "SCALE_ROWS_PER_CHUNK"})
     if cfg.view not in VIEWS:
         raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
     if cfg.decoder not in DECODERS:
@@ -182,29 +185,53 @@ def _open_or_create(cfg: ExtractConfig, attrs: dict, manifest: Manifest, spec) -
 
 
 class ShardLock:
-    """An flock on STORE/.locks/shard-i-of-n: a second run on the same shard refuses at once.
-    The kernel drops the lock when its process dies, so a killed run never leaves it stale."""
+    """Locks under STORE/.locks/ so that two extractions never write the same block.
+
+    Shards of one layout (the same n in --shard i/n; a plain run is 0/1) own disjoint blocks and
+    may run together, each shard once: `shard-i-of-n` is held exclusively. Shards of different
+    layouts overlap (0/1 owns every block, 0/2 and 0/3 share block 0): each run holds
+    `layout-n` shared, and refuses to start while a `layout-m` (m != n) is held; `layout.mutex`
+    makes that check and the taking of `layout-n` one step. flocks die with their holder.
+    """
 
     def __init__(self, store_path: Path, shard: tuple[int, int]) -> None:
-        self.path = Path(store_path) / ".locks" / f"shard-{shard[0]}-of-{shard[1]}"
-        self.handle = None
+        self.dir = Path(store_path) / ".locks"
+        self.shard = shard
+        self.handles: list = []
+
+    def _refuse(self, running: str) -> None:
+        self.__exit__()
+        i, n = self.shard
+        mine = f"--shard {i}/{n}" if n > 1 else "this whole-store run"
+        raise ScaleError(f"another extraction is already writing {self.dir.parent} ({running}) and {mine} would "
+                         "write the same blocks; wait for it, or run shards of one layout (same n in --shard i/n)")
 
     def __enter__(self) -> "ShardLock":
-        self.path.parent.mkdir(exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise ScaleError(
-                f"another extraction is already writing {self.path.parent.parent} (shard {self.path.name[6:]}); "
-                "wait for it, or run shards with --shard i/n"
-            ) from None
+        i, n = self.shard
+        self.dir.mkdir(exist_ok=True)
+        with open(self.dir / "layout.mutex", "a+") as mutex:
+            fcntl.flock(mutex, fcntl.LOCK_EX)  # held for microseconds by whoever starts
+            for other in self.dir.glob("layout-*"):
+                m = other.name.removeprefix("layout-")
+                if m != str(n):
+                    probe = try_lock(other)
+                    if probe is None:
+                        self._refuse("a whole-store run" if m == "1" else f"shards of --shard i/{m}")
+                    release(probe)
+            layout = try_lock(self.dir / f"layout-{n}", shared=True)
+            if layout is None:  # only while a check of another layout holds it for a moment
+                self._refuse("a run of another layout")
+            self.handles.append(layout)
+        shard = try_lock(self.dir / f"shard-{i}-of-{n}")
+        if shard is None:
+            self._refuse("the same shard" if n > 1 else "a whole-store run")
+        self.handles.append(shard)
         return self
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        for handle in reversed(self.handles):
+            release(handle)
+        self.handles = []
 
 
 class BlockEmbedder:

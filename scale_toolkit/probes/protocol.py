@@ -29,6 +29,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..checks import check_numbers
 from ..errors import ScaleError
 from ..store import FeatureStore
 from . import data as D
@@ -86,6 +87,7 @@ class ProbeOptions:
         raise ScaleError(f"--split must be 1, 2, 3 or all, got {self.split!r}")
 
     def validate(self) -> None:
+        check_numbers(self, flags={"knn_k": "--knn"})
         self.splits()
         if not self.knn_k or any(int(k) < 1 for k in self.knn_k):
             raise ScaleError(f"--knn values must be positive integers, got {self.knn_k}")
