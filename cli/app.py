@@ -34,14 +34,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
-out = Console()  # results meant for stdout
+# markup and emoji codes off: every printed string is literal, so a user's `[g01]`, `[/bold]` or
+# `:smile:` in a file, class or folder name can neither vanish, restyle the line nor crash a print.
+# Style goes through Text/style= instead (cli/text.py).
+console = Console(stderr=True, markup=False, emoji=False)  # progress and tables go to stderr; --json files carry machine output
+out = Console(markup=False, emoji=False)  # results meant for stdout
 
 
 def progress_bar(label: str) -> Progress:
     """The commands' rich bar: label, bar, done/total, a free `info` text, elapsed time and ETA."""
     return Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TextColumn(label, style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
     )
 
@@ -141,6 +144,7 @@ def _run(args: list[str]) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise _interrupted() from None
+
     # non-standalone typer turns an interrupt inside a command into a returned 130, not an exception
     if code == 130:
         raise _interrupted()

@@ -1,11 +1,13 @@
-"""How user-supplied text (paths, video ids, class names, reasons) is printed through rich."""
-from __future__ import annotations
+"""How user-supplied text (paths, video ids, class names, reasons) is printed.
 
-from rich.markup import escape
+The consoles print without markup or emoji codes (cli/app.py), so `[g01]` or `[/bold]` in a
+name is printed as it is; what is left is a name that is not valid UTF-8.
+"""
+from __future__ import annotations
 
 from scale_toolkit.store.names import printable
 
 
 def shown(value: object) -> str:
-    """`[g01]` stays `[g01]` (rich markup escaped) and bytes that are not UTF-8 show as `\\xHH`."""
-    return escape(printable(str(value)))
+    """Bytes of a name that are not UTF-8 show as `\\xHH` (not as a replacement character)."""
+    return printable(str(value))

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
+from ..text import shown
 
 
 def results_table(probes: dict, retrieval: dict) -> Table:
@@ -39,7 +41,7 @@ def demo_cmd(
     on_interrupt(f"finished stages in {out_dir} are kept; rerun the same command to continue")
 
     def progress(stage: str, message: str) -> None:
-        console.print(f"[bold cyan]{stage}[/bold cyan]: {message}")
+        console.print(Text(stage, style="bold cyan"), Text(f": {message}"), sep="")
 
     report = run_demo(DemoConfig(out=out_dir, seed=seed, epochs=epochs, videos_per_class=videos_per_class, probe_epochs=probe_epochs), progress)
     out.print(results_table(report.probes, report.retrieval))
@@ -52,4 +54,4 @@ def demo_cmd(
         timing.add_row(stage, f"{secs:.1f}")
     out.print(timing)
     for name, path in report.paths.items():
-        out.print(f"{name}: {path}")
+        out.print(f"{name}: {shown(path)}")

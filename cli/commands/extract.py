@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out, progress_bar
 from ..text import shown
@@ -72,7 +73,7 @@ def extract_cmd(
     )
     summary = run_extraction(cfg, progress=_ExtractProgress())
     out.print(
-        f"[bold]{shown(summary.store)}[/bold] shard {summary.shard}: {summary.done_now} videos extracted now, "
+        Text(shown(summary.store), style="bold"), f"shard {summary.shard}: {summary.done_now} videos extracted now, "
         f"{summary.already_done} already done, {len(summary.failed_now)} failed, {summary.clips} clips in {summary.seconds:.1f} s"
     )
     for vid, reason in summary.failed_now.items():

@@ -6,12 +6,12 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.markup import escape
 from rich.table import Table
 
 from scale_toolkit.errors import ScaleError
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
+from ..text import shown
 
 
 def _ints(values: Optional[List[str]], flag: str) -> Optional[list[int]]:
@@ -102,11 +102,11 @@ def probe_cmd(
     header, body = table_rows(doc)
     backbone = doc["store"]["backbone"].get("name") or "features"
     title = f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
-    table = Table(title=escape(title), caption=escape(doc["protocol"]), caption_justify="left")
+    table = Table(title=shown(title), caption=doc["protocol"], caption_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right")
     for r in body:
-        table.add_row(*(escape(c) for c in r))
+        table.add_row(*(shown(c) for c in r))
     out.print(table)
     for note in doc["notes"]:
         out.print(f"note: {note}", markup=False)

@@ -12,6 +12,7 @@ from scale_toolkit.errors import ScaleError
 from scale_toolkit.ownership import check_replaceable
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out, resolved
+from ..text import shown
 
 
 def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
@@ -93,7 +94,7 @@ def retrieve_cmd(
         if not Path(json_out).parent.is_dir():
             raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
         write_json(json_out, payload)
-        console.print(f"wrote {json_out}")
+        console.print(f"wrote {shown(json_out)}")
 
 
 def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params, allow_incomplete, device) -> dict:
@@ -123,8 +124,8 @@ def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params
     failed = excl["queries"]["failed"] + excl["gallery"]["failed"]
     pending = excl["queries"]["pending"] + excl["gallery"]["pending"]
     if failed or pending:
-        console.print(f"[yellow]note: {failed} failed and {pending} pending videos of this split have no features "
-                      "and are not part of the evaluation[/yellow]")
+        console.print(f"note: {failed} failed and {pending} pending videos of this split have no features "
+                      "and are not part of the evaluation", style="yellow")
     if res["queries_without_gallery_class"]:
         console.print(f"note: {res['queries_without_gallery_class']} queries have a class absent from the gallery "
                       "(counted as misses)")
@@ -141,9 +142,9 @@ def _build(store, build_index, split, model_obj, model_info, descriptor, center,
         info = build_gallery_index(fs, build_index, split=split, model=model_obj, model_info=model_info,
                                    descriptor=kind, center=center, params=params,
                                    allow_incomplete=allow_incomplete, device=device)
-    out.print(f"wrote {build_index} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
+    out.print(f"wrote {shown(build_index)} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
-              f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {build_index}.json")
+              f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {shown(build_index)}.json")
     return {k: v for k, v in info.items() if k not in ("video_ids", "labels", "class_names", "center_vector")}
 
 
@@ -152,16 +153,16 @@ def _query(index_path, query, top, store, device, exclude_self) -> dict:
 
     res = query_index(index_path, query, top=top, store_path=store, device=device, exclude_self=exclude_self)
     q = res["query"]
-    title = (f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
-             else f"nearest videos to the file {q['path']}")
+    title = shown(f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
+                  else f"nearest videos to the file {q['path']}")
     table = Table(title=title)
     for col, just in (("#", "right"), ("class", "left"), ("similarity", "right"), ("video", "left")):
         table.add_column(col, justify=just)
     for r in res["results"]:
-        table.add_row(str(r["rank"]), str(r["class_name"]), f"{r['similarity']:.4f}", r["path"])
+        table.add_row(str(r["rank"]), shown(r["class_name"]), f"{r['similarity']:.4f}", shown(r["path"]))
     out.print(table)
-    out.print(f"index: {res['index']} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
+    out.print(f"index: {shown(res['index'])} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
               f"centring {'on' if res['center'] else 'off'})")
     for note in res["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {shown(note)}")
     return res

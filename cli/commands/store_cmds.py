@@ -9,6 +9,7 @@ from rich.table import Table
 
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out
+from ..text import shown
 
 
 @app.command("import")
@@ -23,7 +24,7 @@ def import_cmd(
 
     on_interrupt(f"nothing was written ({out_store} is unchanged); rerun the command")
     fs = import_features(source, out_store, overwrite=overwrite)
-    out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {out_store}")
+    out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {shown(out_store)}")
 
 
 @app.command("export")
@@ -38,7 +39,7 @@ def export_cmd(
 
     on_interrupt(f"nothing was written ({out_file} is unchanged); rerun the command")
     path = export_store(store, out_file, overwrite=overwrite)
-    out.print(f"exported {store} to {path}")
+    out.print(f"exported {shown(store)} to {shown(path)}")
 
 
 def _human_bytes(n: int) -> str:
@@ -62,17 +63,17 @@ def info_cmd(
     if as_json:
         out.print_json(json.dumps(info, default=str))
         return
-    table = Table(title=str(path), show_header=False)
+    table = Table(title=shown(path), show_header=False)
     for key, value in info.items():
         if key == "failures":
             continue
         if key == "disk_bytes":
             value = _human_bytes(int(value))
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else shown(value))
     out.print(table)
     failures = info.get("failures") or {}
     for vid, reason in list(failures.items())[:20]:
-        out.print(f"failed: {vid}: {reason}")
+        out.print(f"failed: {shown(vid)}: {shown(reason)}")
     if len(failures) > 20:
         out.print(f"... and {len(failures) - 20} more failures (see --json)")
 

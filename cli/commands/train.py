@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
+from rich.text import Text
+
 from ..app import CONFIG_OPTION, app, on_interrupt, out, progress_bar
+from ..text import shown
 
 
 class _TrainProgress:
@@ -81,7 +84,7 @@ def train_cmd(
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")
-    out.print(f"[bold]{summary['run_dir']}[/bold]: {summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
+    out.print(Text(shown(summary["run_dir"]) + ":", style="bold"), f"{summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
               f"(MCM acc {final.get('mcm_acc', float('nan')):.3f}, SET acc {final.get('set_acc', float('nan')):.3f})"
               + (f", {rate:,.0f} samples/s" if rate else ""))
-    out.print(f"model: {summary.get('model_path')}  curves: {Path(summary['run_dir']) / 'curves.png'}")
+    out.print(f"model: {shown(summary.get('model_path'))}  curves: {shown(Path(summary['run_dir']) / 'curves.png')}")
