@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from scale_toolkit.errors import ScaleError
+from scale_toolkit.errors import ScaleError, os_error_message
 from scale_toolkit.toml_file import read_toml
 
 try:  # recent typer vendors its own click; older ones use the click package
@@ -144,7 +144,11 @@ def _run(args: list[str]) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise _interrupted() from None
-
+    except OSError as exc:  # disk full, read-only folder, ...: an ordinary fault, not a bug
+        if _state["debug"]:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     # non-standalone typer turns an interrupt inside a command into a returned 130, not an exception
     if code == 130:
         raise _interrupted()

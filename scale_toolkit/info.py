@@ -16,13 +16,24 @@ def describe(path: str | Path) -> dict:
         return FeatureStore.open(path).info()
     config = path / "config.json"
     if config.exists():
-        info = {"run_dir": str(path), "config": json.loads(config.read_text())}
+        try:
+            info = {"run_dir": str(path), "config": json.loads(config.read_text())}
+        except (OSError, ValueError) as exc:
+            raise ScaleError(f"{config} is damaged ({type(exc).__name__}: {str(exc)[:80]}); it is rewritten "
+                             "by `scale train --resume` with the run's flags") from None
         metrics = path / "metrics.jsonl"
         if metrics.exists():
-            lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-            info["logged_steps"] = len(lines)
-            if lines:
-                info["last_metrics"] = json.loads(lines[-1])
+            entries, damaged = [], 0
+            for ln in metrics.read_text(errors="replace").splitlines():
+                try:
+                    entries.append(json.loads(ln)) if ln.strip() else None
+                except ValueError:  # a line cut by a kill, or damaged: counted, not fatal
+                    damaged += 1
+            info["logged_steps"] = len(entries)
+            if damaged:
+                info["damaged_metrics_lines"] = damaged
+            if entries:
+                info["last_metrics"] = entries[-1]
         info["checkpoints"] = sorted(p.name for p in path.glob("*.pt"))
         return info
     raise ScaleError(f"{path} is neither a feature store nor a training run directory")

@@ -210,8 +210,10 @@ def save_index(index: Any, path: str | os.PathLike, sidecar: dict) -> Path:
     tmp_index = _tmp_in(folder, path.name)
     tmp_side = _tmp_in(folder, sidecar_path(path).name)
     try:
-        faiss.write_index(index, str(tmp_index))
-        with open(tmp_index, "rb") as f:
+        # serialized here and written by Python: a full disk is an OSError, not a C++ message on stderr
+        with open(tmp_index, "wb") as f:
+            f.write(faiss.serialize_index(index).tobytes())
+            f.flush()
             os.fsync(f.fileno())
         meta = dict(sidecar)
         meta.update({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "index_file": path.name,

@@ -137,7 +137,11 @@ class FeatureStore:
         missing = [a for a in ("features", "coords", "labels", "splits", "video_ids", "status") if a not in group]
         if missing or "schema_version" not in group.attrs:
             raise ScaleError(f"{path} is not a scale feature store (missing {', '.join(missing) or 'schema_version'})")
-        if group.attrs["schema_version"] > SCHEMA_VERSION:
+        version = group.attrs["schema_version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ScaleError(f"{path} is not a valid scale feature store (schema_version {version!r} is not a "
+                             "positive integer): its zarr.json was damaged or edited")
+        if version > SCHEMA_VERSION:
             raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
         return cls(path, group)
 

@@ -40,11 +40,20 @@ def _read_h5(path: Path) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r") as f:
             out = {}
-            for k in f.keys():
+            for k in REQUIRED + OPTIONAL:  # other groups and datasets are not ours to read
+                if k not in f:
+                    continue
                 ds = f[k]
+                if not isinstance(ds, h5py.Dataset):
+                    raise ScaleError(f"{path}: '{k}' is an HDF5 group; it must be a dataset (array)")
                 out[k] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
             if "attrs" in f.attrs:
-                out["attrs"] = np.array(f.attrs["attrs"])
+                value = f.attrs["attrs"]
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", "replace")
+                if not isinstance(value, str):
+                    raise ScaleError(f"{path}: the HDF5 attribute 'attrs' must be a JSON string, got {type(value).__name__}")
+                out["attrs"] = np.array(value)
             return out
     except OSError as exc:
         raise ScaleError(f"cannot read {path} as HDF5 ({exc})") from exc
@@ -78,7 +87,7 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if "attrs" in arrays:
         try:
             attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, TypeError) as exc:
             raise ScaleError(f"{source}: attrs must be a JSON string") from exc
         if not isinstance(attrs, dict):
             raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
