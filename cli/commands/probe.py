@@ -52,6 +52,7 @@ def probe_cmd(
     scale_clip_feature: str = typer.Option("backbone", "--scale-clip-feature", help="SCALE_linear clip part: backbone [C_i||SET], refined [refined_i||SET] or both."),
     bn: str = typer.Option("auto", "--bn", help="BatchNorm without affine before clip heads: auto (on for MAE-family backbones), on, off, search."),
     head: str = typer.Option("clip_set", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Probe although some videos of the split are still pending extraction (only the done ones are used; noted in the result)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
@@ -85,7 +86,7 @@ def probe_cmd(
         split=str(split), knn_k=ks or [20], knn_temperature=knn_temperature, knn_center=knn_center,
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
         low_shot=low_shot, seeds=_ints(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
-        grid=grid_overrides, epochs=epochs, transformer_model=transformer_model, device=device,
+        grid=grid_overrides, epochs=epochs, allow_incomplete=allow_incomplete, transformer_model=transformer_model, device=device,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:

@@ -66,6 +66,7 @@ def train_cmd(
     layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
     heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: 8]."),
     tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
     official: bool = typer.Option(False, "--official", help="Use the official SCALE code's choices where they differ from the paper (see docs/training.md)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -80,7 +81,7 @@ def train_cmd(
     model = ScaleConfig.official(**arch) if official else ScaleConfig(**arch)
     cfg = TrainConfig(store=str(store), split=split, out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
                       warmup=warmup, seed=seed, device=device, precision=precision, save_every=save_every, resume=resume,
-                      threads=threads or None, compile=compile_step, model=model)
+                      threads=threads or None, compile=compile_step, allow_incomplete=allow_incomplete, model=model)
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")

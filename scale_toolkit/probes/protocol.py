@@ -70,6 +70,7 @@ class ProbeOptions:
     grid_preset: str = "small"
     grid: dict[str, dict[str, Any]] = field(default_factory=dict)
     epochs: Optional[int] = None
+    allow_incomplete: bool = False  # probe the done videos of a split still being extracted
     transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
     device: str = "auto"
 
@@ -428,6 +429,11 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
         progress("probes", 0, units)
     per: dict[str, dict[str, dict]] = {r: {} for r in rows}
     for split in splits:
+        for st, parts in ((runner.store, ("train", "test")), (runner.train_store, ("train",))):
+            left_out = st.check_complete(split, parts, options.allow_incomplete) if st is not None else 0
+            if left_out:
+                runner.notes.append(f"split {split}: {left_out} videos still pending in {st.path} are left out "
+                                    "(--allow-incomplete)")
         runner.split_rows(split)  # fail early on an empty split
         for row in rows:
             by_seed = {}

@@ -217,6 +217,19 @@ class FeatureStore:
             mask &= self.status == DONE
         return np.flatnonzero(mask)
 
+    def check_complete(self, split: int, parts: Sequence[str], allow_incomplete: bool = False) -> int:
+        """Refuse (ScaleError) a split whose `parts` ("train", "test") still have pending videos, so
+        no command quietly works on a fraction of the data; with `allow_incomplete`, return how many
+        are left out. Failed videos are a recorded outcome, not missing work: they never refuse."""
+        rows = np.concatenate([self.split_indices(split, part, only_done=False) for part in parts])
+        status = self.status[rows]
+        pending, done, failed = (int((status == s).sum()) for s in (PENDING, DONE, FAILED))
+        if pending and not allow_incomplete:
+            raise ScaleError(f"{pending} of the {len(rows)} {'/'.join(parts)} videos of split {split} in {self.path} are "
+                             f"still pending extraction ({done} done, {failed} failed); rerun `scale extract` to finish "
+                             f"them, or pass --allow-incomplete to use only the {done} done ones")
+        return pending
+
     def pending(self) -> np.ndarray:
         return np.flatnonzero(self.status == PENDING)
 

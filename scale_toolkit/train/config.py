@@ -35,6 +35,7 @@ class TrainConfig:
     last_every: int = 1  # rewrite checkpoint_last.pt every N epochs (and always at the end)
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
+    allow_incomplete: bool = False  # train on the done videos of a split still being extracted
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 

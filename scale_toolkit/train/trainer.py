@@ -109,7 +109,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if data is None:
         if not config.store:
             raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
-        feats_np, coords_np, store_info = load_train_split(config.store, config.split)
+        feats_np, coords_np, store_info = load_train_split(config.store, config.split, config.allow_incomplete)
     else:
         feats_np, coords_np = data
         store_info = {"path": "<in-memory>", "split": config.split, "n_train_videos": int(feats_np.shape[0])}
