@@ -8,12 +8,24 @@ from .errors import ScaleError
 from .store import FeatureStore
 
 
-def describe(path: str | Path) -> dict:
+def describe(path: str | Path, verify: bool = False) -> dict:
+    """`verify`: also check every stored block against its checksum (reads the whole store)."""
     path = Path(path)
     if not path.exists():
         raise ScaleError(f"not found: {path}")
     if (path / "zarr.json").exists():
-        return FeatureStore.open(path).info()
+        fs = FeatureStore.open(path)
+        info = fs.info()
+        if verify:
+            damaged = fs.verify()
+            ids = fs.video_ids
+            for d in damaged:
+                d["video_ids"] = ids[d["rows"][0]:d["rows"][1] + 1]
+            info["verify"] = {"checksums": fs.has_checksums, "damaged_blocks": damaged,
+                              "damaged_rows": sum(d["rows"][1] - d["rows"][0] + 1 for d in damaged)}
+        return info
+    if verify:
+        raise ScaleError(f"--verify checks feature stores; {path} is not one")
     config = path / "config.json"
     if config.exists():
         try:

@@ -76,6 +76,8 @@ def extract_cmd(
         Text(shown(summary.store), style="bold"), f"shard {summary.shard}: {summary.done_now} videos extracted now, "
         f"{summary.already_done} already done, {len(summary.failed_now)} failed, {summary.clips} clips in {summary.seconds:.1f} s"
     )
+    if summary.damaged:
+        out.print(f"  {summary.damaged} videos whose stored data was damaged were extracted again")
     for vid, reason in summary.failed_now.items():
         out.print(f"  failed: {shown(vid)}: {shown(reason)}")
     if summary.missing:

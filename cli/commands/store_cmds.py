@@ -54,14 +54,18 @@ def _human_bytes(n: int) -> str:
 def info_cmd(
     path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the information as JSON instead of a table."),
+    verify: bool = typer.Option(False, "--verify", help="Check every stored block against its checksum and list damaged rows (reads the whole store; exit 1 if any)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Counts per status and split, backbone, view, dims, classes and size on disk."""
     from scale_toolkit.info import describe
 
-    info = describe(path)
+    info = describe(path, verify=verify)
+    checked = info.pop("verify", None)
     if as_json:
-        out.print_json(json.dumps(info, default=str))
+        out.print_json(json.dumps({**info, **({"verify": checked} if checked else {})}, default=str))
+        if checked and checked["damaged_blocks"]:
+            raise typer.Exit(1)
         return
     table = Table(title=shown(path), show_header=False)
     for key, value in info.items():
@@ -76,6 +80,19 @@ def info_cmd(
         out.print(f"failed: {shown(vid)}: {shown(reason)}")
     if len(failures) > 20:
         out.print(f"... and {len(failures) - 20} more failures (see --json)")
+    if checked is None:
+        return
+    if not checked["checksums"]:
+        out.print("verify: this store has no checksums (made by an older scale); nothing to check against")
+        return
+    for d in checked["damaged_blocks"]:
+        what = ", ".join(f"{name} {problem}" for name, problem in d["arrays"].items())
+        out.print(f"damaged: rows {d['rows'][0]}-{d['rows'][1]} ({shown(d['video_ids'][0])} ...): {what}")
+    if checked["damaged_blocks"]:
+        out.print(f"verify: {checked['damaged_rows']} rows in {len(checked['damaged_blocks'])} damaged blocks; "
+                  "rerun the same `scale extract` to extract them again")
+        raise typer.Exit(1)
+    out.print("verify: every block with done rows matches its checksum")
 
 
 @app.command("backbones")

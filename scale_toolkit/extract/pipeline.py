@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ from ..data.manifest import Manifest, load_manifest
 from ..checks import check_numbers
 from ..errors import ScaleError
 from ..locks import release, try_lock
+from ..ownership import is_feature_store
 from ..store import DONE, FAILED, PENDING, FeatureStore
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
@@ -74,6 +76,7 @@ class ExtractSummary:
     missing: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     shard: str = "0/1"
+    damaged: int = 0  # done rows whose data was damaged, extracted again
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -281,7 +284,10 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     if not manifest.videos:
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
     workers = default_workers() if cfg.workers < 0 else cfg.workers
-    with DecodePool(workers, cfg.timeout_s) as pool:
+    # a store in use is refused before any decode worker is spawned (killing just-spawned workers
+    # on the way out printed "Exception ignored ... Bad file descriptor")
+    held = ShardLock(Path(cfg.out), shard) if is_feature_store(cfg.out) else None
+    with held or nullcontext(), DecodePool(workers, cfg.timeout_s) as pool:
         pool.start()  # decode workers come up while the backbone is built
         loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
         spec = loaded.spec
@@ -292,8 +298,13 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, resolve_precision(cfg.precision, cfg.device))
         recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
 
-        with ShardLock(store.path, shard):
+        with nullcontext() if held else ShardLock(store.path, shard):
             status = store.status
+            # rows whose data is damaged (checksum, lost or truncated chunk) are extracted again
+            for damage in store.verify(range(shard[0], store.n_blocks, shard[1])):
+                rows = np.array(store.block_rows(damage["block"]))
+                summary.damaged += int((status[rows] == DONE).sum())
+                status[rows[status[rows] == DONE]] = PENDING
             if cfg.retry_failed:
                 failed_rows = np.flatnonzero(status == FAILED)
                 status[failed_rows] = PENDING
