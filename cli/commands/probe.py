@@ -89,17 +89,23 @@ def probe_cmd(
         grid=grid_overrides, epochs=epochs, allow_incomplete=allow_incomplete, transformer_model=transformer_model, device=device,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bars:
-        tasks: dict[str, int] = {}
+    bars = Progress(*columns, console=console, transient=True)
+    tasks: dict[str, int] = {}
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=total)
-            bars.update(tasks[name], completed=done, total=total)
-            if done >= total and name != "probes":
-                bars.remove_task(tasks.pop(name))
+    def progress(name: str, done: int, total: int) -> None:
+        if not bars.live.is_started:  # started at the first report: an early error is not preceded by a blank line
+            bars.start()
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=total)
+        bars.update(tasks[name], completed=done, total=total)
+        if done >= total and name != "probes":
+            bars.remove_task(tasks.pop(name))
 
+    try:
         doc = run_probes(store, rows=rows or None, model=model, train_store=train_store, options=options, progress=progress)
+    finally:
+        if bars.live.is_started:  # Progress.stop prints a newline on a non-terminal even if never started
+            bars.stop()
     header, body = table_rows(doc)
     backbone = doc["store"]["backbone"].get("name") or "features"
     title = f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")

@@ -5,7 +5,9 @@ Both formats use the store's array names:
     required  features [N, V, D] (any float), coords [N, V, 6], labels [N] (int, -1 = unknown),
               video_ids [N] (str), class_names [C] (str), splits [3, N] (0 unused, 1 train, 2 test)
     optional  boxes [N, V, 6] int (default zeros), flip [N, V] bool (default False),
-              status [N] uint8 (default all done), attrs (a JSON string of store attributes)
+              status [N] uint8 (default all done), reasons [N] str (why a failed row failed),
+              video_meta [N, 4] float (source height, width, frames, fps; default zeros),
+              attrs (a JSON string of store attributes)
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from .feature_store import DONE, FeatureStore
 from .names import escape_id, needs_escape, unescape_id
 
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
-OPTIONAL = ("boxes", "flip", "status", "attrs")
+OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 
 
@@ -133,6 +135,14 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isin(status, (0, 1, 2)).all():
         raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
     out["status"] = status
+    out["video_meta"] = (shaped("video_meta", (n, 4), "float").astype(np.float32) if "video_meta" in arrays
+                         else np.zeros((n, 4), np.float32))
+    if not np.isfinite(out["video_meta"]).all():
+        raise ScaleError(f"{source}: video_meta must be finite")
+    reasons = [str(r) for r in np.asarray(arrays["reasons"]).reshape(-1)] if "reasons" in arrays else [""] * n
+    if len(reasons) != n:
+        raise ScaleError(f"{source}: reasons must have {n} entries, got {len(reasons)}")
+    out["reasons"] = reasons
     out["attrs"] = attrs
     return out
 
@@ -161,10 +171,11 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
             n_clips=v, feature_dim=d, attrs=attrs,
         )
         done = np.flatnonzero(data["status"] == DONE)
-        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done], flip=data["flip"][done])
+        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done],
+                      flip=data["flip"][done], video_meta=data["video_meta"][done])
         failed = np.flatnonzero(data["status"] == 2)
         if len(failed):
-            fs.mark_failed(failed, ["failed before import"] * len(failed))
+            fs.mark_failed(failed, [data["reasons"][i] or "failed before import" for i in failed])
         _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -200,11 +211,11 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace an earlier export")
     check_replaceable(out, "export")
-    data = fs.read(None, names=("features", "coords", "boxes", "flip", "labels", "splits", "status"))
+    data = fs.read(None, names=("features", "coords", "boxes", "flip", "video_meta", "labels", "splits", "status"))
     # ids as stored (non-UTF-8 ones escaped, listed in attrs.escaped_video_ids): valid UTF-8 for HDF5
     names = fs.class_names
     escaped_names = [i for i, c in enumerate(names) if needs_escape(c)]
-    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]],
+    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]], "reasons": fs.reasons,
                "class_names": [escape_id(c) if i in escaped_names else c for i, c in enumerate(names)]}
     attrs = json.dumps({**fs.attrs, **({"escaped_class_names": escaped_names} if escaped_names else {})}, default=str)
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
