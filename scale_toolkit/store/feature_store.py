@@ -12,6 +12,7 @@ Layout (the contract other tools rely on; see README "Store format"):
     status    uint8   [N]         0 pending, 1 done, 2 failed
     reasons   str     [N]         why a row failed ("" otherwise)
     video_meta float32 [N, 4]     source height, width, frame count, fps (0 where unknown)
+    checksums int64   [blocks, 5] CRC-32 per block of the five arrays above it (store/integrity.py)
 
 Rows are chunked in blocks of `rows_per_chunk` videos. A writer only ever writes whole
 blocks it owns (shards own disjoint blocks), data arrays first and `status` last, and
