@@ -285,8 +285,10 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     # a store in use is refused before any decode worker is spawned (killing just-spawned workers
-    # on the way out printed "Exception ignored ... Bad file descriptor")
-    held = ShardLock(Path(cfg.out), shard) if is_feature_store(cfg.out) else None
+    # on the way out printed "Exception ignored ... Bad file descriptor"); only a store an extraction
+    # already wrote (it has .locks): nothing is added to a store that may yet be refused as foreign
+    early = is_feature_store(cfg.out) and (Path(cfg.out) / ".locks").is_dir()
+    held = ShardLock(Path(cfg.out), shard) if early else None
     with held or nullcontext(), DecodePool(workers, cfg.timeout_s) as pool:
         pool.start()  # decode workers come up while the backbone is built
         loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
