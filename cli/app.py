@@ -6,14 +6,16 @@ calls the library and renders with rich. No logic here.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from scale_toolkit.errors import ScaleError
+from scale_toolkit.errors import ScaleError, os_error_message
 from scale_toolkit.toml_file import read_toml
 
 from .progress import LineProgress, make_progress
@@ -37,11 +39,14 @@ app = typer.Typer(
 
 
 def _console(stderr: bool) -> Console:
-    """Text lines never wrap (soft_wrap); written to a file or a pipe, the page is 160 wide instead
-    of rich's 80, so paths and names in tables stay whole in logs (COLUMNS still wins)."""
+    """Markup and emoji codes off: every printed string is literal, so a user's `[g01]`, `[/bold]`
+    or `:smile:` in a file, class or folder name can neither vanish, restyle the line nor crash a
+    print (style goes through Text/style=, cli/text.py). Text lines never wrap (soft_wrap); written
+    to a file or a pipe, the page is 160 wide instead of rich's 80, so paths and names in tables
+    stay whole in logs (COLUMNS still wins)."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, soft_wrap=True, width=width)
+    return Console(stderr=stderr, markup=False, emoji=False, soft_wrap=True, width=width)
 
 
 console = _console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
@@ -58,7 +63,25 @@ PRECISION_HELP = ("auto (default): bf16 where the machine computes it natively (
                   "AVX-512 BF16 or AMX), fp32 elsewhere (e.g. AVX2-only CPUs, where bf16 runs ~30x slower); "
                   "bf16 or fp32 to force one. The choice and its reason are printed and recorded.")
 
-_state = {"debug": False}
+_state: dict = {"debug": False, "signal": signal.SIGINT, "on_interrupt": "nothing was written; rerun the command"}
+
+
+def on_interrupt(hint: str) -> None:
+    """What the interrupt line tells the user was kept and how to continue (set by each command)."""
+    _state["on_interrupt"] = hint
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGINT and SIGTERM both unwind like Ctrl-C (finally blocks, locks and temp files clean up);
+    batch schedulers send SIGTERM before they kill, and a job script must not see success."""
+    _state["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> SystemExit:
+    signum = _state["signal"]
+    print(f"scale: interrupted by {signal.Signals(signum).name}: {_state['on_interrupt']}", file=sys.stderr)
+    return SystemExit(128 + signum)
 
 
 @app.callback()
@@ -105,16 +128,26 @@ def main(argv: list[str] | None = None) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning threads made
     # training steps ~1.7x slower (benchmarks/RESULTS.md, train_throughput). Must precede `import torch`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from . import commands  # noqa: F401  (registers the commands)
-
     args = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return _run(args)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        app(args=args, prog_name="scale", standalone_mode=False)
+        _run(args)
+    finally:  # in-process callers (tests, notebooks) get their own handlers back
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: list[str]) -> None:
+    try:
+        from . import commands  # noqa: F401  (registers the commands; inside the try: an early Ctrl-C is one line too)
+
+        code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None
     except ABORT_ERRORS:
-        print("scale: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise _interrupted() from None
     except click_exc.ClickException as exc:  # bad flags, missing arguments
         print(f"error: {exc.format_message()} (see scale --help)", file=sys.stderr)
         raise SystemExit(2) from None
@@ -124,5 +157,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("scale: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise _interrupted() from None
+    except OSError as exc:  # disk full, read-only folder, ...: an ordinary fault, not a bug
+        if _state["debug"]:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # non-standalone typer turns an interrupt inside a command into a returned 130, not an exception
+    if code == 130:
+        raise _interrupted()
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -11,7 +11,6 @@ import time
 from datetime import datetime
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -72,8 +71,8 @@ class LineProgress:
         rate = (done - state["start"]) / elapsed if elapsed > 0 else 0.0
         if total and rate > 0 and done < total:
             line += f"  ETA {_clock((total - done) / rate)}"
-        # soft_wrap: a log line stays one line at any width
-        self.console.print(escape(line), soft_wrap=True, highlight=False)
+        # literal (names may hold "[...]") and one line at any width
+        self.console.print(line, markup=False, emoji=False, soft_wrap=True, highlight=False)
 
 
 def make_progress(label: str, console: Console) -> Progress | LineProgress:
@@ -82,6 +81,7 @@ def make_progress(label: str, console: Console) -> Progress | LineProgress:
     if not console.is_terminal:
         return LineProgress(label, console)
     return Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        TextColumn(label, style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, transient=False,
     )

@@ -8,21 +8,44 @@ from .errors import ScaleError
 from .store import FeatureStore
 
 
-def describe(path: str | Path) -> dict:
+def describe(path: str | Path, verify: bool = False) -> dict:
+    """`verify`: also check every stored block against its checksum (reads the whole store)."""
     path = Path(path)
     if not path.exists():
         raise ScaleError(f"not found: {path}")
     if (path / "zarr.json").exists():
-        return FeatureStore.open(path).info()
+        fs = FeatureStore.open(path)
+        info = fs.info()
+        if verify:
+            damaged = fs.verify()
+            ids = fs.video_ids
+            for d in damaged:
+                d["video_ids"] = ids[d["rows"][0]:d["rows"][1] + 1]
+            info["verify"] = {"checksums": fs.has_checksums, "damaged_blocks": damaged,
+                              "damaged_rows": sum(d["rows"][1] - d["rows"][0] + 1 for d in damaged)}
+        return info
+    if verify:
+        raise ScaleError(f"--verify checks feature stores; {path} is not one")
     config = path / "config.json"
     if config.exists():
-        info = {"run_dir": str(path), "config": json.loads(config.read_text())}
+        try:
+            info = {"run_dir": str(path), "config": json.loads(config.read_text())}
+        except (OSError, ValueError) as exc:
+            raise ScaleError(f"{config} is damaged ({type(exc).__name__}: {str(exc)[:80]}); it is rewritten "
+                             "by `scale train --resume` with the run's flags") from None
         metrics = path / "metrics.jsonl"
         if metrics.exists():
-            lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-            info["logged_steps"] = len(lines)
-            if lines:
-                info["last_metrics"] = json.loads(lines[-1])
+            entries, damaged = [], 0
+            for ln in metrics.read_text(errors="replace").splitlines():
+                try:
+                    entries.append(json.loads(ln)) if ln.strip() else None
+                except ValueError:  # a line cut by a kill, or damaged: counted, not fatal
+                    damaged += 1
+            info["logged_steps"] = len(entries)
+            if damaged:
+                info["damaged_metrics_lines"] = damaged
+            if entries:
+                info["last_metrics"] = entries[-1]
         info["checkpoints"] = sorted(p.name for p in path.glob("*.pt"))
         return info
     raise ScaleError(f"{path} is neither a feature store nor a training run directory")

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out
+from ..text import shown
 
 
 def results_table(probes: dict, retrieval: dict) -> Table:
@@ -36,8 +38,10 @@ def demo_cmd(
     """Synthesise a small video dataset, extract, train SCALE, probe, retrieve, and draw the results."""
     from scale_toolkit.demo.run import DemoConfig, run_demo
 
+    on_interrupt(f"finished stages in {out_dir} are kept; rerun the same command to continue")
+
     def progress(stage: str, message: str) -> None:
-        console.print(f"[bold cyan]{stage}[/bold cyan]: {message}")
+        console.print(Text(stage, style="bold cyan"), Text(f": {message}"), sep="")
 
     report = run_demo(DemoConfig(out=out_dir, seed=seed, epochs=epochs, videos_per_class=videos_per_class, probe_epochs=probe_epochs), progress)
     out.print(results_table(report.probes, report.retrieval))
@@ -50,6 +54,6 @@ def demo_cmd(
         timing.add_row(stage, f"{secs:.1f}")
     out.print(timing)
     for name, path in report.paths.items():
-        out.print(f"{name}: {path}")
-    out.print(f"browse and query the videos in a web page: scale serve --index {report.paths['index']}",
-              highlight=False, soft_wrap=True)
+        out.print(f"{name}: {shown(path)}")
+    out.print(f"browse and query the videos in a web page: scale serve --index {shown(report.paths['index'])}",
+              highlight=False)

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
+from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
+from ..text import shown
 
 
 class _ExtractProgress:
@@ -21,7 +22,7 @@ class _ExtractProgress:
 
     def __call__(self, event: dict) -> None:
         if event["event"] == "start":
-            console.print(f"precision: {escape(event['precision'])}")
+            console.print(f"precision: {event['precision']}")
             self.bar.start()
             self.task = self.bar.add_task("extract", total=event["total"], info="")
             return
@@ -63,6 +64,7 @@ def extract_cmd(
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
     from scale_toolkit.extract import ExtractConfig, run_extraction
 
+    on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
     options = {k: v for k, v in {"encoder": encoder, "variant": variant}.items() if v is not None}
     cfg = ExtractConfig(
         backbone=backbone, checkpoint=checkpoint, random_init=random_init, strict=strict, backbone_options=options,
@@ -72,12 +74,14 @@ def extract_cmd(
     )
     summary = run_extraction(cfg, progress=_ExtractProgress())
     out.print(
-        f"[bold]{summary.store}[/bold] shard {summary.shard}: {summary.done_now} videos extracted now, "
+        Text(shown(summary.store), style="bold"), f"shard {summary.shard}: {summary.done_now} videos extracted now, "
         f"{summary.already_done} already done, {len(summary.failed_now)} failed, {summary.clips} clips in {summary.seconds:.1f} s"
     )
+    if summary.damaged:
+        out.print(f"  {summary.damaged} videos whose stored data was damaged were extracted again")
     for vid, reason in summary.failed_now.items():
-        out.print(f"  failed: {vid}: {reason}")
+        out.print(f"  failed: {shown(vid)}: {shown(reason)}")
     if summary.missing:
-        out.print(f"  {len(summary.missing)} videos listed in the split files are not on disk (e.g. {summary.missing[0]})")
+        out.print(f"  {len(summary.missing)} videos listed in the split files are not on disk (e.g. {shown(summary.missing[0])})")
     if summary.unlisted:
-        out.print(f"  {len(summary.unlisted)} videos on disk are in no split file and were skipped (e.g. {summary.unlisted[0]})")
+        out.print(f"  {len(summary.unlisted)} videos on disk are in no split file and were skipped (e.g. {shown(summary.unlisted[0])})")

@@ -6,13 +6,13 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.markup import escape
 from rich.table import Table
 
 from scale_toolkit.errors import ScaleError
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 from ..parsing import parse_int_list
+from ..text import shown
 
 
 @app.command("probe")
@@ -42,6 +42,7 @@ def probe_cmd(
     head: str = typer.Option("clip_set", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
     protocol: str = typer.Option("standard", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; docs/training.md)."),
     select_on_test: bool = typer.Option(False, "--select-on-test", help="--protocol official only: pick epoch x aggregation by TEST accuracy as the official code does (optimistic; marked in the table and JSON)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Probe although some videos of the split are still pending extraction (only the done ones are used; noted in the result)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
@@ -50,6 +51,11 @@ def probe_cmd(
     from scale_toolkit.atomic import write_json
     from scale_toolkit.probes.report import table_rows
 
+    from scale_toolkit.ownership import check_replaceable
+
+    on_interrupt("no result was written" + (f" ({json_out} is unchanged)" if json_out else "") + "; rerun the command")
+    if json_out:
+        check_replaceable(json_out, "json", "--json")
     ks = parse_int_list(knn, "--knn")
     rows: list[str] = []
     if ks is not None:
@@ -70,30 +76,36 @@ def probe_cmd(
         split=str(split), knn_k=ks or [20], knn_temperature=knn_temperature, knn_center=knn_center,
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
         low_shot=low_shot, seeds=parse_int_list(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
-        grid=grid_overrides, epochs=epochs, transformer_model=transformer_model, device=device,
-        protocol=protocol, select_on_test=select_on_test,
+        grid=grid_overrides, epochs=epochs, allow_incomplete=allow_incomplete, transformer_model=transformer_model,
+        device=device, protocol=protocol, select_on_test=select_on_test,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bars:
-        tasks: dict[str, int] = {}
+    bars = Progress(*columns, console=console, transient=True)
+    tasks: dict[str, int] = {}
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=total)
-            bars.update(tasks[name], completed=done, total=total)
-            if done >= total and name != "probes":
-                bars.remove_task(tasks.pop(name))
+    def progress(name: str, done: int, total: int) -> None:
+        if not bars.live.is_started:  # started at the first report: an early error is not preceded by a blank line
+            bars.start()
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=total)
+        bars.update(tasks[name], completed=done, total=total)
+        if done >= total and name != "probes":
+            bars.remove_task(tasks.pop(name))
 
+    try:
         doc = run_probes(store, rows=rows or None, model=model, train_store=train_store, options=options, progress=progress)
+    finally:
+        if bars.live.is_started:  # Progress.stop prints a newline on a non-terminal even if never started
+            bars.stop()
     header, body = table_rows(doc)
     backbone = doc["store"]["backbone"].get("name") or "features"
     title = (f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
              + f" · protocol {doc['protocol_name']}" + (" · SELECTED ON TEST" if doc["select_on_test"] else ""))
-    table = Table(title=escape(title), caption=escape(doc["protocol"]), caption_justify="left")
+    table = Table(title=shown(title), caption=doc["protocol"], caption_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right")
     for r in body:
-        table.add_row(*(escape(c) for c in r))
+        table.add_row(*(shown(c) for c in r))
     out.print(table)
     for note in doc["notes"]:
         out.print(f"note: {note}", markup=False)

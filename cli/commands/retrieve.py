@@ -9,9 +9,11 @@ from rich.table import Table
 
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.ownership import check_replaceable
 
-from ..app import CONFIG_OPTION, app, console, out, progress_bar, resolved
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out, progress_bar, resolved
 from ..parsing import parse_int_list
+from ..text import shown
 
 
 def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
@@ -53,6 +55,9 @@ def retrieve_cmd(
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
+    on_interrupt("no result was written and a previous index is unchanged; rerun the command")
+    if json_out is not None:
+        check_replaceable(json_out, "json", "--json")
     if query is not None and index is None and build_index is None:
         raise ScaleError("--query needs --index INDEX (build one with --store STORE.zarr --build-index INDEX)")
     if query is None and index is not None:
@@ -82,7 +87,7 @@ def retrieve_cmd(
         if not Path(json_out).parent.is_dir():
             raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
         write_json(json_out, payload)
-        console.print(f"wrote {json_out}")
+        console.print(f"wrote {shown(json_out)}")
 
 
 def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params, allow_incomplete, device) -> dict:
@@ -112,8 +117,8 @@ def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params
     failed = excl["queries"]["failed"] + excl["gallery"]["failed"]
     pending = excl["queries"]["pending"] + excl["gallery"]["pending"]
     if failed or pending:
-        console.print(f"[yellow]note: {failed} failed and {pending} pending videos of this split have no features "
-                      "and are not part of the evaluation[/yellow]")
+        console.print(f"note: {failed} failed and {pending} pending videos of this split have no features "
+                      "and are not part of the evaluation", style="yellow")
     if res["queries_without_gallery_class"]:
         console.print(f"note: {res['queries_without_gallery_class']} queries have a class absent from the gallery "
                       "(counted as misses)")
@@ -140,17 +145,17 @@ def _build(store, build_index, split, model_obj, model_info, descriptor, center,
                                    descriptor=kind, center=center, params=params,
                                    allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
                                    thumbs_progress=media_progress)
-    out.print(f"wrote {build_index} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
+    out.print(f"wrote {shown(build_index)} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
-              f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {build_index}.json")
+              f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {shown(build_index)}.json")
     media = info.get("media")
     if media:
         made = sum(item is not None for item in media["items"])
-        out.print(f"media for scale serve: {made} posters and previews in {Path(build_index).parent / media['dir']}")
+        out.print(f"media for scale serve: {made} posters and previews in {shown(Path(build_index).parent / media['dir'])}")
         for vid, reason in list(media["failed"].items())[:5]:
-            console.print(f"[yellow]note: no poster for {vid}: {reason}[/yellow]")
+            console.print(f"note: no poster for {shown(vid)}: {reason}", style="yellow")
         if len(media["failed"]) > 5:
-            console.print(f"[yellow]note: {len(media['failed']) - 5} more videos have no poster[/yellow]")
+            console.print(f"note: {len(media['failed']) - 5} more videos have no poster", style="yellow")
     elif thumbs is None:
         console.print("note: no posters or previews (the gallery videos are not reachable here); "
                       "scale serve shows placeholders")
@@ -162,16 +167,16 @@ def _query(index_path, query, top, store, device, exclude_self) -> dict:
 
     res = query_index(index_path, query, top=top, store_path=store, device=device, exclude_self=exclude_self)
     q = res["query"]
-    title = (f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
-             else f"nearest videos to the file {q['path']}")
+    title = shown(f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
+                  else f"nearest videos to the file {q['path']}")
     table = Table(title=title)
     for col, just in (("#", "right"), ("class", "left"), ("similarity", "right"), ("video", "left")):
         table.add_column(col, justify=just)
     for r in res["results"]:
-        table.add_row(str(r["rank"]), str(r["class_name"]), f"{r['similarity']:.4f}", r["path"])
+        table.add_row(str(r["rank"]), shown(r["class_name"]), f"{r['similarity']:.4f}", shown(r["path"]))
     out.print(table)
-    out.print(f"index: {res['index']} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
+    out.print(f"index: {shown(res['index'])} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
               f"centring {'on' if res['center'] else 'off'})")
     for note in res["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {shown(note)}")
     return res

@@ -8,34 +8,38 @@ import typer
 from rich.table import Table
 
 
-from ..app import CONFIG_OPTION, app, out
+from ..app import CONFIG_OPTION, app, on_interrupt, out
+from ..text import shown
 
 
 @app.command("import")
 def import_cmd(
     source: Path = typer.Argument(..., help="FEATURES.npz or FEATURES.h5 with arrays features, coords, labels, video_ids, class_names, splits (boxes, flip, status, attrs optional)."),
     out_store: Path = typer.Option(..., "--out", help="The store to create (STORE.zarr); must not exist unless --overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scale store at --out (never any other folder)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Bring features made by another extractor into a feature store (validated first)."""
     from scale_toolkit.store.interchange import import_features
 
+    on_interrupt(f"nothing was written ({out_store} is unchanged); rerun the command")
     fs = import_features(source, out_store, overwrite=overwrite)
-    out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {out_store}")
+    out.print(f"imported {fs.n_videos} videos x {fs.n_clips} clips x {fs.feature_dim} dims into {shown(out_store)}")
 
 
 @app.command("export")
 def export_cmd(
     store: Path = typer.Argument(..., help="The feature store to export (STORE.zarr)."),
     out_file: Path = typer.Option(..., "--out", help="FILE.npz or FILE.h5; the store's array names are kept."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export at --out (never any other file)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Write a feature store to .npz or .h5 with the same array names."""
     from scale_toolkit.store.interchange import export_store
 
-    path = export_store(store, out_file)
-    out.print(f"exported {store} to {path}")
+    on_interrupt(f"nothing was written ({out_file} is unchanged); rerun the command")
+    path = export_store(store, out_file, overwrite=overwrite)
+    out.print(f"exported {shown(store)} to {shown(path)}")
 
 
 def _human_bytes(n: int) -> str:
@@ -50,28 +54,45 @@ def _human_bytes(n: int) -> str:
 def info_cmd(
     path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the information as JSON instead of a table."),
+    verify: bool = typer.Option(False, "--verify", help="Check every stored block against its checksum and list damaged rows (reads the whole store; exit 1 if any)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Counts per status and split, backbone, view, dims, classes and size on disk."""
     from scale_toolkit.info import describe
 
-    info = describe(path)
+    info = describe(path, verify=verify)
+    checked = info.pop("verify", None)
     if as_json:
-        out.print_json(json.dumps(info, default=str))
+        out.print_json(json.dumps({**info, **({"verify": checked} if checked else {})}, default=str))
+        if checked and checked["damaged_blocks"]:
+            raise typer.Exit(1)
         return
-    table = Table(title=str(path), show_header=False)
+    table = Table(title=shown(path), show_header=False)
     for key, value in info.items():
         if key == "failures":
             continue
         if key == "disk_bytes":
             value = _human_bytes(int(value))
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else shown(value))
     out.print(table)
     failures = info.get("failures") or {}
     for vid, reason in list(failures.items())[:20]:
-        out.print(f"failed: {vid}: {reason}")
+        out.print(f"failed: {shown(vid)}: {shown(reason)}")
     if len(failures) > 20:
         out.print(f"... and {len(failures) - 20} more failures (see --json)")
+    if checked is None:
+        return
+    if not checked["checksums"]:
+        out.print("verify: this store has no checksums (made by an older scale); nothing to check against")
+        return
+    for d in checked["damaged_blocks"]:
+        what = ", ".join(f"{name} {problem}" for name, problem in d["arrays"].items())
+        out.print(f"damaged: rows {d['rows'][0]}-{d['rows'][1]} ({shown(d['video_ids'][0])} ...): {what}")
+    if checked["damaged_blocks"]:
+        out.print(f"verify: {checked['damaged_rows']} rows in {len(checked['damaged_blocks'])} damaged blocks; "
+                  "rerun the same `scale extract` to extract them again")
+        raise typer.Exit(1)
+    out.print("verify: every block with done rows matches its checksum")
 
 
 @app.command("backbones")

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
-from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, out, progress_bar
+from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
+from ..text import shown
 
 
 class _TrainProgress:
@@ -69,21 +71,24 @@ def train_cmd(
     layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
     heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: hidden/32]."),
     tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
     official: bool = typer.Option(False, "--official", help="Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, lr 3e-4, wd 1e-4, 5 % warm-up, no clipping, fp32 (flags given still win; see docs/training.md)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
     from scale_toolkit.train import resolve_train_config, train
 
+    on_interrupt(f"{out_dir}/checkpoint_last.pt of the last finished epoch is kept (if one finished); "
+                 "rerun with --resume (same flags) to continue")
     arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
     cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
                                batch_size=batch_size, lr=lr, wd=wd, warmup=warmup, grad_clip=grad_clip, seed=seed,
                                device=device, precision=precision, save_every=save_every, resume=resume,
-                               threads=threads or None, compile=compile_step)
+                               threads=threads or None, compile=compile_step, allow_incomplete=allow_incomplete)
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")
-    out.print(f"[bold]{summary['run_dir']}[/bold]: {summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
+    out.print(Text(shown(summary["run_dir"]) + ":", style="bold"), f"{summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
               f"(MCM acc {final.get('mcm_acc', float('nan')):.3f}, SET acc {final.get('set_acc', float('nan')):.3f})"
               + (f", {rate:,.0f} samples/s" if rate else ""))
-    out.print(f"model: {summary.get('model_path')}  curves: {Path(summary['run_dir']) / 'curves.png'}")
+    out.print(f"model: {shown(summary.get('model_path'))}  curves: {shown(Path(summary['run_dir']) / 'curves.png')}")

@@ -75,7 +75,7 @@ class ClipBox:
 
 def clip_rng(seed: int, video_id: str) -> np.random.Generator:
     """A generator that depends only on ``(seed, video_id)``, stable across processes and runs."""
-    digest = hashlib.sha256(f"{int(seed)}:{video_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{int(seed)}:{video_id}".encode("utf-8", "surrogateescape")).digest()
     return np.random.default_rng(np.frombuffer(digest, dtype=np.uint32).tolist())
 
 

@@ -138,7 +138,8 @@ def _absolute(root: Path) -> Path:
 def _read_lines(path: Path) -> list[str]:
     """Non-empty stripped lines; CRLF and LF both work."""
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        # surrogateescape: a non-UTF-8 name in a split file still matches the same bytes on disk
+        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise ScaleError(f"cannot read split file {path}: {exc.strerror or exc}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -322,8 +323,13 @@ def _load_csv(root: Path, splits_dir: Path | None, csv_path: Path | None) -> Man
         root = csv_path.parent
     if not root.is_dir():
         raise ScaleError(f"video root {root} is not a directory: pass --root for the paths in {csv_path.name}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        line = csv_path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ScaleError(f"{csv_path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+                         f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {csv_path.name}") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if not rows:
         raise ScaleError(f"CSV file {csv_path} is empty: it needs a header row path,label[,split]")

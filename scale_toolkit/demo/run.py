@@ -40,6 +40,9 @@ def _validate(cfg: DemoConfig) -> None:
         raise ScaleError(f"need batch size >= 2 and workers >= 0, got {cfg.batch_size} and {cfg.workers}")
 
 
+DEMO_PARTS = ("videos/manifest.csv", "train16.zarr", "eval15.zarr", "run/config.json")  # what marks a folder as an earlier demo's
+
+
 @dataclass
 class DemoReport:
     out: Path
@@ -76,6 +79,8 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ScaleError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in DEMO_PARTS):
+        raise ScaleError(f"--out {out} is a folder of other files, not a scale demo folder; choose a new or empty --out")
     out.mkdir(parents=True, exist_ok=True)
     report = DemoReport(out=out)
     stages = _Stages(report, progress)

@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,9 +22,12 @@ import torch
 
 from ..backbones import load_backbone
 from ..backbones.inference import embed_clips
+from ..checks import check_numbers
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
+from ..locks import release, try_lock
+from ..ownership import is_feature_store
 from ..precision import Precision, check_precision, resolve_precision
 from ..runtime import dist_from_env, torch_threads
 from ..store import DONE, FAILED, PENDING, FeatureStore
@@ -74,6 +78,7 @@ class ExtractSummary:
     unlisted: list[str] = field(default_factory=list)
     shard: str = "0/1"
     precision: str = ""  # the resolved precision and why, e.g. "fp32 (CPU capability AVX2: no native bf16)"
+    damaged: int = 0  # done rows whose data was damaged, extracted again
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -91,6 +96,7 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 
 
 def _validate(cfg: ExtractConfig) -> None:
+    check_numbers(cfg, flags={"timeout_s": "--timeout", "rows_per_chunk": "SCALE_ROWS_PER_CHUNK"})
     if cfg.view not in VIEWS:
         raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
     if cfg.decoder not in DECODERS:
@@ -179,29 +185,53 @@ def _open_or_create(cfg: ExtractConfig, attrs: dict, manifest: Manifest, spec) -
 
 
 class ShardLock:
-    """An flock on STORE/.locks/shard-i-of-n: a second run on the same shard refuses at once.
-    The kernel drops the lock when its process dies, so a killed run never leaves it stale."""
+    """Locks under STORE/.locks/ so that two extractions never write the same block.
+
+    Shards of one layout (the same n in --shard i/n; a plain run is 0/1) own disjoint blocks and
+    may run together, each shard once: `shard-i-of-n` is held exclusively. Shards of different
+    layouts overlap (0/1 owns every block, 0/2 and 0/3 share block 0): each run holds
+    `layout-n` shared, and refuses to start while a `layout-m` (m != n) is held; `layout.mutex`
+    makes that check and the taking of `layout-n` one step. flocks die with their holder.
+    """
 
     def __init__(self, store_path: Path, shard: tuple[int, int]) -> None:
-        self.path = Path(store_path) / ".locks" / f"shard-{shard[0]}-of-{shard[1]}"
-        self.handle = None
+        self.dir = Path(store_path) / ".locks"
+        self.shard = shard
+        self.handles: list = []
+
+    def _refuse(self, running: str) -> None:
+        self.__exit__()
+        i, n = self.shard
+        mine = f"--shard {i}/{n}" if n > 1 else "this whole-store run"
+        raise ScaleError(f"another extraction is already writing {self.dir.parent} ({running}) and {mine} would "
+                         "write the same blocks; wait for it, or run shards of one layout (same n in --shard i/n)")
 
     def __enter__(self) -> "ShardLock":
-        self.path.parent.mkdir(exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise ScaleError(
-                f"another extraction is already writing {self.path.parent.parent} (shard {self.path.name[6:]}); "
-                "wait for it, or run shards with --shard i/n"
-            ) from None
+        i, n = self.shard
+        self.dir.mkdir(exist_ok=True)
+        with open(self.dir / "layout.mutex", "a+") as mutex:
+            fcntl.flock(mutex, fcntl.LOCK_EX)  # held for microseconds by whoever starts
+            for other in self.dir.glob("layout-*"):
+                m = other.name.removeprefix("layout-")
+                if m != str(n):
+                    probe = try_lock(other)
+                    if probe is None:
+                        self._refuse("a whole-store run" if m == "1" else f"shards of --shard i/{m}")
+                    release(probe)
+            layout = try_lock(self.dir / f"layout-{n}", shared=True)
+            if layout is None:  # only while a check of another layout holds it for a moment
+                self._refuse("a run of another layout")
+            self.handles.append(layout)
+        shard = try_lock(self.dir / f"shard-{i}-of-{n}")
+        if shard is None:
+            self._refuse("the same shard" if n > 1 else "a whole-store run")
+        self.handles.append(shard)
         return self
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        for handle in reversed(self.handles):
+            release(handle)
+        self.handles = []
 
 
 class BlockEmbedder:
@@ -251,7 +281,12 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     if not manifest.videos:
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
     workers = default_workers() if cfg.workers < 0 else cfg.workers
-    with DecodePool(workers, cfg.timeout_s) as pool, torch_threads(cfg.threads):
+    # a store in use is refused before any decode worker is spawned (killing just-spawned workers
+    # on the way out printed "Exception ignored ... Bad file descriptor"); only a store an extraction
+    # already wrote (it has .locks): nothing is added to a store that may yet be refused as foreign
+    early = is_feature_store(cfg.out) and (Path(cfg.out) / ".locks").is_dir()
+    held = ShardLock(Path(cfg.out), shard) if early else None
+    with held or nullcontext(), DecodePool(workers, cfg.timeout_s) as pool, torch_threads(cfg.threads):
         pool.start()  # decode workers come up while the backbone is built
         loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
         spec = loaded.spec
@@ -262,8 +297,13 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, precision.value)
         recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
 
-        with ShardLock(store.path, shard):
+        with nullcontext() if held else ShardLock(store.path, shard):
             status = store.status
+            # rows whose data is damaged (checksum, lost or truncated chunk) are extracted again
+            for damage in store.verify(range(shard[0], store.n_blocks, shard[1])):
+                rows = np.array(store.block_rows(damage["block"]))
+                summary.damaged += int((status[rows] == DONE).sum())
+                status[rows[status[rows] == DONE]] = PENDING
             if cfg.retry_failed:
                 failed_rows = np.flatnonzero(status == FAILED)
                 status[failed_rows] = PENDING

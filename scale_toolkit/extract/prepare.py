@@ -1,8 +1,12 @@
 """Turn one video file into the normalised clips of a view (runs inside decode workers)."""
 from __future__ import annotations
 
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -10,6 +14,7 @@ import torch
 from ..data.clips import VIEWS, all_frame_indices, plan_clips
 from ..data.decode import VideoDecodeError, probe_video, read_frames
 from ..data.transforms import clip_to_tensor
+from ..store.names import needs_escape, printable
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,26 @@ def prepare_video(path: str | Path, video_id: str, recipe: ViewRecipe) -> dict:
     Returns {"clips" float32 [V, 3, T, S, S], "boxes" int32 [V, 6], "coords" float32 [V, 6],
     "flip" bool [V], "video_meta" float32 [4]} or {"error": reason} for a bad video.
     """
+    with _utf8_path(Path(path)) as readable:
+        result = _prepare(readable, video_id, recipe)
+    if "error" in result and readable != Path(path):  # name the user's file, not the link
+        result["error"] = result["error"].replace(str(readable), printable(str(path)))
+    return result
+
+
+@contextmanager
+def _utf8_path(path: Path) -> Iterator[Path]:
+    """Decoders take UTF-8 paths only: reach a file whose name is other bytes through a symlink."""
+    if not needs_escape(str(path)):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="scale-name-") as tmp:
+        link = Path(tmp) / ("video" + printable(path.suffix))
+        os.symlink(os.path.abspath(path), link)
+        yield link
+
+
+def _prepare(path: Path, video_id: str, recipe: ViewRecipe) -> dict:
     try:
         info = probe_video(Path(path), backend=recipe.decoder)
         boxes = plan_clips(recipe.view, info, recipe.frames, recipe.stride, recipe.crop_size, recipe.seed, video_id)

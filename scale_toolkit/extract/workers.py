@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from typing import Callable, Iterable, Iterator
@@ -20,6 +21,9 @@ def _init_worker(parent: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # workers decode; the backbone owns the cores
+    # Ctrl-C reaches the whole process group: the parent unwinds and kills its workers, which
+    # must not each print a KeyboardInterrupt traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(parent)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
+from scale_toolkit.checks import check_numbers
 from scale_toolkit.errors import ScaleError
 
 POS_INPUTS = {"eq5": 6, "official7": 7}  # position encoding -> vector length
@@ -77,6 +78,7 @@ class ScaleConfig:
         self.validate()
 
     def validate(self) -> None:
+        check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         if self.input_dim <= 0 or self.hidden <= 0 or self.layers < 0:
             raise ScaleError(f"invalid model size: input_dim={self.input_dim}, hidden={self.hidden}, layers={self.layers}")
         if self.hidden % self.heads:

@@ -49,6 +49,14 @@ def model_file(path: str | os.PathLike) -> Path:
     return p
 
 
+def non_finite_weights(state_dict: dict[str, Any]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, or None."""
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+            return name
+    return None
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ScaleModel, dict[str, Any]]:
     """Load a model from a run directory (``model.pt``, else ``checkpoint_last.pt``) or a file.
 
@@ -63,6 +71,9 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
                          f"({type(e).__name__}); point --model at a run directory written by `scale train`") from e
     if not isinstance(obj, dict) or obj.get("format") not in ("scale-model", "scale-checkpoint"):
         raise ScaleError(f"{p} is not a SCALE model or checkpoint")
+    bad = non_finite_weights(obj.get("state_dict") or {})
+    if bad:  # a diverged run: its scores would be meaningless
+        raise ScaleError(f"{p} holds NaN or inf weights ({bad}): its training diverged; retrain (lower --lr)")
     cfg = ScaleConfig.from_dict(obj["model_config"])
     model = ScaleModel(cfg)
     try:

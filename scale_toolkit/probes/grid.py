@@ -39,6 +39,7 @@ import itertools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..checks import check_numbers
 from ..errors import ScaleError
 from ..toml_file import read_toml
 from .fit import OPTIMIZERS, TrainSetting
@@ -62,6 +63,7 @@ class GridSpec:
     dropout: list[float] = field(default_factory=lambda: [0.0])
 
     def validate(self, probe: str) -> None:
+        check_numbers(self, f"grid for {probe}: {{}}")
         for name in ("lr", "weight_decay", "batch_size", "optimizer", "hidden", "dropout"):
             if not getattr(self, name):
                 raise ScaleError(f"grid for {probe}: '{name}' is empty")

@@ -29,6 +29,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..checks import check_numbers
 from ..errors import ScaleError
 from ..files import file_sha256
 from ..store import FeatureStore
@@ -71,6 +72,7 @@ class ProbeOptions:
     grid_preset: str = "small"
     grid: dict[str, dict[str, Any]] = field(default_factory=dict)
     epochs: Optional[int] = None
+    allow_incomplete: bool = False  # probe the done videos of a split still being extracted
     transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
     device: str = "auto"
     protocol: str = "standard"  # standard | official (probes/official.py: the official eval code's choices)
@@ -90,6 +92,7 @@ class ProbeOptions:
         raise ScaleError(f"--split must be 1, 2, 3 or all, got {self.split!r}")
 
     def validate(self) -> None:
+        check_numbers(self, flags={"knn_k": "--knn"})
         self.splits()
         if not self.knn_k or any(int(k) < 1 for k in self.knn_k):
             raise ScaleError(f"--knn values must be positive integers, got {self.knn_k}")
@@ -449,6 +452,11 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
         progress("probes", 0, units)
     per: dict[str, dict[str, dict]] = {r: {} for r in rows}
     for split in splits:
+        for st, parts in ((runner.store, ("train", "test")), (runner.train_store, ("train",))):
+            left_out = st.check_complete(split, parts, options.allow_incomplete) if st is not None else 0
+            if left_out:
+                runner.notes.append(f"split {split}: {left_out} videos still pending in {st.path} are left out "
+                                    "(--allow-incomplete)")
         runner.split_rows(split)  # fail early on an empty split
         for row in rows:
             by_seed = {}

@@ -186,36 +186,69 @@ def _tmp_in(folder: Path, name: str) -> Path:
 
 
 def save_index(index: Any, path: str | os.PathLike, sidecar: dict) -> Path:
-    """Write `index` to `path` and `sidecar` to `path`.json, each via temp file + rename.
+    """Write `index` to `path` and `sidecar` to `path`.json, replacing a previous pair atomically.
 
-    Until the renames a previous index at `path` stays intact and usable; the sidecar records
-    the index file's size and sha256 so a mismatched pair is refused by `load_index`.
+    Two files cannot be renamed at once, so the new sidecar also carries the previous sidecar
+    (under "previous") and is renamed in first, the index second: killed before, between or
+    after the renames, `load_index` finds a sidecar entry that matches the index file on disk.
     """
+    from ..ownership import check_replaceable
+
     faiss = _faiss()
     path = Path(path)
+    check_replaceable(path, "index", "--build-index")
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     tmp_index = _tmp_in(folder, path.name)
     tmp_side = _tmp_in(folder, sidecar_path(path).name)
     try:
-        faiss.write_index(index, str(tmp_index))
-        with open(tmp_index, "rb") as f:
+        # serialized here and written by Python: a full disk is an OSError, not a C++ message on stderr
+        with open(tmp_index, "wb") as f:
+            f.write(faiss.serialize_index(index).tobytes())
+            f.flush()
             os.fsync(f.fileno())
         meta = dict(sidecar)
         meta.update({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "index_file": path.name,
                      "index_bytes": tmp_index.stat().st_size, "index_sha256": file_sha256(tmp_index),
                      "ntotal": int(index.ntotal), "dim": int(index.d)})
+        old = _current_entry(path)
+        if old is not None:
+            meta["previous"] = old
         with open(tmp_side, "w") as f:
             json.dump(meta, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp_index, path)
         os.replace(tmp_side, sidecar_path(path))
+        os.replace(tmp_index, path)
     finally:
         for tmp in (tmp_index, tmp_side):
             if tmp.exists():
                 tmp.unlink()
     return path
+
+
+def _current_entry(path: Path) -> dict | None:
+    """The sidecar entry describing the index file now at `path` (None if there is none)."""
+    if not path.is_file() or not sidecar_path(path).is_file():
+        return None
+    try:
+        return _matching_entry(path, read_sidecar(path))
+    except ScaleError:
+        return None
+
+
+def _matching_entry(path: Path, meta: dict) -> dict | None:
+    """Of the sidecar and its "previous" entry, the one whose size and sha256 match the file."""
+    size = path.stat().st_size
+    candidates = [c for c in (meta, meta.get("previous")) if isinstance(c, dict) and c.get("index_bytes") == size]
+    if not candidates:
+        return None
+    sha = file_sha256(path)
+    for entry in candidates:
+        if entry.get("index_sha256") == sha:
+            entry = {k: v for k, v in entry.items() if k != "previous"}
+            return entry
+    return None
 
 
 def read_sidecar(path: str | os.PathLike) -> dict:
@@ -237,13 +270,12 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     return meta
 
 
-def load_index(path: str | os.PathLike, verify: bool = True) -> tuple[Any, dict]:
+def load_index(path: str | os.PathLike) -> tuple[Any, dict]:
     """(index, sidecar) of an index written by `save_index`; refuses a sidecar of another index."""
     faiss = _faiss()
     path = Path(path)
-    meta = read_sidecar(path)
-    size = path.stat().st_size
-    if size != meta.get("index_bytes") or (verify and file_sha256(path) != meta.get("index_sha256")):
+    meta = _matching_entry(path, read_sidecar(path))
+    if meta is None:
         raise ScaleError(f"{path} does not match its sidecar {sidecar_path(path).name} (the index was replaced "
                          "or a build was interrupted); rebuild it with --build-index")
     try:

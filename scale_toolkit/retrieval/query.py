@@ -26,6 +26,7 @@ from ..errors import ScaleError
 from ..store import DONE, PENDING, FeatureStore
 from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, check_kind, descriptor_mean, finalize_descriptors,
                           store_descriptors, video_descriptors)
+from ..ownership import check_replaceable
 from .index import IndexParams, build_index, index_bytes, load_index, save_index, search
 
 
@@ -63,6 +64,7 @@ def build_gallery_index(
     """
     kind = descriptor or (BASELINE_KIND if model is None else "set")
     check_kind(kind, model is not None)
+    check_replaceable(index_path, "index", "--build-index")  # before any work: never replace a user's file
     if model is not None and kind == BASELINE_KIND:
         raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
     if model is not None and model_info:

@@ -12,6 +12,7 @@ Layout (the contract other tools rely on; see README "Store format"):
     status    uint8   [N]         0 pending, 1 done, 2 failed
     reasons   str     [N]         why a row failed ("" otherwise)
     video_meta float32 [N, 4]     source height, width, frame count, fps (0 where unknown)
+    checksums int64   [blocks, 5] CRC-32 per block of the five arrays above it (store/integrity.py)
 
 Rows are chunked in blocks of `rows_per_chunk` videos. A writer only ever writes whole
 blocks it owns (shards own disjoint blocks), data arrays first and `status` last, and
@@ -31,6 +32,8 @@ import zarr
 
 from .. import __version__
 from ..errors import ScaleError
+from .integrity import ALGORITHM, CHECKED, crc, scan
+from .names import escape_id, needs_escape, printable, unescape_id
 
 SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2
@@ -52,7 +55,8 @@ def _string_arrays_known():
 
 
 def _as_str_array(values: Sequence[str]) -> np.ndarray:
-    return np.array([str(v) for v in values], dtype=object)
+    """Free text (failure reasons) as valid UTF-8: a reason may quote a non-UTF-8 file name."""
+    return np.array([printable(str(v)) for v in values], dtype=object)
 
 
 class FeatureStore:
@@ -112,11 +116,14 @@ class FeatureStore:
         mk("video_meta", shape=(n, 4), chunks=(chunk, 4), dtype="float32", fill_value=0)
         mk("status", shape=(n,), chunks=(chunk,), dtype="uint8", fill_value=PENDING)
         mk("reasons", shape=(n,), chunks=(chunk,), dtype=str, fill_value="")
+        n_blocks = -(-n // chunk)  # one chunk per block: shards never share a checksum chunk
+        mk("checksums", shape=(n_blocks, len(CHECKED)), chunks=(1, len(CHECKED)), dtype="int64", fill_value=-1)
         # Whole-store metadata is small and written once here, by the creator only.
         group.create_array("labels", data=labels, chunks=(n,))
         group.create_array("splits", data=splits, chunks=(3, n))
         group.create_array("video_ids", shape=(n,), chunks=(n,), dtype=str, fill_value="")
-        group["video_ids"][:] = _as_str_array(video_ids)
+        escaped = [i for i, v in enumerate(video_ids) if needs_escape(str(v))]  # lossless, see names.py
+        group["video_ids"][:] = np.array([escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids], dtype=object)
         if video_meta is not None:
             group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(
@@ -125,7 +132,9 @@ class FeatureStore:
                 "toolkit_version": __version__,
                 "class_names": list(class_names),
                 "rows_per_chunk": chunk,
-                **(attrs or {}),
+                "checksums": ALGORITHM,
+                **{k: v for k, v in (attrs or {}).items() if k != "escaped_video_ids"},
+                **({"escaped_video_ids": escaped} if escaped else {}),
             }
         )
         return cls(path, group)
@@ -143,7 +152,11 @@ class FeatureStore:
         missing = [a for a in ("features", "coords", "labels", "splits", "video_ids", "status") if a not in group]
         if missing or "schema_version" not in group.attrs:
             raise ScaleError(f"{path} is not a scale feature store (missing {', '.join(missing) or 'schema_version'})")
-        if group.attrs["schema_version"] > SCHEMA_VERSION:
+        version = group.attrs["schema_version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ScaleError(f"{path} is not a valid scale feature store (schema_version {version!r} is not a "
+                             "positive integer): its zarr.json was damaged or edited")
+        if version > SCHEMA_VERSION:
             raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
         return cls(path, group)
 
@@ -179,27 +192,38 @@ class FeatureStore:
     def class_names(self) -> list[str]:
         return list(self.group.attrs.get("class_names", []))
 
+    def _whole(self, name: str) -> np.ndarray:
+        """A whole per-video array; a truncated or garbled chunk is one clear line, not a codec traceback."""
+        try:
+            return np.asarray(self.group[name][:])
+        except Exception as exc:  # zarr's codecs raise many types
+            raise ScaleError(f"{self.path} is damaged: its {name} array cannot be read ({type(exc).__name__}); "
+                             "restore the store from a copy or extract it again into a new --out") from exc
+
     @property
     def labels(self) -> np.ndarray:
-        return np.asarray(self.group["labels"][:], dtype=np.int32)
+        return np.asarray(self._whole("labels"), dtype=np.int32)
 
     @property
     def splits(self) -> np.ndarray:
-        return np.asarray(self.group["splits"][:], dtype=np.int8)
+        return np.asarray(self._whole("splits"), dtype=np.int8)
 
     @property
     @_string_arrays_known()
     def video_ids(self) -> list[str]:
-        return [str(v) for v in self.group["video_ids"][:]]
+        ids = [str(v) for v in self._whole("video_ids")]
+        for row in self.group.attrs.get("escaped_video_ids", []):
+            ids[row] = unescape_id(ids[row])
+        return ids
 
     @property
     def status(self) -> np.ndarray:
-        return np.asarray(self.group["status"][:], dtype=np.uint8)
+        return np.asarray(self._whole("status"), dtype=np.uint8)
 
     @property
     @_string_arrays_known()
     def reasons(self) -> list[str]:
-        return [str(v) for v in self.group["reasons"][:]]
+        return [str(v) for v in self._whole("reasons")]
 
     def block_rows(self, block: int) -> range:
         start = block * self.rows_per_chunk
@@ -222,6 +246,24 @@ class FeatureStore:
         """Whether any video is in a split (False for a folder, or a CSV without a split column)."""
         return bool((self.splits != 0).any())
 
+    def check_complete(self, split: int, parts: Sequence[str] | None, allow_incomplete: bool = False) -> int:
+        """Refuse (ScaleError) a split whose `parts` ("train", "test"; None: every video of the
+        store) still have pending videos, so no command quietly works on a fraction of the data;
+        with `allow_incomplete`, return how many are left out. Failed videos are a recorded outcome,
+        not missing work: they never refuse."""
+        if parts is None:
+            rows, what = np.arange(self.n_videos), f"videos in {self.path}"
+        else:
+            rows = np.concatenate([self.split_indices(split, part, only_done=False) for part in parts])
+            what = f"{'/'.join(parts)} videos of split {split} in {self.path}"
+        status = self.status[rows]
+        pending, done, failed = (int((status == s).sum()) for s in (PENDING, DONE, FAILED))
+        if pending and not allow_incomplete:
+            raise ScaleError(f"{pending} of the {len(rows)} {what} are still pending extraction ({done} done, "
+                             f"{failed} failed); rerun `scale extract` to finish them, or pass --allow-incomplete "
+                             f"to use only the {done} done ones")
+        return pending
+
     def pending(self) -> np.ndarray:
         return np.flatnonzero(self.status == PENDING)
 
@@ -229,11 +271,60 @@ class FeatureStore:
         return np.flatnonzero(self.status == FAILED)
 
     # ------------------------------------------------------------------ reading
-    @_string_arrays_known()
-    def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords")) -> dict[str, np.ndarray]:
+    @property
+    def has_checksums(self) -> bool:
+        return "checksums" in self.group
+
+    def _scan_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Recorded checksums and, per block, whether it holds a done row."""
+        sums = np.asarray(self.group["checksums"][:], dtype=np.int64)
+        done = self.status == DONE
+        has_done = np.zeros(self.n_blocks, bool)
+        np.logical_or.at(has_done, np.arange(self.n_videos) // self.rows_per_chunk, done)
+        return sums, has_done
+
+    def _damage(self, name: str, block: int, problem: str) -> ScaleError:
+        rows = self.block_rows(block)
+        return ScaleError(f"{self.path} is damaged: {name} of rows {rows.start}-{rows.stop - 1} (block {block}) "
+                          f"{problem}; `scale info --verify {self.path}` lists the damaged rows and rerunning "
+                          "`scale extract` re-extracts them")
+
+    def _read_checked(self, name: str, rows: np.ndarray, sums: np.ndarray, has_done: np.ndarray) -> np.ndarray:
+        """Rows of a checksummed array, every block they touch checked first (ScaleError if damaged)."""
+        arr = self.group[name]
+        out = np.zeros((len(rows), *arr.shape[1:]), dtype=arr.dtype)
+        if len(rows) == 0:
+            return out
+        rpc = self.rows_per_chunk
+        for block, data, problem in scan(self.group, name, np.unique(rows // rpc), rpc, sums, has_done):
+            if problem is not None:
+                raise self._damage(name, block, problem)
+            pos = np.flatnonzero(rows // rpc == block)
+            out[pos] = data[rows[pos] - block * rpc]
+        return out
+
+    def verify(self, blocks: Iterable[int] | None = None) -> list[dict]:
+        """Every damaged block (of `blocks`, default all) with done rows:
+        [{"block", "rows": [first, last], "arrays": {name: problem}}]."""
+        if not self.has_checksums:
+            return []
+        sums, has_done = self._scan_inputs()
+        blocks = np.flatnonzero(has_done) if blocks is None else np.array(sorted(b for b in blocks if has_done[b]), np.int64)
+        found: dict[int, dict] = {}
+        for name in CHECKED:
+            for block, _, problem in scan(self.group, name, blocks, self.rows_per_chunk, sums, has_done):
+                if problem is not None:
+                    rows = self.block_rows(block)
+                    entry = found.setdefault(block, {"block": block, "rows": [rows.start, rows.stop - 1], "arrays": {}})
+                    entry["arrays"][name] = problem
+        return [found[b] for b in sorted(found)]
+
+    def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords"),
+             verify: bool = True) -> dict[str, np.ndarray]:
         """Read some rows of some arrays without touching the rest of the store.
 
         `indices` may be a sorted or unsorted integer array (order is preserved) or None for all rows.
+        Blocks of checksummed arrays are checked (store/integrity.py): damage is a ScaleError.
         """
         out: dict[str, np.ndarray] = {}
         if indices is None:
@@ -242,7 +333,14 @@ class FeatureStore:
             sel = indices
         else:
             sel = np.asarray(indices, dtype=np.int64)
+        checked = [n for n in names if n in CHECKED] if verify and self.has_checksums else []
+        if checked:
+            sums, has_done = self._scan_inputs()
+            rows = np.arange(self.n_videos)[sel] if isinstance(sel, slice) else sel
         for name in names:
+            if name in checked:
+                out[name] = self._read_checked(name, rows, sums, has_done)
+                continue
             arr = self.group[name]
             if isinstance(sel, slice):
                 out[name] = np.asarray(arr[sel])
@@ -297,6 +395,7 @@ class FeatureStore:
         if video_meta is not None:
             self._set_rows(idx, "video_meta", np.asarray(video_meta, dtype=np.float32))
         self._set_rows(idx, "reasons", _as_str_array([""] * n))
+        self._reseal(idx)
         self._set_rows(idx, "status", np.full(n, DONE, np.uint8))  # status last: a row is done only once its data is in
 
     @_string_arrays_known()
@@ -305,14 +404,14 @@ class FeatureStore:
         (features, coords, boxes, flip, video_meta) or {"error": reason}. Rows of the block
         that are absent stay as they are in the store (e.g. already done)."""
         rows = self.block_rows(block)
-        current = self.read(slice(rows.start, rows.stop), names=("features", "coords", "boxes", "flip", "video_meta", "status", "reasons"))
+        current = self._read_for_rewrite(slice(rows.start, rows.stop))
         for pos, row in enumerate(rows):
             res = results.get(row)
             if res is None:
                 continue
             if "error" in res:
                 current["status"][pos] = FAILED
-                current["reasons"][pos] = str(res["error"])[:500]
+                current["reasons"][pos] = printable(str(res["error"]))[:500]
                 continue
             for name in ("features", "coords", "boxes", "flip", "video_meta"):
                 if name in res:
@@ -324,7 +423,29 @@ class FeatureStore:
         sel = slice(rows.start, rows.stop)
         for name in ("features", "coords", "boxes", "flip", "video_meta", "reasons"):
             self.group[name][sel] = current[name]
+        if self.has_checksums:  # of the data exactly as written, after it and before status
+            self.group["checksums"][block] = [crc(current[name]) for name in CHECKED]
         self.group["status"][sel] = current["status"]
+
+    def _read_for_rewrite(self, sel: slice) -> dict[str, np.ndarray]:
+        """A block's arrays before it is rewritten; a damaged (unreadable) chunk reads as its fill
+        value: its rows are being re-extracted, so nothing of it is kept."""
+        out = {}
+        for name in ("features", "coords", "boxes", "flip", "video_meta", "status", "reasons"):
+            arr = self.group[name]
+            try:
+                out[name] = np.asarray(arr[sel])
+            except Exception:  # zarr's codecs raise many types on a truncated chunk
+                out[name] = np.full((sel.stop - sel.start, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
+        return out
+
+    def _reseal(self, rows: np.ndarray) -> None:
+        """Recompute the checksums of the blocks holding `rows` (after a write not by whole blocks)."""
+        if not self.has_checksums or len(rows) == 0:
+            return
+        for block in np.unique(np.asarray(rows) // self.rows_per_chunk).tolist():
+            span = self.block_rows(block)
+            self.group["checksums"][block] = [crc(np.asarray(self.group[name][span.start:span.stop])) for name in CHECKED]
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
         idx = np.asarray(indices, dtype=np.int64)

@@ -5,7 +5,9 @@ Both formats use the store's array names:
     required  features [N, V, D] (any float), coords [N, V, 6], labels [N] (int, -1 = unknown),
               video_ids [N] (str), class_names [C] (str), splits [3, N] (0 unused, 1 train, 2 test)
     optional  boxes [N, V, 6] int (default zeros), flip [N, V] bool (default False),
-              status [N] uint8 (default all done), attrs (a JSON string of store attributes)
+              status [N] uint8 (default all done), reasons [N] str (why a failed row failed),
+              video_meta [N, 4] float (source height, width, frames, fps; default zeros),
+              attrs (a JSON string of store attributes)
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ScaleError
+from ..ownership import check_replaceable
 from .feature_store import DONE, FeatureStore
+from .names import escape_id, needs_escape, unescape_id
 
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
-OPTIONAL = ("boxes", "flip", "status", "attrs")
+OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 
 
@@ -38,11 +42,20 @@ def _read_h5(path: Path) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r") as f:
             out = {}
-            for k in f.keys():
+            for k in REQUIRED + OPTIONAL:  # other groups and datasets are not ours to read
+                if k not in f:
+                    continue
                 ds = f[k]
+                if not isinstance(ds, h5py.Dataset):
+                    raise ScaleError(f"{path}: '{k}' is an HDF5 group; it must be a dataset (array)")
                 out[k] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
             if "attrs" in f.attrs:
-                out["attrs"] = np.array(f.attrs["attrs"])
+                value = f.attrs["attrs"]
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", "replace")
+                if not isinstance(value, str):
+                    raise ScaleError(f"{path}: the HDF5 attribute 'attrs' must be a JSON string, got {type(value).__name__}")
+                out["attrs"] = np.array(value)
             return out
     except OSError as exc:
         raise ScaleError(f"cannot read {path} as HDF5 ({exc})") from exc
@@ -72,6 +85,14 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if np.abs(feats).max() > np.finfo(np.float16).max:
         raise ScaleError(f"{source}: features exceed the float16 range of the store (max |x| 65504)")
 
+    attrs = {}
+    if "attrs" in arrays:
+        try:
+            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+        if not isinstance(attrs, dict):
+            raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
     def shaped(name: str, shape: tuple, kind: str) -> np.ndarray:
         arr = np.asarray(arrays[name])
         if arr.shape != shape:
@@ -86,6 +107,11 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
         raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] (Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
     class_names = [str(c) for c in np.asarray(arrays["class_names"]).reshape(-1)]
+    try:
+        for i in attrs.get("escaped_class_names", []):
+            class_names[i] = unescape_id(class_names[i])
+    except (TypeError, IndexError):
+        raise ScaleError(f"{source}: attrs.escaped_class_names must list row numbers of class_names") from None
     labels = shaped("labels", (n,), "int").astype(np.int32)
     if labels.min() < -1 or labels.max() >= len(class_names):
         raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, got [{labels.min()}, {labels.max()}]")
@@ -93,6 +119,11 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isin(splits, (0, 1, 2)).all():
         raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
     video_ids = [str(x) for x in np.asarray(arrays["video_ids"]).reshape(-1)]
+    try:  # ids that were not UTF-8 travel escaped (store/names.py); restore them
+        for row in attrs.get("escaped_video_ids", []):
+            video_ids[row] = unescape_id(video_ids[row])
+    except (TypeError, IndexError):
+        raise ScaleError(f"{source}: attrs.escaped_video_ids must list row numbers of video_ids") from None
     if len(video_ids) != n:
         raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
     if len(set(video_ids)) != n:
@@ -104,12 +135,14 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if not np.isin(status, (0, 1, 2)).all():
         raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
     out["status"] = status
-    attrs = {}
-    if "attrs" in arrays:
-        try:
-            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
-        except (ValueError, IndexError) as exc:
-            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+    out["video_meta"] = (shaped("video_meta", (n, 4), "float").astype(np.float32) if "video_meta" in arrays
+                         else np.zeros((n, 4), np.float32))
+    if not np.isfinite(out["video_meta"]).all():
+        raise ScaleError(f"{source}: video_meta must be finite")
+    reasons = [str(r) for r in np.asarray(arrays["reasons"]).reshape(-1)] if "reasons" in arrays else [""] * n
+    if len(reasons) != n:
+        raise ScaleError(f"{source}: reasons must have {n} entries, got {len(reasons)}")
+    out["reasons"] = reasons
     out["attrs"] = attrs
     return out
 
@@ -121,12 +154,15 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
         raise ScaleError(f"file not found: {src}")
     arrays = _read_npz(src) if _format_of(src) == "npz" else _read_h5(src)
     data = validate_arrays(arrays, str(src))
-    if out.exists() and not overwrite:
-        raise ScaleError(f"{out} already exists; choose another --out or delete it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace a scale store")
+    check_replaceable(out, "store")
+    if out.exists() and src.resolve().is_relative_to(out.resolve()):
+        raise ScaleError(f"{src} lies inside --out {out}; refusing to replace the folder that holds the input")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
-    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk")}}
+    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")}}
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -135,28 +171,53 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
             n_clips=v, feature_dim=d, attrs=attrs,
         )
         done = np.flatnonzero(data["status"] == DONE)
-        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done], flip=data["flip"][done])
+        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done],
+                      flip=data["flip"][done], video_meta=data["video_meta"][done])
         failed = np.flatnonzero(data["status"] == 2)
         if len(failed):
-            fs.mark_failed(failed, ["failed before import"] * len(failed))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+            fs.mark_failed(failed, [data["reasons"][i] or "failed before import" for i in failed])
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return FeatureStore.open(out)
 
 
-def export_store(store: str | Path, out: str | Path) -> Path:
-    """Write every row of a store to .npz or .h5 with the same array names (atomic rename)."""
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the finished store `new` at `out`; an old store there is moved aside first and only
+    deleted once the new one is in place (a failed rename puts it back)."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_store(store: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Write every row of a store to .npz or .h5 with the same array names (atomic rename).
+    An existing --out is replaced only with `overwrite` and only if it is an earlier export."""
     fs = FeatureStore.open(store)
     out = Path(out)
     fmt = _format_of(out)
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}")
-    data = fs.read(None, names=("features", "coords", "boxes", "flip", "labels", "splits", "status"))
-    strings = {"video_ids": fs.video_ids, "class_names": fs.class_names}
-    attrs = json.dumps(fs.attrs, default=str)
+    if out.is_dir():
+        raise ScaleError(f"--out {out} is a directory; give a file name ending in .npz or .h5")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace an earlier export")
+    check_replaceable(out, "export")
+    data = fs.read(None, names=("features", "coords", "boxes", "flip", "video_meta", "labels", "splits", "status"))
+    # ids as stored (non-UTF-8 ones escaped, listed in attrs.escaped_video_ids): valid UTF-8 for HDF5
+    names = fs.class_names
+    escaped_names = [i for i, c in enumerate(names) if needs_escape(c)]
+    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]], "reasons": fs.reasons,
+               "class_names": [escape_id(c) if i in escaped_names else c for i, c in enumerate(names)]}
+    attrs = json.dumps({**fs.attrs, **({"escaped_class_names": escaped_names} if escaped_names else {})}, default=str)
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
     try:
         if fmt == "npz":

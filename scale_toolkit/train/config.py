@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from scale_toolkit.checks import check_numbers
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig, config_from_dict
 from scale_toolkit.precision import check_precision
@@ -39,6 +40,7 @@ class TrainConfig:
     last_every: int = 1  # rewrite checkpoint_last.pt every N epochs (and always at the end)
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
+    allow_incomplete: bool = False  # train on the done videos of a split still being extracted
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
@@ -46,11 +48,14 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = ScaleConfig.from_dict(self.model)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
+        check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         check_precision(self.precision)
         if self.epochs < 1 or self.batch_size < 2:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.wd < 0 or self.warmup < 0:
             raise ScaleError("--lr must be positive, --wd and --warmup non-negative")
+        if self.min_lr < 0 or self.grad_clip < 0 or not all(0 <= b < 1 for b in self.betas):
+            raise ScaleError("min_lr and grad_clip must be >= 0 and betas in [0, 1)")
         if self.save_every < 0 or self.last_every < 1:
             raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
 

@@ -8,33 +8,42 @@ import numpy as np
 from scale_toolkit.errors import ScaleError
 
 
-def load_train_split(store_path: str, split: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Features float16 [n, V, D] and coords float32 [n, V, 6] of the train videos of ``split``
-    (never its test videos), plus a small description of the store for the run config.
+def _train_rows(fs, split: int, allow_incomplete: bool) -> tuple[np.ndarray, str, int]:
+    """Rows the trainer may use, what they are (for messages and config.json), and how many pending
+    videos are left out. A store without split membership (a folder, or a CSV without a split
+    column) has no test videos to protect: every extracted video is SSL training data."""
+    from scale_toolkit.store import DONE
 
-    A store without split membership (a folder, or a CSV without a split column) has no test
-    videos to protect: every extracted video is SSL training data, and the description says so.
-    """
-    from scale_toolkit.store import DONE, FeatureStore
+    if fs.has_split_membership():
+        left_out = fs.check_complete(split, ("train",), allow_incomplete)
+        return fs.split_indices(split, "train"), f"train videos in split {split}", left_out
+    left_out = fs.check_complete(split, None, allow_incomplete)
+    return np.flatnonzero(fs.status == DONE), "every video (the store has no split membership)", left_out
+
+
+def load_train_split(store_path: str, split: int, allow_incomplete: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Features float16 [n, V, D] and coords float32 [n, V, 6] of the train videos of ``split``
+    (never its test videos), plus a small description of the store for the run config. A split
+    with videos still pending extraction is refused unless ``allow_incomplete``."""
+    from scale_toolkit.store import FeatureStore
 
     fs = FeatureStore.open(store_path)
-    if fs.has_split_membership():
-        idx, videos = fs.split_indices(split, "train"), f"train videos in split {split}"
-    else:
-        idx, videos = np.flatnonzero(fs.status == DONE), "every video (the store has no split membership)"
+    idx, videos, left_out = _train_rows(fs, split, allow_incomplete)
     if idx.size == 0:
         raise ScaleError(f"{store_path} has no extracted {videos}; check --split or finish `scale extract` first")
     data = fs.read(idx, names=("features", "coords"))
     attrs = dict(fs.attrs)
     info = {"path": str(store_path), "split": split, "videos": videos, "n_train_videos": int(idx.size),
-            "n_clips": int(fs.n_clips), "feature_dim": int(fs.feature_dim),
+            "n_clips": int(fs.n_clips), "feature_dim": int(fs.feature_dim), "pending_left_out": left_out,
             "backbone": attrs.get("backbone"), "view": attrs.get("view"), "dataset": attrs.get("dataset")}
     return np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info
 
 
-def load_train_flip(store_path: str, split: int):
-    """Flip flags bool [n, V] of the same train videos as ``load_train_split`` (the official 7-entry positions need them)."""
+def load_train_flip(store_path: str, split: int, allow_incomplete: bool = False) -> np.ndarray:
+    """Flip flags bool [n, V] of the same videos as ``load_train_split`` (the official 7-entry positions need them)."""
     from scale_toolkit.store import FeatureStore
 
     fs = FeatureStore.open(store_path)
-    return np.asarray(fs.read(fs.split_indices(split, "train"), names=("flip",))["flip"], dtype=bool)
+    idx, _, _ = _train_rows(fs, split, allow_incomplete)
+    return np.asarray(fs.read(idx, names=("flip",))["flip"], dtype=bool)

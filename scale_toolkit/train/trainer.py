@@ -14,9 +14,11 @@ import torch.distributed as dist
 
 from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
-from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
+from scale_toolkit.locks import RunLock
+from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, non_finite_weights, save_model
 from scale_toolkit.model.positions import model_positions
 from scale_toolkit.model.scale import ScaleModel
+from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.precision import resolve_precision
 from scale_toolkit.runtime import torch_threads
 from scale_toolkit.train.config import TrainConfig
@@ -79,31 +81,40 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
     info = dist_from_env()
     device = resolve_device(config.device, info)
     created = init_process_group(info, device)
+    lock = RunLock(config.out)  # taken by _train just before its first write, held to the end
     try:
         with torch_threads(config.threads):
-            return _train(config, progress, data, info, device)
+            return _train(config, progress, data, info, device, lock)
     finally:
+        lock.release()
         if created:
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device) -> dict[str, Any]:
+def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
+           lock: Optional[RunLock] = None) -> dict[str, Any]:
     if not config.out:
         raise ScaleError("no run directory given; pass --out RUN_DIR")
     if config.compile and info.enabled:
         raise ScaleError("--compile runs in a single process only; drop it under torchrun")
     out = Path(config.out)
+    lock = lock or RunLock(out)  # train() passes one it releases; a direct caller's closes with it
+    check_run_dir(out)  # never write checkpoints and metrics into a folder of the user's files
     ckpt_path = out / LAST_CHECKPOINT
     if ckpt_path.exists() and not config.resume:
         raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    if config.resume and not ckpt_path.exists():
+        raise ScaleError(f"nothing to resume: {out} has no {LAST_CHECKPOINT}"
+                         + (" (its first epoch never finished)" if (out / "config.json").exists() else "")
+                         + "; drop --resume to start the run")
 
     flip_np = None
     if data is None:
         if not config.store:
             raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
-        feats_np, coords_np, store_info = load_train_split(config.store, config.split)
+        feats_np, coords_np, store_info = load_train_split(config.store, config.split, config.allow_incomplete)
         if config.model.pos_input != "eq5":
-            flip_np = load_train_flip(config.store, config.split)
+            flip_np = load_train_flip(config.store, config.split, config.allow_incomplete)
     else:
         feats_np, coords_np, *rest = data
         flip_np = rest[0] if rest else None
@@ -147,6 +158,12 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         if diff:
             raise ScaleError(f"cannot resume {out}: settings differ from its checkpoint ({', '.join(diff)}); "
                              "use the same flags or a new --out")
+        bad = non_finite_weights(ck["state_dict"])
+        if bad:
+            raise ScaleError(f"cannot resume {out}: {LAST_CHECKPOINT} holds NaN or inf weights ({bad}); "
+                             "train into a new --out (and lower --lr)")
+        if info.is_main:
+            lock.acquire()  # before the first write (metrics are cut back below)
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch = int(ck["epoch"])
@@ -156,8 +173,9 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         if info.is_main and metrics_path.exists():
             keep = [ln for ln in metrics_path.read_text().splitlines() if (e := _epoch_of(ln)) is not None and e <= start_epoch]
             write_text(metrics_path, "".join(ln + "\n" for ln in keep))
-    elif info.is_main and metrics_path.exists():
-        metrics_path.unlink()
+    elif info.is_main:
+        lock.acquire()  # before the first write
+        metrics_path.unlink(missing_ok=True)
 
     run_meta = {"train": resolved.to_dict(), "model": mcfg.to_dict(), "store": store_info,
                 "effective": {"batch_size": batch, "steps_per_epoch": spe, "total_steps": total,
@@ -192,6 +210,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
             torch.manual_seed(es ^ 0x5EED)  # dropout
             order = torch.randperm(n, generator=gen, device=device)
             acc = torch.zeros(len(METRIC_KEYS), device=device)
+            first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
             t0 = time.perf_counter()
             lr = config.lr
             for i in range(spe):
@@ -209,8 +228,14 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 opt.step()
                 acc += torch.stack([losses[k].detach().float() for k in METRIC_KEYS])
+                # on the device, no host sync per step; read once per epoch below
+                first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(losses["loss"].detach()), step + 1)
                 emit({"event": "step", "epoch": epoch + 1, "step": step + 1, "total_steps": total, "samples": batch})
             vals = (acc / spe).tolist()  # one host sync per epoch
+            if int(first_bad) >= 0:  # stop before this epoch's NaN weights reach a checkpoint or model.pt
+                raise ScaleError(f"training stopped: the loss became NaN or inf at epoch {epoch + 1}, step {int(first_bad)} "
+                                 f"of {total}; {out} keeps the checkpoint of epoch {epoch} (if any): lower --lr "
+                                 "or check the store's features, then train into a new --out or --resume")
             dt = time.perf_counter() - t0
             rate = spe * batch / dt
             rates.append(rate)

@@ -21,7 +21,6 @@ def world(tmp_path_factory):
     make_store(w / "eval15_d24.zarr", view="eval15", dim=24, backbone="videomae-b")
     make_store(w / "eval15_other.zarr", view="eval15", backbone="videomae-b")
     make_store(w / "eval15_nosplit.zarr", view="eval15", splits=np.zeros((3, 24), np.int8))
-    make_store(w / "train16_nosplit.zarr", view="train16", splits=np.zeros((3, 24), np.int8))
     make_model_dir(w / "model")
     # a model file whose weights belong to another architecture than its config says
     import torch
@@ -98,7 +97,6 @@ CASES = {
     "train/missing-store": [*TRAIN, "--store", "{W}/nope.zarr", "--out", "{O}/run"],
     "train/not-a-store": [*TRAIN, "--store", "{W}/plain_dir", "--out", "{O}/run"],
     "train/eval15-store": [*TRAIN, "--store", "{W}/eval15.zarr", "--out", "{O}/run"],
-    "train/empty-split": [*TRAIN, "--store", "{W}/train16_nosplit.zarr", "--out", "{O}/run"],
     "train/split-4": [*TRAIN, "--store", "{W}/train16.zarr", "--out", "{O}/run", "--split", "4"],
     "train/epochs-0": [*TRAIN, "--store", "{W}/train16.zarr", "--out", "{O}/run", "--epochs", "0"],
     "train/batch-size-0": [*TRAIN, "--store", "{W}/train16.zarr", "--out", "{O}/run", "--batch-size", "0"],

@@ -46,20 +46,20 @@ def reference(tmp_path_factory):
     return d / "train16.zarr", d / "ref"
 
 
-def _spawn(mode: str, cfg: TrainConfig) -> subprocess.Popen:
+def _spawn(mode: str, cfg: TrainConfig, at: int) -> subprocess.Popen:
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.Popen([sys.executable, str(WORKER), mode, json.dumps(cfg.to_dict())], env=env,
+    return subprocess.Popen([sys.executable, str(WORKER), mode, json.dumps(cfg.to_dict()), str(at)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900.0) -> None:
     deadline = time.monotonic() + timeout  # hang guard only
     while not path.exists():
         if proc.poll() is not None:
             raise AssertionError(f"the worker ended before {path.name}: {proc.stderr.read().decode()[-2000:]}")
         assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.005)
+        time.sleep(0.02)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -94,8 +94,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, run
     kill_step = int(rng.choice([s for s in range(steps_per_epoch + 1, (EPOCHS - 1) * steps_per_epoch + 1)
                                 if s % steps_per_epoch]))
     run = tmp_path / "run"
-    proc = _spawn("slow-step", _config(store, run))
-    _wait_for(run / f".step-{kill_step}", proc)
+    proc = _spawn("pause-step", _config(store, run), kill_step)
+    _wait_for(run / f".step-{kill_step}", proc)  # the worker waits there: the kill lands after exactly that step
     _kill(proc)
     last = torch.load(run / "checkpoint_last.pt", weights_only=True)
     assert last["epoch"] == (kill_step - 1) // steps_per_epoch  # the last complete epoch, not the one cut
@@ -111,9 +111,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, run
 def test_sigkill_while_checkpoint_is_written_leaves_previous_checkpoint(reference, tmp_path, run_cli):
     store, ref = reference
     run = tmp_path / "run"
-    proc = _spawn("slow-save", _config(store, run))
-    _wait_for(run / ".writing-2", proc)  # the checkpoint of epoch 2 is being written (takes ~2 s)
-    time.sleep(float(np.random.default_rng(5).uniform(0.2, 1.2)))
+    proc = _spawn("pause-save", _config(store, run), 2)
+    _wait_for(run / ".half-written-2", proc)  # half of epoch 2's checkpoint is in its temp file; the worker waits
     _kill(proc)
     temps = sorted(run.glob(".checkpoint_last.pt.*.tmp"))
     assert len(temps) == 1, "the kill should leave exactly one half-written temp file"

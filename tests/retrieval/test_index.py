@@ -75,12 +75,20 @@ def test_killed_write_leaves_previous_index_usable(tmp_path, monkeypatch):
     save_index(index, path, {"tag": "old"})
     before = sorted(p.name for p in tmp_path.iterdir())
 
-    def dying_write(idx, fname):  # writes half a file, then the process "dies"
-        with open(fname, "wb") as f:
-            f.write(b"\0" * 100)
-        raise KeyboardInterrupt
+    class Dying:  # the serialized index: half of it reaches the temp file, then the process "dies"
+        def tobytes(self):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(faiss, "write_index", dying_write)
+    real_open = open
+
+    def half_writing_open(file, mode="r", *args, **kw):
+        f = real_open(file, mode, *args, **kw)
+        if "w" in mode and "b" in mode:
+            f.write(b"\0" * 100)
+        return f
+
+    monkeypatch.setattr(faiss, "serialize_index", lambda idx: Dying())
+    monkeypatch.setattr("builtins.open", half_writing_open)
     with pytest.raises(KeyboardInterrupt):
         save_index(build_index(_clustered(400, 16, seed=3))[0], path, {"tag": "new"})
     monkeypatch.undo()

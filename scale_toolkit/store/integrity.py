@@ -1,0 +1,71 @@
+"""Per-block checksums of a FeatureStore: written with the data, checked when a block is read.
+
+A store made by this version holds `checksums` int64 [n_blocks, 5]: the CRC-32 of each block's
+features, coords, boxes, flip and video_meta exactly as written (-1: never written), one chunk per
+block so shards never share one, written after the data and before `status`. A deleted chunk
+(it would read back as zeros), a truncated one (undecodable) or a flipped byte is then a checksum
+mismatch or a read error of that block, never silently trusted data. Stores made before have no
+`checksums` array and are read as before.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Iterator
+
+import numpy as np
+
+CHECKED = ("features", "coords", "boxes", "flip", "video_meta")
+ALGORITHM = "crc32 per block and array"
+WINDOW_BLOCKS = 64  # blocks read per zarr call while checking: bounds the extra memory of a read
+
+
+def crc(values: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def block_runs(blocks: np.ndarray) -> Iterator[list[int]]:
+    """Sorted blocks cut into runs of consecutive blocks, at most WINDOW_BLOCKS long (one read each)."""
+    run: list[int] = []
+    for b in blocks.tolist():
+        if run and (b != run[-1] + 1 or len(run) == WINDOW_BLOCKS):
+            yield run
+            run = []
+        run.append(b)
+    if run:
+        yield run
+
+
+def scan(group, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.ndarray,
+         has_done: np.ndarray) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(block, its data or None, what is wrong or None) for each of `blocks` of array `name`.
+
+    A block with done rows must match its recorded checksum; blocks without done rows (pending or
+    failed) hold no data anyone trusts and are not checked.
+    """
+    arr = group[name]
+    col = CHECKED.index(name)
+    n = arr.shape[0]
+    for run in block_runs(np.asarray(blocks)):
+        start, stop = run[0] * rows_per_chunk, min((run[-1] + 1) * rows_per_chunk, n)
+        try:
+            data = np.asarray(arr[start:stop])
+        except Exception as exc:  # a truncated or garbled chunk: zarr's codecs raise many types
+            data, error = None, f"unreadable ({type(exc).__name__})"
+        for b in run:
+            if data is None:
+                piece, problem = None, error
+                if len(run) > 1:  # find which block of the run is unreadable
+                    try:
+                        piece = np.asarray(arr[b * rows_per_chunk:min((b + 1) * rows_per_chunk, n)])
+                        problem = None
+                    except Exception as exc:
+                        problem = f"unreadable ({type(exc).__name__})"
+            else:
+                piece = data[(b - run[0]) * rows_per_chunk:(b - run[0] + 1) * rows_per_chunk]
+                problem = None
+            if problem is None and has_done[b]:
+                if sums[b, col] < 0:
+                    problem = "checksum missing"
+                elif crc(piece) != sums[b, col]:
+                    problem = "checksum mismatch"
+            yield b, piece, problem
