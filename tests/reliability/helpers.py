@@ -1,6 +1,7 @@
 """Small synthetic stores, run directories and files for the reliability tests."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,12 @@ def import_arrays(n: int = 6, v: int = 4, d: int = 8, classes: int = 2) -> dict:
 def tree(path: Path) -> set[str]:
     """Every file and folder below ``path`` (relative names), to prove a command wrote nothing."""
     return {str(p.relative_to(path)) for p in Path(path).rglob("*")}
+
+
+# what a long command prints while it works: the precision it chose, and progress lines in a log
+_STATUS_LINE = re.compile(r"^(precision: |\d\d:\d\d:\d\d [\w ]+: )")
+
+
+def message_lines(err: str) -> list[str]:
+    """The non-empty stderr lines that are not the command's status lines: what a failure says."""
+    return [ln for ln in err.splitlines() if ln.strip() and not _STATUS_LINE.match(ln)]

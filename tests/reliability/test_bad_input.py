@@ -9,7 +9,7 @@ import pytest
 
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 
-from .helpers import import_arrays, make_model_dir, make_store, tree
+from .helpers import import_arrays, make_model_dir, make_store, message_lines, tree
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_user_mistake_is_one_line_exit_2_and_writes_nothing(name, world, tmp_pat
     args = [a.replace("{W}", str(world)).replace("{O}", str(out)) for a in CASES[name]]
     before = tree(world)
     code, stdout, stderr = run_cli(*args)
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    lines = message_lines(stderr)
     assert code == 2, f"{name}: exit {code}\nstdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}"
     assert len(lines) == 1 and lines[0].startswith("error:"), f"{name}: stderr was {stderr[-3000:]!r}"
     if os.environ.get("SHOW_ERRORS"):  # SHOW_ERRORS=1 pytest -s: print every message (docs/reliability.md)

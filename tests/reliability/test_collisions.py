@@ -13,7 +13,7 @@ import pytest
 
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 
-from .helpers import make_store, tree
+from .helpers import make_store, message_lines, tree
 
 WORKER = Path(__file__).with_name("cli_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _paused(mode: str, args: list, marker: Path) -> subprocess.Popen:
 
 
 def _one_line(code, err, words):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (code, err)
 
 

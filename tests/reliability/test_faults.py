@@ -16,7 +16,7 @@ import pytest
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.store import FeatureStore
 
-from .helpers import import_arrays, make_store, tree
+from .helpers import import_arrays, make_store, message_lines, tree
 
 OWN_LOCKS = (".lock", ".locks")
 
@@ -39,7 +39,7 @@ def run_fd(capfd):
 
 
 def _one_line(code, out, err, words=""):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (code, out[-1500:], err[-3000:])
     assert "Traceback" not in out + err
 

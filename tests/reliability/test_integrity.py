@@ -13,6 +13,8 @@ import pytest
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.store import FeatureStore
 
+from .helpers import message_lines
+
 ARRAYS = ("features", "coords", "boxes", "flip", "video_meta", "status")
 
 
@@ -59,7 +61,7 @@ def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, r
     for cmd in (["export", store, "--out", tmp_path / "e.npz"],
                 ["probe", "--store", store, "--device", "cpu", "--allow-incomplete"]):
         code, _, err = run_cli(*cmd)
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+        lines = message_lines(err)
         assert code == 2 and len(lines) == 1 and "is damaged" in lines[0] and "rows 2-3 (block 1)" in lines[0], err
     assert not (tmp_path / "e.npz").exists()
 
@@ -79,5 +81,5 @@ def test_truncated_status_chunk_is_one_line(clean, tmp_path, run_cli, monkeypatc
     chunk.write_bytes(chunk.read_bytes()[:3])
     for cmd in (["info", tmp_path / "s.zarr"], ["probe", "--store", tmp_path / "s.zarr", "--device", "cpu"]):
         code, _, err = run_cli(*cmd)
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+        lines = message_lines(err)
         assert code == 2 and len(lines) == 1 and "its status array cannot be read" in lines[0], err

@@ -19,7 +19,7 @@ import torch
 from scale_toolkit.model import ScaleConfig
 from scale_toolkit.train import TrainConfig, train
 
-from .helpers import make_store, tree
+from .helpers import make_store, message_lines, tree
 
 WORKER = Path(__file__).with_name("train_worker.py")
 ARCH = {"hidden": 32, "heads": 4, "layers": 1}
@@ -136,7 +136,7 @@ def test_damaged_checkpoint_is_refused_in_one_line_and_kept(reference, tmp_path,
         (run / "checkpoint_last.pt").write_bytes(damaged)
         before = {p: (run / p).read_bytes() for p in tree(run) if (run / p).is_file()}
         code, out, err = run_cli(*_resume_args(store, run))
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+        lines = message_lines(err)
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: cannot resume"), err
         assert "checkpoint_epoch0002.pt" in lines[0] and "Traceback" not in err
         assert {p: (run / p).read_bytes() for p in tree(run) if (run / p).is_file()} == before, "nothing may change"

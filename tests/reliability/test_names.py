@@ -13,6 +13,8 @@ import pytest
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.store import DONE, FAILED, FeatureStore
 
+from .helpers import message_lines
+
 NAMES = [b"caf\xe9 [x].mp4", b"\xff\xfe.mp4", b"a\\x41\\\\b\xe9.mp4"]  # Latin-1, no UTF-8 at all, escapes
 
 
@@ -58,6 +60,6 @@ def test_csv_in_another_encoding_is_one_line(videos, tmp_path, run_cli):
     (tmp_path / "latin1.csv").write_bytes("path,label\ncaf\xe9.mp4,caf\xe9\n".encode("latin-1"))
     code, out, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", tmp_path / "latin1.csv",
                              "--root", videos, "--out", tmp_path / "s.zarr", "--workers", "0")
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2 and len(lines) == 1 and "is not UTF-8 text (byte 0xe9 on line 2)" in lines[0], err
     assert not (tmp_path / "s.zarr").exists()

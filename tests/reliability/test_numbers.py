@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .helpers import make_model_dir, make_store, tree
+from .helpers import make_model_dir, make_store, message_lines, tree
 
 TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
          "--layers", "1", "--epochs", "3", "--batch-size", "8", "--store", "{W}/t16.zarr", "--out", "{O}/run"]
@@ -42,7 +42,7 @@ def world(tmp_path_factory):
 
 
 def _one_line(code, err, words=""):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (code, err[-3000:])
     return lines[0]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import import_arrays, make_store, tree
+from .helpers import import_arrays, make_store, message_lines, tree
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def _snapshot(root):
 def _assert_refused(run_cli, home, args, words):
     before = _snapshot(home)
     code, out, err = run_cli(*args)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2, (code, out, err)
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], err
     assert _snapshot(home) == before  # nothing the user had is lost or changed

@@ -10,7 +10,7 @@ from scale_toolkit.retrieval import index as index_mod
 from scale_toolkit.retrieval.query import build_gallery_index, query_index
 from scale_toolkit.store import FeatureStore
 
-from .helpers import make_store
+from .helpers import make_store, message_lines
 
 
 @pytest.mark.parametrize("die_at", [1, 2])
@@ -45,7 +45,7 @@ TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "-
 
 
 def _one_line(code, err, words):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (code, err)
 
 

@@ -17,7 +17,7 @@ import pytest
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.store import DONE, FeatureStore
 
-from .helpers import import_arrays, make_store
+from .helpers import import_arrays, make_store, message_lines
 
 WORKER = Path(__file__).with_name("cli_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def _interrupt(mode: str, args: list, marker: Path, signame: str) -> tuple[int, 
 
 
 def _assert_one_line(code: int, err: str, signame: str, words: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = message_lines(err)
     assert code == SIGNALS[signame][1], (code, err[-3000:])
     assert "Traceback" not in err, err[-3000:]
     assert len(lines) == 1 and lines[0].startswith(f"scale: interrupted by {signame}") and words in lines[0], err
