@@ -9,8 +9,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from scale_toolkit.errors import ScaleError
-
 from ..app import CONFIG_OPTION, app, console, out
 from ..parsing import parse_int_list
 
@@ -45,25 +43,13 @@ def probe_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
-    from scale_toolkit.probes import ProbeOptions, run_probes
-    from scale_toolkit.probes.grid import load_grid_file
     from scale_toolkit.atomic import write_json
+    from scale_toolkit.probes import ProbeOptions, rows_for, run_probes
+    from scale_toolkit.probes.grid import load_grid_file
     from scale_toolkit.probes.report import table_rows
 
     ks = parse_int_list(knn, "--knn")
-    rows: list[str] = []
-    if ks is not None:
-        rows += ["knn"] + (["scale_knn"] if model else [])
-    if linear:
-        rows += ["linear"] + (["scale_linear"] if model else [])
-    if mlp:
-        rows.append("mlp")
-    if transformer:
-        rows.append("transformer")
-    if ft:
-        if model is None:
-            raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
-        rows.append("scale_ft")
+    rows = rows_for(knn=ks is not None, linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=model is not None)
     grid_overrides = load_grid_file(grid) if grid else {}
     transformer_model = grid_overrides.pop("transformer_model", {})
     options = ProbeOptions(
