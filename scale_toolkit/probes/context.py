@@ -13,6 +13,7 @@ import torch
 from ..errors import ScaleError
 from ..files import file_sha256
 from ..store import FeatureStore
+from ..store.attributes import StoreAttrs
 from . import data as D
 from .fit import Progress
 from .grid import GridSpec, resolve_grids
@@ -84,7 +85,7 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     model = _load_model(model_path, store, options.splits(), notes) if model_path is not None else None
     transformer_config = _transformer_config(model, options, store)
     grids = resolve_grids(options.grid_preset, options.grid, options.epochs)
-    mae = D.is_mae_family(store.attrs)
+    mae = D.is_mae_family(StoreAttrs.of(store))
     batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
     eval_view = D.load_view(store, device)
     train_view = D.load_view(train_store, device, eval_store=store) if train_store is not None else eval_view
@@ -110,8 +111,7 @@ def _open_stores(store_path: str | Path, train_store_path: Optional[str | Path]
 
 def _check_eval_view(store: FeatureStore) -> None:
     """Probes test on the eval15 clips; a train16 store belongs to --train-store."""
-    view = store.attrs.get("view")
-    if isinstance(view, dict) and view.get("name") == "train16":
+    if StoreAttrs.of(store).view_name == "train16":
         raise ScaleError(f"--store {store.path} holds the train16 view (SSL training clips); probes evaluate on "
                          "the eval15 (5x3) clips: pass an eval15 store as --store (this one may go to --train-store)")
 
@@ -134,7 +134,8 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
     model_config, meta = run_config["model"], run_config.get("meta", {}) or {}
     D.check_model_against_store(model_config, meta, store, Path(model_path))
     file = model_file(model_path)
-    trained_split = (meta.get("store") or {}).get("split") if isinstance(meta.get("store"), dict) else None
+    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
+    trained_split = trained_on.get("split")
     info = {"path": str(model_path), "file": str(file), "fingerprint": file_sha256(file, n_hex=16),
             "config": model_config, "trained_on_split": trained_split}
     for split in splits:

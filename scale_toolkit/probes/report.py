@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ..store.attributes import backbone_of
+from ..store.attributes import StoreAttrs
 from .grid import CLIP_HEAD_ROWS, SET_ROWS, GridSpec
 from .options import KNN_ROWS, ROW_LABELS, ProbeOptions
 
@@ -109,11 +109,11 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     return " ".join(parts)
 
 
-def result_document(context: ProbeContext, runner: Any, results: dict[str, dict], train_store: Optional[str],
+def result_document(context: ProbeContext, runner: Any, results: dict[str, dict], train_store_path: Optional[str],
                     seconds: float) -> dict:
     """The full result of a probe run: numbers, config, inputs with fingerprints, protocol and notes."""
     options, rows, store = context.options, context.rows, context.store
-    store_attrs = store.attrs
+    store_attrs, train_store = StoreAttrs.of(store), context.train_store
     return {
         "results": results,
         "rows": rows,
@@ -123,17 +123,17 @@ def result_document(context: ProbeContext, runner: Any, results: dict[str, dict]
                    "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
                    **runner.protocol_config(rows)},
         "store": {"path": str(store.path), "fingerprint": store.fingerprint(),
-                  "backbone": backbone_of(store_attrs),
-                  "checkpoint_sha256": store_attrs.get("checkpoint_sha256"), "dataset": store_attrs.get("dataset"),
-                  "view": store_attrs.get("view"), "n_videos": store.n_videos, "n_clips": store.n_clips,
+                  "backbone": store_attrs.backbone,
+                  "checkpoint_sha256": store_attrs.checkpoint_sha256, "dataset": store_attrs.dataset,
+                  "view": store_attrs.view, "n_videos": store.n_videos, "n_clips": store.n_clips,
                   "feature_dim": store.feature_dim, "n_classes": context.n_classes},
-        "train_store": None if context.train_store is None else {
-            "path": str(context.train_store.path), "fingerprint": context.train_store.fingerprint(),
-            "view": context.train_store.attrs.get("view"), "n_clips": context.train_store.n_clips},
+        "train_store": None if train_store is None else {
+            "path": str(train_store.path), "fingerprint": train_store.fingerprint(),
+            "view": StoreAttrs.of(train_store).view, "n_clips": train_store.n_clips},
         "model": context.model.info if context.model is not None else None,
         "protocol_name": options.protocol,
         "select_on_test": options.select_on_test,
-        "protocol": runner.protocol_text(rows, train_store),
+        "protocol": runner.protocol_text(rows, train_store_path),
         "notes": list(dict.fromkeys(context.notes)),
         "device": str(context.device),
         "seconds": round(seconds, 3),

@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, FAILED, PENDING, FeatureStore
+from ..store.attributes import StoreAttrs
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
 
@@ -119,7 +120,7 @@ def evaluate_retrieval(
     if model is not None and model_info:
         from .models import check_model_matches_store
 
-        check_model_matches_store(model_info, store.attrs, store.feature_dim)
+        check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
     q_rows, q_counts = _split_rows(store, split, "test", allow_incomplete)
     g_rows, g_counts = _split_rows(store, split, "train", allow_incomplete)
     labels = store.labels
@@ -164,10 +165,10 @@ def evaluate_retrieval(
         result["protocol"]["scale_descriptor"] = {
             "set": "SCALE SET token", "refined": "mean of SCALE refined clip tokens",
             "set+mean": "SCALE SET token ++ mean refined clip token (each half L2-normalised)"}[scale_descriptor]
+    store_attrs = StoreAttrs.of(store)
     result["store"] = {"path": str(store.path), "fingerprint": store.fingerprint(),
-                       "backbone": store.attrs.get("backbone_name"), "view": (store.attrs.get("view") or {}).get("name")
-                       if isinstance(store.attrs.get("view"), dict) else store.attrs.get("view"),
-                       "dataset": store.attrs.get("dataset")}
+                       "backbone": store_attrs.backbone_name, "view": store_attrs.view_name,
+                       "dataset": store_attrs.dataset}
     result["model"] = ({k: model_info.get(k) for k in ("path", "fingerprint")} if model is not None and model_info
                        else None)
     result["index_params"] = asdict(params.resolved(len(g_rows), result["descriptor_dim"]))
