@@ -78,8 +78,8 @@ def probe_cmd(
     table = Table(title=escape(title), caption=escape(doc["protocol"]), caption_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right")
-    for r in body:
-        table.add_row(*(escape(c) for c in r))
+    for row in body:
+        table.add_row(*(escape(cell) for cell in row))
     out.print(table)
     for note in doc["notes"]:
         out.print(f"note: {note}", markup=False)

@@ -95,9 +95,9 @@ def _print_evaluation(res: dict, descriptor: str) -> dict:
     out.print(table)
     out.print(f"similarity: {proto['similarity']}; centring: {proto['centring']}; search: {proto['search']}")
     out.print(f"protocol: {proto['name']}. {proto['note']}")
-    excl = res["excluded_not_extracted"]
-    failed = excl["queries"]["failed"] + excl["gallery"]["failed"]
-    pending = excl["queries"]["pending"] + excl["gallery"]["pending"]
+    excluded = res["excluded_not_extracted"]
+    failed = excluded["queries"]["failed"] + excluded["gallery"]["failed"]
+    pending = excluded["queries"]["pending"] + excluded["gallery"]["pending"]
     if failed or pending:
         console.print(f"[yellow]note: {failed} failed and {pending} pending videos of this split have no features "
                       "and are not part of the evaluation[/yellow]")
@@ -143,14 +143,14 @@ def _print_build(info: dict, build_index: Path, thumbs: Optional[bool]) -> dict:
 
 def _print_query(res: dict) -> dict:
     """The nearest videos of the query, as a table."""
-    q = res["query"]
-    title = (f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
-             else f"nearest videos to the file {q['path']}")
+    asked = res["query"]
+    title = (f"nearest videos to {asked['video_id']} ({asked.get('class_name')})" if asked["kind"] == "video_id"
+             else f"nearest videos to the file {asked['path']}")
     table = Table(title=title)
     for col, just in (("#", "right"), ("class", "left"), ("similarity", "right"), ("video", "left")):
         table.add_column(col, justify=just)
-    for r in res["results"]:
-        table.add_row(str(r["rank"]), str(r["class_name"]), f"{r['similarity']:.4f}", r["path"])
+    for hit in res["results"]:
+        table.add_row(str(hit["rank"]), str(hit["class_name"]), f"{hit['similarity']:.4f}", hit["path"])
     out.print(table)
     out.print(f"index: {res['index']} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
               f"centring {'on' if res['center'] else 'off'})")

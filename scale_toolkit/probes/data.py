@@ -40,12 +40,12 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ScaleError(f"unknown --device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ScaleError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return dev
+    return resolved
 
 
 def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--train-store") -> None:
@@ -101,10 +101,11 @@ class View:
         return self.extra[pos_input]
 
     def rows(self, eval_rows: np.ndarray) -> torch.Tensor:
-        r = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
-        if (r < 0).any():
+        """This view's rows of some eval-store rows, as an index tensor on the device."""
+        rows_here = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
+        if (rows_here < 0).any():
             raise ValueError("some rows are absent from this view")
-        return torch.as_tensor(r, dtype=torch.long, device=self.features.device)
+        return torch.as_tensor(rows_here, dtype=torch.long, device=self.features.device)
 
 
 def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
@@ -128,13 +129,12 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
 def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> None:
     """Fill `view.set_token` [N, H] and `view.refined` [N, V, H] with the model's embeddings."""
     model.eval()
-    dev = view.features.device
-    model.to(dev)
+    model.to(view.features.device)
     sets, refined = [], []
-    pos = view.positions(model.config.pos_input)
+    positions = view.positions(model.config.pos_input)
     for start in range(0, view.features.shape[0], batch_videos):
-        sl = slice(start, start + batch_videos)
-        out = model(view.features[sl].float(), pos[sl].float())
+        batch = slice(start, start + batch_videos)
+        out = model(view.features[batch].float(), positions[batch].float())
         sets.append(out["set_token"].float())
         refined.append(out["refined"].to(torch.float16))
     view.set_token = torch.cat(sets)

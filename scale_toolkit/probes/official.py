@@ -99,13 +99,13 @@ class OfficialRunner:
         return x.cpu().numpy()
 
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
-        o = self.ctx.options
-        ks = [int(k) for k in o.knn_k]
+        options = self.ctx.options
+        ks = [int(k) for k in options.knn_k]
         memory, queries = prepare(self._knn_side(kind, self.ctx.train_view, train),
                                   self._knn_side(kind, self.ctx.eval_view, test), "split")
-        scores = knn_scores(memory, self.ctx.labels[train], queries, ks, self.ctx.n_classes, o.knn_temperature)
-        acc = {k: topk_accuracy(s, self.ctx.labels[test]) for k, s in scores.items()}
-        return {**acc[ks[0]], "k": ks[0], "by_k": {str(k): acc[k] for k in ks}, "n_train": int(len(train)),
+        scores = knn_scores(memory, self.ctx.labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
+        accuracy = {k: topk_accuracy(s, self.ctx.labels[test]) for k, s in scores.items()}
+        return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
                 "n_test": int(len(test)), **video_predictions(scores[ks[0]], test)}
 
     # ------------------------------------------------------------------ trained rows
@@ -172,12 +172,12 @@ class OfficialRunner:
         train = train_all
         if self.ctx.options.low_shot:
             train = official_subset(train_all, self.ctx.labels[train_all], self.ctx.options.low_shot)
-        t0 = time.perf_counter()
-        res = self.run_knn(row, train, test) if row in ("knn", "scale_knn") else self.run_trained(row, train, test, seed)
-        res["seconds"] = round(time.perf_counter() - t0, 3)
+        started = time.perf_counter()
+        result = self.run_knn(row, train, test) if row in ("knn", "scale_knn") else self.run_trained(row, train, test, seed)
+        result["seconds"] = round(time.perf_counter() - started, 3)
         if self.ctx.options.low_shot:
-            res["n_train_full"] = int(len(train_all))
-        return res
+            result["n_train_full"] = int(len(train_all))
+        return result
 
 
 def _best(history: list) -> tuple[int, str, dict]:
@@ -192,13 +192,14 @@ def _curve(history: list) -> dict[str, list[float]]:
 
 def official_protocol_text(runner: OfficialRunner, rows: list[str], train_store: Optional[str]) -> str:
     """Every choice of the official protocol, in words (the table footer and the JSON)."""
-    o, s = runner.ctx.options, runner.schedule
+    options, schedule = runner.ctx.options, runner.schedule
     memory = (f"the train videos' clips of --train-store {train_store}" if train_store else
               "the eval clips of the train videos (NO --train-store: the official code uses train-style clips)")
     parts = ["PROTOCOL: official (the official SCALE eval code where the paper is silent)."]
     if any(r in rows for r in ("knn", "scale_knn")):
-        parts.append(f"k-NN: k={','.join(map(str, o.knn_k))}, vote exp(sim/{o.knn_temperature:g}); feature = mean of the "
-                     f"clip features, SCALE_kNN = [mean clip feature || SET]; memory = {memory}, queries = test split "
+        parts.append(f"k-NN: k={','.join(map(str, options.knn_k))}, vote exp(sim/{options.knn_temperature:g}); "
+                     f"feature = mean of the clip features, SCALE_kNN = [mean clip feature || SET]; "
+                     f"memory = {memory}, queries = test split "
                      f"(eval clips); each split centred on its own mean, then L2-normalised.")
     trained = [r for r in rows if r in TRAINED]
     if trained:
@@ -207,24 +208,25 @@ def official_protocol_text(runner: OfficialRunner, rows: list[str], train_store:
                      f"SCALE_linear on [x_i || SET] (frozen SSL model), MLP D-2048-2048-512 (ReLU) with a linear "
                      f"layer on [x_i || h_i], Transformer / SCALE_ft: SCALE predictor (random init / SSL weights, "
                      f"dropout {FT_DROPOUT}) with a linear layer on [x_i || SET]. Training on {memory}: batches of "
-                     f"{s.batch_size} videos (all of them if fewer; last partial batch dropped), "
-                     f"{s.clips_per_step} random clips per video per step, "
-                     f"cross-entropy per clip; AdamW lr {s.lr:g}, wd {s.weight_decay:g} (none on 1-D, biases, tokens), "
-                     f"warm-up over {s.warmup_fraction:.0%} then cosine of a {s.ssl_epochs}-epoch schedule "
-                     f"({s.source}), trained {s.epochs} epochs. Scored every epoch on the eval clips as mean logits, "
-                     f"mean softmax and per-clip logits (clip-level accuracy).")
-        if o.select_on_test:
+                     f"{schedule.batch_size} videos (all of them if fewer; last partial batch dropped), "
+                     f"{schedule.clips_per_step} random clips per video per step, "
+                     f"cross-entropy per clip; AdamW lr {schedule.lr:g}, wd {schedule.weight_decay:g} "
+                     f"(none on 1-D, biases, tokens), "
+                     f"warm-up over {schedule.warmup_fraction:.0%} then cosine of a {schedule.ssl_epochs}-epoch schedule "
+                     f"({schedule.source}), trained {schedule.epochs} epochs. Scored every epoch on the eval clips as "
+                     f"mean logits, mean softmax and per-clip logits (clip-level accuracy).")
+        if options.select_on_test:
             parts.append("!! SELECTED ON THE TEST SET: each trained row reports its best test top-1 over epochs x the "
                          "three aggregations, as the official code does; these numbers are optimistic.")
         else:
-            parts.append(f"Selection: epoch x aggregation chosen by top-1 on a class-stratified {o.val_fraction:.0%} "
+            parts.append(f"Selection: epoch x aggregation chosen by top-1 on a class-stratified {options.val_fraction:.0%} "
                          f"validation hold-out of the train split, then retrained on the full train split for that "
                          f"many epochs and tested once.")
-    if o.low_shot:
-        parts.append(f"Low-shot: max(floor({o.low_shot:g} x n_c), 1) train videos per class, the first in file order; "
+    if options.low_shot:
+        parts.append(f"Low-shot: max(floor({options.low_shot:g} x n_c), 1) train videos per class, the first in file order; "
                      f"full test split.")
     parts.append("Standard-protocol options (--knn-center, --scale-knn-feature, --scale-clip-feature, --head, --grid, "
                  "--grid-preset) do not apply.")
-    parts.append(f"Seeds: {', '.join(map(str, o.resolved_seeds()))}.")
+    parts.append(f"Seeds: {', '.join(map(str, options.resolved_seeds()))}.")
     return " ".join(parts)
 

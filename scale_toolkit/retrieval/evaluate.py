@@ -50,8 +50,8 @@ def retrieval_hits(query_desc: np.ndarray, query_labels: np.ndarray, gallery_des
                    gallery_labels: np.ndarray, k: int, index_params: IndexParams | None = None) -> np.ndarray:
     """bool [Q, min(k, G)]: whether the j-th most similar gallery video has the query's class."""
     index, _ = build_index(gallery_desc, index_params)
-    kk = min(int(k), len(gallery_desc))
-    _, ids = search(index, query_desc, kk)
+    depth = min(int(k), len(gallery_desc))  # a k beyond the gallery searches all of it
+    _, ids = search(index, query_desc, depth)
     gallery_labels = np.asarray(gallery_labels)
     neighbour_labels = np.where(ids >= 0, gallery_labels[np.clip(ids, 0, None)], np.iinfo(np.int64).min)
     return neighbour_labels == np.asarray(query_labels)[:, None]
@@ -87,12 +87,14 @@ def _split_rows(store: FeatureStore, split: int, part: str, allow_incomplete: bo
     return rows, counts
 
 
-def _descriptor_pair(store, q_rows, g_rows, kind, model, center, device):
-    q = store_descriptors(store, q_rows, kind=kind, model=model, device=device)
-    g = store_descriptors(store, g_rows, kind=kind, model=model, device=device)
-    q_center = descriptor_mean(q) if center else None
-    g_center = descriptor_mean(g) if center else None
-    return finalize_descriptors(q, q_center), finalize_descriptors(g, g_center)
+def _descriptor_pair(store: FeatureStore, q_rows: np.ndarray, g_rows: np.ndarray, kind: str, model: Any, center: bool,
+                     device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Finalised (query, gallery) descriptors; with `center`, each split centred on its own mean."""
+    queries = store_descriptors(store, q_rows, kind=kind, model=model, device=device)
+    gallery = store_descriptors(store, g_rows, kind=kind, model=model, device=device)
+    query_mean = descriptor_mean(queries) if center else None
+    gallery_mean = descriptor_mean(gallery) if center else None
+    return finalize_descriptors(queries, query_mean), finalize_descriptors(gallery, gallery_mean)
 
 
 def evaluate_retrieval(

@@ -53,17 +53,17 @@ def stem(name: str) -> str:
 
 def group_key(name: str) -> str:
     """UCF101 names: "<class>_g<NN>" (same actors and scene); other names: the file name itself."""
-    m = _UCF_NAME.match(stem(name))
-    return f"{m[1].lower()}_g{int(m[2]):02d}" if m else stem(name)
+    match = _UCF_NAME.match(stem(name))
+    return f"{match[1].lower()}_g{int(match[2]):02d}" if match else stem(name)
 
 
 def infer_class(filename: str, class_names: list[str]) -> int | None:
     """The class of an uploaded UCF101-style file name (v_<Class>_gNN_cMM), if it names one."""
-    m = _UCF_NAME.match(stem(filename))
-    if not m:
+    match = _UCF_NAME.match(stem(filename))
+    if not match:
         return None
-    lowered = [c.lower() for c in class_names]
-    return lowered.index(m[1].lower()) if m[1].lower() in lowered else None
+    lowered = [name.lower() for name in class_names]
+    return lowered.index(match[1].lower()) if match[1].lower() in lowered else None
 
 
 def _embed_in_worker(path: str, attrs: dict, feature_dim: int, device: str | None):
