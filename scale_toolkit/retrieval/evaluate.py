@@ -132,21 +132,7 @@ def evaluate_retrieval(
                          "R@k needs labelled queries")
     t0 = time.perf_counter()
     result: dict[str, Any] = {
-        "protocol": {
-            "name": PROTOCOL_NAME,
-            "queries": f"test-split videos of split {split}",
-            "gallery": f"train-split videos of split {split}",
-            "descriptor": "mean of the clip features of each video",
-            "scale_descriptor": None,
-            "similarity": "cosine (inner product of L2-normalised descriptors)",
-            "centring": centring_label(center),
-            "center": bool(center),
-            "hit": "any of the top-k gallery videos has the query's class",
-            "ks": list(ks),
-            "search": _search_label(params),
-            "dropped_videos": 0,
-            "note": PROTOCOL_NOTE,
-        },
+        "protocol": _protocol(split, center, ks, params),
         "split": int(split),
         "n_queries": int(len(q_rows)),
         "n_gallery": int(len(g_rows)),
@@ -177,6 +163,25 @@ def evaluate_retrieval(
     result["seconds"] = round(time.perf_counter() - t0, 3)
     result["toolkit_version"] = __version__
     return result
+
+
+def _protocol(split: int, center: bool, ks: Sequence[int], params: IndexParams) -> dict[str, Any]:
+    """The protocol of an evaluation, in words and values (the SCALE descriptor is filled in with a model)."""
+    return {
+        "name": PROTOCOL_NAME,
+        "queries": f"test-split videos of split {split}",
+        "gallery": f"train-split videos of split {split}",
+        "descriptor": "mean of the clip features of each video",
+        "scale_descriptor": None,
+        "similarity": "cosine (inner product of L2-normalised descriptors)",
+        "centring": centring_label(center),
+        "center": bool(center),
+        "hit": "any of the top-k gallery videos has the query's class",
+        "ks": list(ks),
+        "search": _search_label(params),
+        "dropped_videos": 0,
+        "note": PROTOCOL_NOTE,
+    }
 
 
 def _search_label(params: IndexParams) -> str:

@@ -73,21 +73,7 @@ def build_gallery_index(
         from .models import check_model_matches_store
 
         check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
-    if split is None:
-        status = store.status
-        rows = np.flatnonzero(status == DONE)
-        gallery = "all extracted videos of the store"
-        pending = int((status == PENDING).sum())
-    else:
-        rows = store.split_indices(split, "train")
-        every = store.split_indices(split, "train", only_done=False)
-        pending = int((store.status[every] == PENDING).sum())
-        gallery = f"train-split videos of split {split}"
-    if pending and not allow_incomplete:
-        raise ScaleError(f"{pending} gallery videos are still pending in {store.path}; finish extraction "
-                         "(rerun scale extract) or pass --allow-incomplete")
-    if len(rows) == 0:
-        raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
+    rows, gallery = _gallery_rows(store, split, allow_incomplete)
     # checked before minutes of descriptors: an explicit --thumbs needs the videos
     store_attrs = StoreAttrs.of(store)
     media_files = _media_files([store.video_ids[i] for i in rows], store_attrs, thumbs)
@@ -98,21 +84,19 @@ def build_gallery_index(
     t1 = time.perf_counter()
     index, resolved = build_index(desc, params)
     t2 = time.perf_counter()
-    labels = store.labels[rows]
-    ids = store.video_ids
+    gallery_ids = [store.video_ids[i] for i in rows]
     media = None
     if media_files is not None:
         from ..serve.media import write_gallery_media
 
-        media = write_gallery_media(index_path, [ids[i] for i in rows], media_files, store_attrs.decoder or "auto",
-                                    thumbs_progress)
+        media = write_gallery_media(index_path, gallery_ids, media_files, store_attrs.decoder or "auto", thumbs_progress)
     t3 = time.perf_counter()
     sidecar = {
         "gallery": gallery,
         "split": split,
         "n_videos": int(len(rows)),
-        "video_ids": [ids[i] for i in rows],
-        "labels": [int(v) for v in labels],
+        "video_ids": gallery_ids,
+        "labels": [int(v) for v in store.labels[rows]],
         "class_names": store.class_names,
         "descriptor": kind,
         "center": bool(center),
@@ -129,6 +113,26 @@ def build_gallery_index(
     save_index(index, index_path, sidecar)
     return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
             "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+
+
+def _gallery_rows(store: FeatureStore, split: int | None, allow_incomplete: bool) -> tuple[np.ndarray, str]:
+    """(rows, what they are): the extracted videos of the store, or the train videos of `split`."""
+    if split is None:
+        status = store.status
+        rows = np.flatnonzero(status == DONE)
+        gallery = "all extracted videos of the store"
+        pending = int((status == PENDING).sum())
+    else:
+        rows = store.split_indices(split, "train")
+        every = store.split_indices(split, "train", only_done=False)
+        pending = int((store.status[every] == PENDING).sum())
+        gallery = f"train-split videos of split {split}"
+    if pending and not allow_incomplete:
+        raise ScaleError(f"{pending} gallery videos are still pending in {store.path}; finish extraction "
+                         "(rerun scale extract) or pass --allow-incomplete")
+    if len(rows) == 0:
+        raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
+    return rows, gallery
 
 
 def _media_files(video_ids: list[str], attrs: StoreAttrs, thumbs: bool | None) -> list[str] | None:
