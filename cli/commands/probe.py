@@ -8,8 +8,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scale_toolkit.errors import ScaleError
-
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 from ..parsing import parse_int_list
 from ..text import shown
@@ -46,30 +44,17 @@ def probe_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
-    from scale_toolkit.probes import ProbeOptions, run_probes
-    from scale_toolkit.probes.grid import load_grid_file
     from scale_toolkit.atomic import write_json
-    from scale_toolkit.probes.report import table_rows
-
     from scale_toolkit.ownership import check_replaceable
+    from scale_toolkit.probes import ProbeOptions, rows_for, run_probes
+    from scale_toolkit.probes.grid import load_grid_file
+    from scale_toolkit.probes.report import table_rows
 
     on_interrupt("no result was written" + (f" ({json_out} is unchanged)" if json_out else "") + "; rerun the command")
     if json_out:
         check_replaceable(json_out, "json", "--json")
     ks = parse_int_list(knn, "--knn")
-    rows: list[str] = []
-    if ks is not None:
-        rows += ["knn"] + (["scale_knn"] if model else [])
-    if linear:
-        rows += ["linear"] + (["scale_linear"] if model else [])
-    if mlp:
-        rows.append("mlp")
-    if transformer:
-        rows.append("transformer")
-    if ft:
-        if model is None:
-            raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
-        rows.append("scale_ft")
+    rows = rows_for(knn=ks is not None, linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=model is not None)
     grid_overrides = load_grid_file(grid) if grid else {}
     transformer_model = grid_overrides.pop("transformer_model", {})
     options = ProbeOptions(
@@ -101,12 +86,14 @@ def probe_cmd(
     backbone = doc["store"]["backbone"].get("name") or "features"
     title = (f"{doc['store'].get('dataset') or store.name} · {backbone} · split {split}" + (f" · low-shot {low_shot:g}" if low_shot else "")
              + f" · protocol {doc['protocol_name']}" + (" · SELECTED ON TEST" if doc["select_on_test"] else ""))
-    table = Table(title=shown(title), caption=doc["protocol"], caption_justify="left")
+    table = Table(title=shown(title))
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right")
-    for r in body:
-        table.add_row(*(shown(c) for c in r))
+    for row in body:
+        table.add_row(*(shown(cell) for cell in row))
     out.print(table)
+    # the protocol as a paragraph under the table: as a caption it wrapped to the table's width (~40 lines)
+    out.print(f"protocol: {doc['protocol']}")
     for note in doc["notes"]:
         out.print(f"note: {note}", markup=False)
     if json_out:

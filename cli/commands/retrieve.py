@@ -16,12 +16,6 @@ from ..parsing import parse_int_list
 from ..text import shown
 
 
-def _parse_ks(values: list[str] | None) -> tuple[int, ...]:
-    from scale_toolkit.retrieval.evaluate import DEFAULT_KS
-
-    return tuple(parse_int_list(values, "--k") or DEFAULT_KS)
-
-
 @app.command("retrieve")
 def retrieve_cmd(
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store (EVAL15.zarr) to evaluate or index; with --query, overrides the store recorded in the index."),
@@ -51,6 +45,7 @@ def retrieve_cmd(
     """Video retrieval: R@k (test queries vs train gallery), FAISS gallery indexes, nearest videos of a query."""
     flags = resolved(dict(locals()))
     from scale_toolkit.retrieval.index import IndexParams
+    from scale_toolkit.retrieval.modes import Mode, RetrieveTargets, build_store_index, evaluate_store, query_targets
 
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
@@ -58,31 +53,30 @@ def retrieve_cmd(
     on_interrupt("no result was written and a previous index is unchanged; rerun the command")
     if json_out is not None:
         check_replaceable(json_out, "json", "--json")
-    if query is not None and index is None and build_index is None:
-        raise ScaleError("--query needs --index INDEX (build one with --store STORE.zarr --build-index INDEX)")
-    if query is None and index is not None:
-        raise ScaleError("--index is for queries; add --query VIDEO_FILE|VIDEO_ID (to evaluate R@k, use --store)")
-    if model is not None and index is not None:
-        raise ScaleError("--model is not used with --index: a query uses the model recorded in the index's sidecar")
-    if (build_index is not None or query is None) and store is None:
-        raise ScaleError("--store STORE.zarr is required (to evaluate R@k or to --build-index)")
-
+    targets = RetrieveTargets(store=store, model=model, build_index=build_index, index=index, query=query)
+    modes = targets.modes()
     model_obj = model_info = None
-    if model is not None and (build_index is not None or query is None):
+    if targets.loads_model():
         from scale_toolkit.retrieval.models import load_retrieval_model
 
         model_obj, model_info = load_retrieval_model(model, device)
 
     payload: dict = {"config": flags}
-    if build_index is not None:
-        payload["build"] = _build(store, build_index, split, model_obj, model_info, descriptor, center, params,
-                                  allow_incomplete, device, thumbs)
-    elif query is None:
-        payload.update(_evaluate(store, split, model_obj, model_info, descriptor, k, center, params,
-                                 allow_incomplete, device))
-    if query is not None:
-        payload["query"] = _query(index or build_index, query, top, store if index is not None else None,
-                                  device, not include_self)
+    if Mode.BUILD_INDEX in modes:
+        with progress_bar("posters and previews") as bar:
+            info = build_store_index(store, build_index, split=split, model=model_obj, model_info=model_info,
+                                     descriptor=descriptor, center=center, params=params,
+                                     allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
+                                     thumbs_progress=_media_progress(bar))
+        payload["build"] = _print_build(info, build_index, thumbs)
+    if Mode.EVALUATE in modes:
+        ks = parse_int_list(k, "--k")
+        with console.status("computing descriptors and searching"):
+            result = evaluate_store(store, split=split, model=model_obj, model_info=model_info, descriptor=descriptor,
+                                    ks=ks, center=center, params=params, allow_incomplete=allow_incomplete, device=device)
+        payload.update(_print_evaluation(result, descriptor))
+    if Mode.QUERY in modes:
+        payload["query"] = _print_query(query_targets(targets, top=top, device=device, include_self=include_self))
     if json_out is not None:
         if not Path(json_out).parent.is_dir():
             raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
@@ -90,15 +84,8 @@ def retrieve_cmd(
         console.print(f"wrote {shown(json_out)}")
 
 
-def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params, allow_incomplete, device) -> dict:
-    from scale_toolkit.retrieval.evaluate import evaluate_retrieval
-    from scale_toolkit.store import FeatureStore
-
-    fs = FeatureStore.open(store)
-    with console.status("computing descriptors and searching"):
-        res = evaluate_retrieval(fs, split or 1, model=model_obj, model_info=model_info, scale_descriptor=descriptor,
-                                 ks=_parse_ks(k), center=center, index_params=params, allow_incomplete=allow_incomplete,
-                                 device=device)
+def _print_evaluation(res: dict, descriptor: str) -> dict:
+    """The R@k table, the protocol and the videos left out."""
     proto = res["protocol"]
     table = Table(title=f"retrieval R@k (%) - split {res['split']}: {res['n_queries']} test queries vs "
                         f"{res['n_gallery']} train gallery videos")
@@ -113,9 +100,9 @@ def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params
     out.print(table)
     out.print(f"similarity: {proto['similarity']}; centring: {proto['centring']}; search: {proto['search']}")
     out.print(f"protocol: {proto['name']}. {proto['note']}")
-    excl = res["excluded_not_extracted"]
-    failed = excl["queries"]["failed"] + excl["gallery"]["failed"]
-    pending = excl["queries"]["pending"] + excl["gallery"]["pending"]
+    excluded = res["excluded_not_extracted"]
+    failed = excluded["queries"]["failed"] + excluded["gallery"]["failed"]
+    pending = excluded["queries"]["pending"] + excluded["gallery"]["pending"]
     if failed or pending:
         console.print(f"note: {failed} failed and {pending} pending videos of this split have no features "
                       "and are not part of the evaluation", style="yellow")
@@ -125,26 +112,23 @@ def _evaluate(store, split, model_obj, model_info, descriptor, k, center, params
     return res
 
 
-def _build(store, build_index, split, model_obj, model_info, descriptor, center, params, allow_incomplete, device,
-           thumbs) -> dict:
-    from scale_toolkit.retrieval.query import build_gallery_index
-    from scale_toolkit.store import FeatureStore
+def _media_progress(bar):
+    """A callback that shows the posters-and-previews bar once the first poster is written."""
+    task = None
 
-    fs = FeatureStore.open(store)
-    kind = descriptor if model_obj is not None else None
-    with progress_bar("posters and previews") as bar:
-        task = None
+    def media_progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = bar.add_task("media", total=total, info="")
+        bar.update(task, completed=done)
 
-        def media_progress(done: int, total: int) -> None:
-            nonlocal task
-            if task is None:
-                task = bar.add_task("media", total=total, info="")
-            bar.update(task, completed=done)
+    return media_progress
 
-        info = build_gallery_index(fs, build_index, split=split, model=model_obj, model_info=model_info,
-                                   descriptor=kind, center=center, params=params,
-                                   allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
-                                   thumbs_progress=media_progress)
+
+def _print_build(info: dict, build_index: Path, thumbs: Optional[bool]) -> dict:
+    """What was written, and which gallery videos have no poster."""
+    from scale_toolkit.retrieval.modes import build_summary
+
     out.print(f"wrote {shown(build_index)} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
               f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {shown(build_index)}.json")
@@ -159,21 +143,19 @@ def _build(store, build_index, split, model_obj, model_info, descriptor, center,
     elif thumbs is None:
         console.print("note: no posters or previews (the gallery videos are not reachable here); "
                       "scale serve shows placeholders")
-    return {k: v for k, v in info.items() if k not in ("video_ids", "labels", "class_names", "center_vector", "media")}
+    return build_summary(info)
 
 
-def _query(index_path, query, top, store, device, exclude_self) -> dict:
-    from scale_toolkit.retrieval.query import query_index
-
-    res = query_index(index_path, query, top=top, store_path=store, device=device, exclude_self=exclude_self)
-    q = res["query"]
-    title = shown(f"nearest videos to {q['video_id']} ({q.get('class_name')})" if q["kind"] == "video_id"
-                  else f"nearest videos to the file {q['path']}")
+def _print_query(res: dict) -> dict:
+    """The nearest videos of the query, as a table."""
+    asked = res["query"]
+    title = shown(f"nearest videos to {asked['video_id']} ({asked.get('class_name')})" if asked["kind"] == "video_id"
+                  else f"nearest videos to the file {asked['path']}")
     table = Table(title=title)
     for col, just in (("#", "right"), ("class", "left"), ("similarity", "right"), ("video", "left")):
         table.add_column(col, justify=just)
-    for r in res["results"]:
-        table.add_row(str(r["rank"]), shown(r["class_name"]), f"{r['similarity']:.4f}", shown(r["path"]))
+    for hit in res["results"]:
+        table.add_row(str(hit["rank"]), shown(hit["class_name"]), f"{hit['similarity']:.4f}", shown(hit["path"]))
     out.print(table)
     out.print(f"index: {shown(res['index'])} ({res['index_type']}, {res['n_gallery']} videos, descriptor {res['descriptor']}, "
               f"centring {'on' if res['center'] else 'off'})")

@@ -17,17 +17,22 @@ import torch
 from ..errors import ScaleError
 from ..model.positions import model_positions
 from ..store import DONE, FeatureStore
-from ..store.attributes import backbone_of
+from ..store.attributes import StoreAttrs
 
 # backbone families / names whose features want BatchNorm without affine in front of the probe
 MAE_FAMILIES = ("video_vit", "videomae", "cvmae", "crossvideomae", "mae", "mae_st", "mam2", "vic_mae", "vicmae")
 
 
-def is_mae_family(attrs: dict) -> bool:
-    """True for MAE-derived backbones (VideoMAE, CrossVideoMAE, MAE-ST, MAM², ViC-MAE)."""
-    bb = backbone_of(attrs)
-    family = str(bb.get("family", "")).lower()
-    name = str(bb.get("name", "")).lower()
+def is_mae_family(attrs: StoreAttrs) -> bool:
+    """True for MAE-derived backbones (VideoMAE, CrossVideoMAE, MAE-ST, MAM², ViC-MAE).
+
+    >>> is_mae_family(StoreAttrs(backbone={"name": "rhobyol", "family": "slow_r50"}))
+    False
+    >>> is_mae_family(StoreAttrs(backbone={"name": "cvmae", "family": "video_vit"}))
+    True
+    """
+    family = str(attrs.backbone.get("family", "")).lower()
+    name = str(attrs.backbone.get("name", "")).lower()
     return family in MAE_FAMILIES or "mae" in name or "mam2" in name
 
 
@@ -35,12 +40,12 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ScaleError(f"unknown --device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ScaleError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return dev
+    return resolved
 
 
 def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--train-store") -> None:
@@ -48,14 +53,14 @@ def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--tr
     if store.feature_dim != other.feature_dim:
         raise ScaleError(f"{what} {other.path} has {other.feature_dim}-d features but {store.path} has "
                          f"{store.feature_dim}-d; use stores extracted with the same backbone")
-    a, b = backbone_of(store.attrs), backbone_of(other.attrs)
-    if a.get("name") and b.get("name") and a["name"] != b["name"]:
-        raise ScaleError(f"{what} {other.path} was extracted with backbone {b['name']!r} but {store.path} "
-                         f"with {a['name']!r}; use stores of the same backbone")
-    sa, sb = store.attrs.get("checkpoint_sha256"), other.attrs.get("checkpoint_sha256")
-    if sa and sb and sa != sb:
+    mine, theirs = StoreAttrs.of(store), StoreAttrs.of(other)
+    if mine.spec_name and theirs.spec_name and mine.spec_name != theirs.spec_name:
+        raise ScaleError(f"{what} {other.path} was extracted with backbone {theirs.spec_name!r} but {store.path} "
+                         f"with {mine.spec_name!r}; use stores of the same backbone")
+    mine_sha, their_sha = mine.checkpoint_sha256, theirs.checkpoint_sha256
+    if mine_sha and their_sha and mine_sha != their_sha:
         raise ScaleError(f"{what} {other.path} and {store.path} come from different checkpoints "
-                         f"({sb[:12]} vs {sa[:12]}); extract both with the same checkpoint")
+                         f"({their_sha[:12]} vs {mine_sha[:12]}); extract both with the same checkpoint")
     if store.class_names and other.class_names and store.class_names != other.class_names:
         raise ScaleError(f"{what} {other.path} and {store.path} have different class lists; "
                          "use stores of the same dataset")
@@ -67,12 +72,11 @@ def check_model_against_store(model_cfg: dict, meta: dict, store: FeatureStore, 
     if dim != store.feature_dim:
         raise ScaleError(f"model {model_path} expects {dim}-d features but store {store.path} has "
                          f"{store.feature_dim}-d; train the model on a store of the same backbone")
-    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}
-    mb = backbone_of(trained_on)
-    sb = backbone_of(store.attrs)
-    if mb.get("name") and sb.get("name") and mb["name"] != sb["name"]:
-        raise ScaleError(f"model {model_path} was trained on {mb['name']!r} features but store {store.path} "
-                         f"holds {sb['name']!r} features; use a store of the model's backbone")
+    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
+    model_backbone, store_backbone = StoreAttrs.of(trained_on).spec_name, StoreAttrs.of(store).spec_name
+    if model_backbone and store_backbone and model_backbone != store_backbone:
+        raise ScaleError(f"model {model_path} was trained on {model_backbone!r} features but store {store.path} "
+                         f"holds {store_backbone!r} features; use a store of the model's backbone")
 
 
 @dataclass
@@ -97,10 +101,11 @@ class View:
         return self.extra[pos_input]
 
     def rows(self, eval_rows: np.ndarray) -> torch.Tensor:
-        r = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
-        if (r < 0).any():
+        """This view's rows of some eval-store rows, as an index tensor on the device."""
+        rows_here = self.row_of[np.asarray(eval_rows, dtype=np.int64)]
+        if (rows_here < 0).any():
             raise ValueError("some rows are absent from this view")
-        return torch.as_tensor(r, dtype=torch.long, device=self.features.device)
+        return torch.as_tensor(rows_here, dtype=torch.long, device=self.features.device)
 
 
 def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
@@ -124,13 +129,12 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
 def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> None:
     """Fill `view.set_token` [N, H] and `view.refined` [N, V, H] with the model's embeddings."""
     model.eval()
-    dev = view.features.device
-    model.to(dev)
+    model.to(view.features.device)
     sets, refined = [], []
-    pos = view.positions(model.config.pos_input)
+    positions = view.positions(model.config.pos_input)
     for start in range(0, view.features.shape[0], batch_videos):
-        sl = slice(start, start + batch_videos)
-        out = model(view.features[sl].float(), pos[sl].float())
+        batch = slice(start, start + batch_videos)
+        out = model(view.features[batch].float(), positions[batch].float())
         sets.append(out["set_token"].float())
         refined.append(out["refined"].to(torch.float16))
     view.set_token = torch.cat(sets)

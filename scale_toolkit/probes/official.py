@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import data as D
+from .context import ProbeContext
 from .knn import knn_scores, prepare
 from .metrics import topk_accuracy
 from .official_fit import (
@@ -37,7 +38,7 @@ from .official_fit import (
     schedule_from_run,
     video_scores,
 )
-from .protocol import _predictions, _Runner
+from .report import video_predictions
 from .subsets import stratified_holdout
 
 TRAINED = ("linear", "scale_linear", "mlp", "transformer", "scale_ft")
@@ -59,24 +60,28 @@ def official_subset(rows: np.ndarray, labels: np.ndarray, fraction: float) -> np
     return np.sort(np.concatenate(keep)) if keep else rows[:0]
 
 
-class OfficialRunner(_Runner):
-    """The official protocol on the same inputs, checks and result layout as the standard runner."""
+class OfficialRunner:
+    """The official protocol on the same inputs (a ProbeContext) and result layout as the standard runner."""
 
-    def __init__(self, store_path, rows, options, model_path, train_store_path, progress):
-        super().__init__(store_path, rows, options, model_path, train_store_path, progress)
+    def __init__(self, context: ProbeContext) -> None:
         from ..model import ScaleConfig, ScaleModel
 
-        self.schedule = schedule_from_run(self.model_meta.get("train"), options.epochs)
-        if self.model is None:
-            self.transformer_config = ScaleConfig.official(input_dim=self.store.feature_dim, **options.transformer_model)
-        self.transformer_config = replace(self.transformer_config, dropout=FT_DROPOUT, attn_dropout=FT_DROPOUT)
+        self.ctx = context
+        model = context.model
+        self.schedule = schedule_from_run(model.meta.get("train") if model is not None else None,
+                                          context.options.epochs)
+        transformer_config = context.transformer_config
+        if model is None:
+            transformer_config = ScaleConfig.official(input_dim=context.store.feature_dim,
+                                                      **context.options.transformer_model)
+        self.transformer_config = replace(transformer_config, dropout=FT_DROPOUT, attn_dropout=FT_DROPOUT)
         self.ft_model = None
-        if self.model is not None and "scale_ft" in rows:
-            self.ft_model = ScaleModel(replace(self.model.config, dropout=FT_DROPOUT, attn_dropout=FT_DROPOUT))
-            self.ft_model.load_state_dict(self.model.state_dict())
-        if self.train_store is None:
-            self.notes.append("no --train-store: k-NN memory and probe training use the eval clips of the train "
-                              "videos; the official code uses their train-style clips (pass a train16 store)")
+        if model is not None and "scale_ft" in context.rows:
+            self.ft_model = ScaleModel(replace(model.module.config, dropout=FT_DROPOUT, attn_dropout=FT_DROPOUT))
+            self.ft_model.load_state_dict(model.module.state_dict())
+        if context.train_store is None:
+            context.notes.append("no --train-store: k-NN memory and probe training use the eval clips of the train "
+                                 "videos; the official code uses their train-style clips (pass a train16 store)")
 
     # ------------------------------------------------------------------ description
     def protocol_config(self, rows: list[str]) -> dict:
@@ -94,14 +99,14 @@ class OfficialRunner(_Runner):
         return x.cpu().numpy()
 
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
-        o = self.options
-        ks = [int(k) for k in o.knn_k]
-        memory, queries = prepare(self._knn_side(kind, self.train_view, train), self._knn_side(kind, self.eval_view, test),
-                                  "split")
-        scores = knn_scores(memory, self.labels[train], queries, ks, self.n_classes, o.knn_temperature)
-        acc = {k: topk_accuracy(s, self.labels[test]) for k, s in scores.items()}
-        return {**acc[ks[0]], "k": ks[0], "by_k": {str(k): acc[k] for k in ks}, "n_train": int(len(train)),
-                "n_test": int(len(test)), **_predictions(scores[ks[0]], test)}
+        options = self.ctx.options
+        ks = [int(k) for k in options.knn_k]
+        memory, queries = prepare(self._knn_side(kind, self.ctx.train_view, train),
+                                  self._knn_side(kind, self.ctx.eval_view, test), "split")
+        scores = knn_scores(memory, self.ctx.labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
+        accuracy = {k: topk_accuracy(s, self.ctx.labels[test]) for k, s in scores.items()}
+        return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
+                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test)}
 
     # ------------------------------------------------------------------ trained rows
     def _inputs(self, view: D.View, rows: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,18 +118,20 @@ class OfficialRunner(_Runner):
         from ..model import ScaleModel
 
         torch.manual_seed(seed)
-        model = {"scale_linear": self.model, "scale_ft": self.ft_model}.get(kind)
+        ssl_model = self.ctx.model.module if self.ctx.model is not None else None
+        model = {"scale_linear": ssl_model, "scale_ft": self.ft_model}.get(kind)
         if kind == "transformer":
             model = ScaleModel(self.transformer_config)
-        return make_classifier(kind, self.store.feature_dim, self.n_classes, model, self.batchnorm[0]).to(self.device)
+        classifier = make_classifier(kind, self.ctx.store.feature_dim, self.ctx.n_classes, model, self.ctx.batchnorm[0])
+        return classifier.to(self.ctx.device)
 
     def _train_and_score(self, kind: str, fit_rows, eval_rows, seed: int, epochs: int, keep_best: bool):
         """Train on ``fit_rows``; after every epoch score ``eval_rows`` (eval clips) in each aggregation.
 
         Returns (history [(epoch, mode, scores)], the best entry's video scores when ``keep_best``)."""
-        x, pos = self._inputs(self.train_view, fit_rows, kind)
-        ex, epos = self._inputs(self.eval_view, eval_rows, kind)
-        y_eval = self.labels[eval_rows]
+        x, pos = self._inputs(self.ctx.train_view, fit_rows, kind)
+        ex, epos = self._inputs(self.ctx.eval_view, eval_rows, kind)
+        y_eval = self.ctx.labels[eval_rows]
         history, best = [], {"top1": -1.0, "scores": None}
 
         def evaluate(clf, epoch):
@@ -135,42 +142,42 @@ class OfficialRunner(_Runner):
                     best.update(top1=sc["top1"], scores=video_scores(logits, mode))
 
         clf = self._classifier(kind, seed)
-        fit_official(clf, x, pos, torch.as_tensor(self.labels[fit_rows], dtype=torch.long), self.schedule, seed, epochs,
+        fit_official(clf, x, pos, torch.as_tensor(self.ctx.labels[fit_rows], dtype=torch.long), self.schedule, seed, epochs,
                      evaluate)
         return history, best["scores"]
 
     def run_trained(self, kind: str, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
         epochs = self.schedule.epochs
         base = {"n_train": int(len(train)), "n_test": int(len(test)), "schedule": self.schedule.to_dict()}
-        if self.options.select_on_test:
+        if self.ctx.options.select_on_test:
             history, scores = self._train_and_score(kind, train, test, seed, epochs, keep_best=True)
             epoch, mode, sc = _best(history)
             return {**sc, **base, "selected": {"epoch": epoch, "mode": mode, "on": "TEST"},
-                    "curve": _curve(history), **_predictions(scores, test)}
-        fit_rows, val_rows = stratified_holdout(train, self.labels[train], self.options.val_fraction, seed)
+                    "curve": _curve(history), **video_predictions(scores, test)}
+        fit_rows, val_rows = stratified_holdout(train, self.ctx.labels[train], self.ctx.options.val_fraction, seed)
         history, _ = self._train_and_score(kind, fit_rows, val_rows, seed, epochs, keep_best=False)
         epoch, mode, val = _best(history)
-        x, pos = self._inputs(self.train_view, train, kind)
+        x, pos = self._inputs(self.ctx.train_view, train, kind)
         clf = self._classifier(kind, seed)
-        fit_official(clf, x, pos, torch.as_tensor(self.labels[train], dtype=torch.long), self.schedule, seed, epoch)
-        logits = clip_logits(clf, *self._inputs(self.eval_view, test, kind))
-        sc = mode_scores(logits, self.labels[test])[mode]
+        fit_official(clf, x, pos, torch.as_tensor(self.ctx.labels[train], dtype=torch.long), self.schedule, seed, epoch)
+        logits = clip_logits(clf, *self._inputs(self.ctx.eval_view, test, kind))
+        sc = mode_scores(logits, self.ctx.labels[test])[mode]
         return {**sc, **base, "selected": {"epoch": epoch, "mode": mode, "on": "validation"}, "val_top1": val["top1"],
                 "val_curve": _curve(history), "n_fit": int(len(fit_rows)), "n_val": int(len(val_rows)),
-                **_predictions(video_scores(logits, mode), test)}
+                **video_predictions(video_scores(logits, mode), test)}
 
     # ------------------------------------------------------------------ one split, one seed
     def run_one(self, row: str, split: int, seed: int) -> dict:
-        train_all, test = self.split_rows(split)
+        train_all, test = self.ctx.split_rows(split)
         train = train_all
-        if self.options.low_shot:
-            train = official_subset(train_all, self.labels[train_all], self.options.low_shot)
-        t0 = time.perf_counter()
-        res = self.run_knn(row, train, test) if row in ("knn", "scale_knn") else self.run_trained(row, train, test, seed)
-        res["seconds"] = round(time.perf_counter() - t0, 3)
-        if self.options.low_shot:
-            res["n_train_full"] = int(len(train_all))
-        return res
+        if self.ctx.options.low_shot:
+            train = official_subset(train_all, self.ctx.labels[train_all], self.ctx.options.low_shot)
+        started = time.perf_counter()
+        result = self.run_knn(row, train, test) if row in ("knn", "scale_knn") else self.run_trained(row, train, test, seed)
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        if self.ctx.options.low_shot:
+            result["n_train_full"] = int(len(train_all))
+        return result
 
 
 def _best(history: list) -> tuple[int, str, dict]:
@@ -185,39 +192,41 @@ def _curve(history: list) -> dict[str, list[float]]:
 
 def official_protocol_text(runner: OfficialRunner, rows: list[str], train_store: Optional[str]) -> str:
     """Every choice of the official protocol, in words (the table footer and the JSON)."""
-    o, s = runner.options, runner.schedule
+    options, schedule = runner.ctx.options, runner.schedule
     memory = (f"the train videos' clips of --train-store {train_store}" if train_store else
               "the eval clips of the train videos (NO --train-store: the official code uses train-style clips)")
     parts = ["PROTOCOL: official (the official SCALE eval code where the paper is silent)."]
     if any(r in rows for r in ("knn", "scale_knn")):
-        parts.append(f"k-NN: k={','.join(map(str, o.knn_k))}, vote exp(sim/{o.knn_temperature:g}); feature = mean of the "
-                     f"clip features, SCALE_kNN = [mean clip feature || SET]; memory = {memory}, queries = test split "
+        parts.append(f"k-NN: k={','.join(map(str, options.knn_k))}, vote exp(sim/{options.knn_temperature:g}); "
+                     f"feature = mean of the clip features, SCALE_kNN = [mean clip feature || SET]; "
+                     f"memory = {memory}, queries = test split "
                      f"(eval clips); each split centred on its own mean, then L2-normalised.")
     trained = [r for r in rows if r in TRAINED]
     if trained:
-        bn = "BatchNorm without affine before the classifier" if runner.batchnorm[0] else "no input normalisation"
+        bn = "BatchNorm without affine before the classifier" if runner.ctx.batchnorm[0] else "no input normalisation"
         parts.append(f"Trained probes: per-clip classifiers with PyTorch default init, {bn}; Linear on x_i, "
                      f"SCALE_linear on [x_i || SET] (frozen SSL model), MLP D-2048-2048-512 (ReLU) with a linear "
                      f"layer on [x_i || h_i], Transformer / SCALE_ft: SCALE predictor (random init / SSL weights, "
                      f"dropout {FT_DROPOUT}) with a linear layer on [x_i || SET]. Training on {memory}: batches of "
-                     f"{s.batch_size} videos (all of them if fewer; last partial batch dropped), "
-                     f"{s.clips_per_step} random clips per video per step, "
-                     f"cross-entropy per clip; AdamW lr {s.lr:g}, wd {s.weight_decay:g} (none on 1-D, biases, tokens), "
-                     f"warm-up over {s.warmup_fraction:.0%} then cosine of a {s.ssl_epochs}-epoch schedule "
-                     f"({s.source}), trained {s.epochs} epochs. Scored every epoch on the eval clips as mean logits, "
-                     f"mean softmax and per-clip logits (clip-level accuracy).")
-        if o.select_on_test:
+                     f"{schedule.batch_size} videos (all of them if fewer; last partial batch dropped), "
+                     f"{schedule.clips_per_step} random clips per video per step, "
+                     f"cross-entropy per clip; AdamW lr {schedule.lr:g}, wd {schedule.weight_decay:g} "
+                     f"(none on 1-D, biases, tokens), "
+                     f"warm-up over {schedule.warmup_fraction:.0%} then cosine of a {schedule.ssl_epochs}-epoch schedule "
+                     f"({schedule.source}), trained {schedule.epochs} epochs. Scored every epoch on the eval clips as "
+                     f"mean logits, mean softmax and per-clip logits (clip-level accuracy).")
+        if options.select_on_test:
             parts.append("!! SELECTED ON THE TEST SET: each trained row reports its best test top-1 over epochs x the "
                          "three aggregations, as the official code does; these numbers are optimistic.")
         else:
-            parts.append(f"Selection: epoch x aggregation chosen by top-1 on a class-stratified {o.val_fraction:.0%} "
+            parts.append(f"Selection: epoch x aggregation chosen by top-1 on a class-stratified {options.val_fraction:.0%} "
                          f"validation hold-out of the train split, then retrained on the full train split for that "
                          f"many epochs and tested once.")
-    if o.low_shot:
-        parts.append(f"Low-shot: max(floor({o.low_shot:g} x n_c), 1) train videos per class, the first in file order; "
+    if options.low_shot:
+        parts.append(f"Low-shot: max(floor({options.low_shot:g} x n_c), 1) train videos per class, the first in file order; "
                      f"full test split.")
     parts.append("Standard-protocol options (--knn-center, --scale-knn-feature, --scale-clip-feature, --head, --grid, "
                  "--grid-preset) do not apply.")
-    parts.append(f"Seeds: {', '.join(map(str, o.resolved_seeds()))}.")
+    parts.append(f"Seeds: {', '.join(map(str, options.resolved_seeds()))}.")
     return " ".join(parts)
 

@@ -4,7 +4,7 @@ Modules (each readable on its own):
 
 * ``descriptors``: one descriptor per video ("mean" of clip features = baseline; SCALE "set",
   "refined", "set+mean"), centring and L2 normalisation. Importable without FAISS; the
-  k-NN probe can share it.
+  k-NN probe uses its ``l2_normalize``.
 * ``evaluate``: the UCF101/HMDB51 protocol (VCOP/IIC/CoCLR convention): test-split queries vs
   train-split gallery, cosine similarity, R@k for k in 1, 5, 10, 20, 50 in percent. Centring
   is off by default (VCOP/IIC); ``center=True`` subtracts each split's own mean (CoCLR). The
@@ -15,6 +15,9 @@ Modules (each readable on its own):
   train part of one split) and ``query_index`` (by store video id, or by a video file decoded
   and embedded with the store's backbone and checkpoint, then through the SCALE model when
   the index was built with one).
+* ``modes``: ``scale retrieve``'s three modes (evaluate, build an index, query) as functions,
+  and the rules for which flags go with which mode (``RetrieveTargets``).
+* ``models``: loading a SCALE model for retrieval, and its check against a store.
 
 CLI: ``scale retrieve --store EVAL15.zarr [--split 1] [--model RUN] [--center] --json R.json``;
 ``scale retrieve --store EVAL15.zarr [--model RUN] --build-index G.faiss``;

@@ -1,4 +1,4 @@
-"""One descriptor per video, shared by retrieval and the k-NN probe (importable without faiss).
+"""One descriptor per video for retrieval; ``l2_normalize`` is also the k-NN probe's (importable without faiss).
 
 Kinds:
 

@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, FAILED, PENDING, FeatureStore
+from ..store.attributes import StoreAttrs
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
 
@@ -49,8 +50,8 @@ def retrieval_hits(query_desc: np.ndarray, query_labels: np.ndarray, gallery_des
                    gallery_labels: np.ndarray, k: int, index_params: IndexParams | None = None) -> np.ndarray:
     """bool [Q, min(k, G)]: whether the j-th most similar gallery video has the query's class."""
     index, _ = build_index(gallery_desc, index_params)
-    kk = min(int(k), len(gallery_desc))
-    _, ids = search(index, query_desc, kk)
+    depth = min(int(k), len(gallery_desc))  # a k beyond the gallery searches all of it
+    _, ids = search(index, query_desc, depth)
     gallery_labels = np.asarray(gallery_labels)
     neighbour_labels = np.where(ids >= 0, gallery_labels[np.clip(ids, 0, None)], np.iinfo(np.int64).min)
     return neighbour_labels == np.asarray(query_labels)[:, None]
@@ -86,12 +87,14 @@ def _split_rows(store: FeatureStore, split: int, part: str, allow_incomplete: bo
     return rows, counts
 
 
-def _descriptor_pair(store, q_rows, g_rows, kind, model, center, device):
-    q = store_descriptors(store, q_rows, kind=kind, model=model, device=device)
-    g = store_descriptors(store, g_rows, kind=kind, model=model, device=device)
-    q_center = descriptor_mean(q) if center else None
-    g_center = descriptor_mean(g) if center else None
-    return finalize_descriptors(q, q_center), finalize_descriptors(g, g_center)
+def _descriptor_pair(store: FeatureStore, q_rows: np.ndarray, g_rows: np.ndarray, kind: str, model: Any, center: bool,
+                     device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Finalised (query, gallery) descriptors; with `center`, each split centred on its own mean."""
+    queries = store_descriptors(store, q_rows, kind=kind, model=model, device=device)
+    gallery = store_descriptors(store, g_rows, kind=kind, model=model, device=device)
+    query_mean = descriptor_mean(queries) if center else None
+    gallery_mean = descriptor_mean(gallery) if center else None
+    return finalize_descriptors(queries, query_mean), finalize_descriptors(gallery, gallery_mean)
 
 
 def evaluate_retrieval(
@@ -119,7 +122,7 @@ def evaluate_retrieval(
     if model is not None and model_info:
         from .models import check_model_matches_store
 
-        check_model_matches_store(model_info, store.attrs, store.feature_dim)
+        check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
     q_rows, q_counts = _split_rows(store, split, "test", allow_incomplete)
     g_rows, g_counts = _split_rows(store, split, "train", allow_incomplete)
     labels = store.labels
@@ -129,21 +132,7 @@ def evaluate_retrieval(
                          "R@k needs labelled queries")
     t0 = time.perf_counter()
     result: dict[str, Any] = {
-        "protocol": {
-            "name": PROTOCOL_NAME,
-            "queries": f"test-split videos of split {split}",
-            "gallery": f"train-split videos of split {split}",
-            "descriptor": "mean of the clip features of each video",
-            "scale_descriptor": None,
-            "similarity": "cosine (inner product of L2-normalised descriptors)",
-            "centring": centring_label(center),
-            "center": bool(center),
-            "hit": "any of the top-k gallery videos has the query's class",
-            "ks": list(ks),
-            "search": _search_label(params),
-            "dropped_videos": 0,
-            "note": PROTOCOL_NOTE,
-        },
+        "protocol": _protocol(split, center, ks, params),
         "split": int(split),
         "n_queries": int(len(q_rows)),
         "n_gallery": int(len(g_rows)),
@@ -164,16 +153,35 @@ def evaluate_retrieval(
         result["protocol"]["scale_descriptor"] = {
             "set": "SCALE SET token", "refined": "mean of SCALE refined clip tokens",
             "set+mean": "SCALE SET token ++ mean refined clip token (each half L2-normalised)"}[scale_descriptor]
+    store_attrs = StoreAttrs.of(store)
     result["store"] = {"path": str(store.path), "fingerprint": store.fingerprint(),
-                       "backbone": store.attrs.get("backbone_name"), "view": (store.attrs.get("view") or {}).get("name")
-                       if isinstance(store.attrs.get("view"), dict) else store.attrs.get("view"),
-                       "dataset": store.attrs.get("dataset")}
+                       "backbone": store_attrs.backbone_name, "view": store_attrs.view_name,
+                       "dataset": store_attrs.dataset}
     result["model"] = ({k: model_info.get(k) for k in ("path", "fingerprint")} if model is not None and model_info
                        else None)
     result["index_params"] = asdict(params.resolved(len(g_rows), result["descriptor_dim"]))
     result["seconds"] = round(time.perf_counter() - t0, 3)
     result["toolkit_version"] = __version__
     return result
+
+
+def _protocol(split: int, center: bool, ks: Sequence[int], params: IndexParams) -> dict[str, Any]:
+    """The protocol of an evaluation, in words and values (the SCALE descriptor is filled in with a model)."""
+    return {
+        "name": PROTOCOL_NAME,
+        "queries": f"test-split videos of split {split}",
+        "gallery": f"train-split videos of split {split}",
+        "descriptor": "mean of the clip features of each video",
+        "scale_descriptor": None,
+        "similarity": "cosine (inner product of L2-normalised descriptors)",
+        "centring": centring_label(center),
+        "center": bool(center),
+        "hit": "any of the top-k gallery videos has the query's class",
+        "ks": list(ks),
+        "search": _search_label(params),
+        "dropped_videos": 0,
+        "note": PROTOCOL_NOTE,
+    }
 
 
 def _search_label(params: IndexParams) -> str:

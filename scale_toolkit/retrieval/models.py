@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import ScaleError
 from ..files import file_sha256
 from ..model.io import model_file
-from ..store.attributes import backbone_name
+from ..store.attributes import StoreAttrs, backbone_name
 
 
 def model_fingerprint(path: str | Path) -> str:
@@ -20,13 +20,13 @@ def load_retrieval_model(path: str | Path, device: str | None = None) -> tuple[A
     from ..model import load_model
 
     model, config = load_model(path, map_location=device or "cpu")
-    mcfg = config.get("model", {})
+    model_config = config.get("model", {})
     info = {
         "path": str(Path(path).resolve()),
         "file": str(model_file(path).resolve()),
         "fingerprint": model_fingerprint(path),
-        "input_dim": mcfg.get("input_dim"),
-        "hidden": mcfg.get("hidden"),
+        "input_dim": model_config.get("input_dim"),
+        "hidden": model_config.get("hidden"),
         "meta_backbone": _trained_backbone(config.get("meta", {})),
     }
     return model, info
@@ -38,12 +38,12 @@ def _trained_backbone(meta: dict) -> str | None:
     return backbone_name(store) if isinstance(store, dict) else None
 
 
-def check_model_matches_store(info: dict, store_attrs: dict, feature_dim: int) -> None:
+def check_model_matches_store(info: dict, store_attrs: StoreAttrs, feature_dim: int) -> None:
     """A clear error when the model cannot consume the store's features."""
     if info.get("input_dim") not in (None, feature_dim):
         raise ScaleError(f"the SCALE model expects {info['input_dim']}-d clip features but the store has "
                          f"{feature_dim}-d ones; use a store extracted with the backbone the model was trained on")
-    trained, here = info.get("meta_backbone"), backbone_name(store_attrs)
+    trained, here = info.get("meta_backbone"), store_attrs.spec_name
     if trained and here and trained != here:
         raise ScaleError(f"the SCALE model was trained on {trained} features but the store holds {here} features; "
                          "use a store extracted with the same backbone")

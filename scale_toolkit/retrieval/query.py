@@ -24,6 +24,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, PENDING, FeatureStore
+from ..store.attributes import StoreAttrs
 from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, check_kind, descriptor_mean, finalize_descriptors,
                           store_descriptors, video_descriptors)
 from ..ownership import check_replaceable
@@ -34,10 +35,13 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def video_path(attrs: dict, video_id: str) -> str:
-    """Where a video of the store lives: dataset root / id when the store records a root, else the id."""
-    root = attrs.get("dataset_root")
-    return str(Path(root) / video_id) if root else video_id
+def video_path(attrs: StoreAttrs, video_id: str) -> str:
+    """Where a video of the store lives: dataset root / id when the store records a root, else the id.
+
+    >>> video_path(StoreAttrs(dataset_root="/data/ucf101"), "c0/v1.avi"), video_path(StoreAttrs(), "c0/v1.avi")
+    ('/data/ucf101/c0/v1.avi', 'c0/v1.avi')
+    """
+    return str(Path(attrs.dataset_root) / video_id) if attrs.dataset_root else video_id
 
 
 def build_gallery_index(
@@ -70,7 +74,51 @@ def build_gallery_index(
     if model is not None and model_info:
         from .models import check_model_matches_store
 
-        check_model_matches_store(model_info, store.attrs, store.feature_dim)
+        check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
+    rows, gallery = _gallery_rows(store, split, allow_incomplete)
+    # checked before minutes of descriptors: an explicit --thumbs needs the videos
+    store_attrs = StoreAttrs.of(store)
+    media_files = _media_files([store.video_ids[i] for i in rows], store_attrs, thumbs)
+    t0 = time.perf_counter()
+    raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
+    center_vec = descriptor_mean(raw) if center else None
+    desc = finalize_descriptors(raw, center_vec)
+    t1 = time.perf_counter()
+    index, resolved = build_index(desc, params)
+    t2 = time.perf_counter()
+    gallery_ids = [store.video_ids[i] for i in rows]
+    media = None
+    if media_files is not None:
+        from ..serve.media import write_gallery_media
+
+        media = write_gallery_media(index_path, gallery_ids, media_files, store_attrs.decoder or "auto", thumbs_progress)
+    t3 = time.perf_counter()
+    sidecar = {
+        "gallery": gallery,
+        "split": split,
+        "n_videos": int(len(rows)),
+        "video_ids": gallery_ids,
+        "labels": [int(v) for v in store.labels[rows]],
+        "class_names": store.class_names,
+        "descriptor": kind,
+        "center": bool(center),
+        "center_vector": None if center_vec is None else [float(v) for v in center_vec],
+        "similarity": "cosine (inner product of L2-normalised descriptors)",
+        "index_params": asdict(resolved),
+        "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
+                  "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(store.attrs)},
+        "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+        "media": media,
+        "toolkit_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_index(index, index_path, sidecar)
+    return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
+            "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+
+
+def _gallery_rows(store: FeatureStore, split: int | None, allow_incomplete: bool) -> tuple[np.ndarray, str]:
+    """(rows, what they are): the extracted videos of the store, or the train videos of `split`."""
     if split is None:
         status = store.status
         rows = np.flatnonzero(status == DONE)
@@ -86,50 +134,10 @@ def build_gallery_index(
                          "(rerun scale extract) or pass --allow-incomplete")
     if len(rows) == 0:
         raise ScaleError(f"no extracted videos for the gallery ({gallery}) in {store.path}")
-    # checked before minutes of descriptors: an explicit --thumbs needs the videos
-    media_files = _media_files([store.video_ids[i] for i in rows], store.attrs, thumbs)
-    t0 = time.perf_counter()
-    raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
-    center_vec = descriptor_mean(raw) if center else None
-    desc = finalize_descriptors(raw, center_vec)
-    t1 = time.perf_counter()
-    index, resolved = build_index(desc, params)
-    t2 = time.perf_counter()
-    labels = store.labels[rows]
-    ids = store.video_ids
-    attrs = store.attrs
-    media = None
-    if media_files is not None:
-        from ..serve.media import write_gallery_media
-
-        media = write_gallery_media(index_path, [ids[i] for i in rows], media_files, attrs.get("decoder") or "auto",
-                                    thumbs_progress)
-    t3 = time.perf_counter()
-    sidecar = {
-        "gallery": gallery,
-        "split": split,
-        "n_videos": int(len(rows)),
-        "video_ids": [ids[i] for i in rows],
-        "labels": [int(v) for v in labels],
-        "class_names": store.class_names,
-        "descriptor": kind,
-        "center": bool(center),
-        "center_vector": None if center_vec is None else [float(v) for v in center_vec],
-        "similarity": "cosine (inner product of L2-normalised descriptors)",
-        "index_params": asdict(resolved),
-        "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
-                  "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(attrs)},
-        "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
-        "media": media,
-        "toolkit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    save_index(index, index_path, sidecar)
-    return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
-            "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+    return rows, gallery
 
 
-def _media_files(video_ids: list[str], attrs: dict, thumbs: bool | None) -> list[str] | None:
+def _media_files(video_ids: list[str], attrs: StoreAttrs, thumbs: bool | None) -> list[str] | None:
     """The gallery's video files when media are to be written (None: off, or auto and not here)."""
     if thumbs is False:
         return None
@@ -144,18 +152,18 @@ def _media_files(video_ids: list[str], attrs: dict, thumbs: bool | None) -> list
     return files
 
 
-def _check_checkpoint(attrs: dict) -> None:
-    ckpt = attrs.get("checkpoint")
-    if ckpt and not Path(str(ckpt)).exists():
-        name = attrs.get("backbone_name") or (attrs.get("backbone") or {}).get("name", "the backbone")
-        raise ScaleError(f"cannot embed a video file: the store was extracted with {name} checkpoint {ckpt}, "
+def _check_checkpoint(attrs: StoreAttrs) -> None:
+    """A video file can only be embedded where the store's checkpoint is."""
+    if attrs.checkpoint_missing():
+        name = attrs.backbone_name or attrs.spec_name or "the backbone"
+        raise ScaleError(f"cannot embed a video file: the store was extracted with {name} checkpoint {attrs.checkpoint}, "
                          "which does not exist on this machine; restore the checkpoint at that path, "
                          "or query by video id instead")
 
 
 def embed_file(path: Path, attrs: dict, feature_dim: int, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode and embed a video file exactly as the store was made (its view, backbone, checkpoint)."""
-    _check_checkpoint(attrs)
+    _check_checkpoint(StoreAttrs.of(attrs))
     try:
         from ..extract import embed_video
     except ImportError as exc:
@@ -206,7 +214,8 @@ class OpenIndex:
                 self.notes.append(f"the store {self.store_path} changed since the index was built")
         self.store_ids: list[str] = self.store.video_ids if self.store is not None else []
         self._store_row = {vid: i for i, vid in enumerate(self.store_ids)}
-        self.attrs: dict = store_meta.get("attrs") or {}
+        self.attrs: dict = store_meta.get("attrs") or {}  # the store's attributes at build time: how to embed a file
+        self.store_attrs = StoreAttrs.of(self.attrs)
         self.feature_dim = int(store_meta["feature_dim"])
 
     def store_row(self, video_id: str) -> int | None:
@@ -220,7 +229,7 @@ class OpenIndex:
         data = self.store.read([row], names=("features", "coords"))
         label = int(self.store.labels[row])
         info = {"kind": "video_id", "video_id": video_id, "label": label,
-                "class_name": _class_name(self.store.class_names, label), "path": video_path(self.attrs, video_id)}
+                "class_name": _class_name(self.store.class_names, label), "path": video_path(self.store_attrs, video_id)}
         return data["features"].astype(np.float32), data["coords"], info
 
     def embed_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +289,7 @@ def query_index(
         label = int(meta["labels"][r])
         results.append({"rank": len(results) + 1, "video_id": gallery_ids[r], "label": label,
                         "class_name": _class_name(meta["class_names"], label), "similarity": float(sim),
-                        "path": video_path(oi.attrs, gallery_ids[r])})
+                        "path": video_path(oi.store_attrs, gallery_ids[r])})
         if len(results) == top:
             break
     if self_in_gallery:

@@ -53,17 +53,17 @@ def stem(name: str) -> str:
 
 def group_key(name: str) -> str:
     """UCF101 names: "<class>_g<NN>" (same actors and scene); other names: the file name itself."""
-    m = _UCF_NAME.match(stem(name))
-    return f"{m[1].lower()}_g{int(m[2]):02d}" if m else stem(name)
+    match = _UCF_NAME.match(stem(name))
+    return f"{match[1].lower()}_g{int(match[2]):02d}" if match else stem(name)
 
 
 def infer_class(filename: str, class_names: list[str]) -> int | None:
     """The class of an uploaded UCF101-style file name (v_<Class>_gNN_cMM), if it names one."""
-    m = _UCF_NAME.match(stem(filename))
-    if not m:
+    match = _UCF_NAME.match(stem(filename))
+    if not match:
         return None
-    lowered = [c.lower() for c in class_names]
-    return lowered.index(m[1].lower()) if m[1].lower() in lowered else None
+    lowered = [name.lower() for name in class_names]
+    return lowered.index(match[1].lower()) if match[1].lower() in lowered else None
 
 
 def _embed_in_worker(path: str, attrs: dict, feature_dim: int, device: str | None):
@@ -152,12 +152,11 @@ class SearchService:
         return out
 
     def _can_embed(self) -> tuple[bool, str | None]:
-        attrs = self.oi.attrs
-        if not attrs.get("backbone_name"):
+        attrs = self.oi.store_attrs
+        if not attrs.backbone_name:
             return False, "the store does not record its backbone (imported features)"
-        ckpt = attrs.get("checkpoint")
-        if ckpt and not Path(str(ckpt)).exists():
-            return False, f"the store's checkpoint {ckpt} is not on this machine"
+        if attrs.checkpoint_missing():
+            return False, f"the store's checkpoint {attrs.checkpoint} is not on this machine"
         return True, None
 
     def close(self) -> None:
@@ -168,15 +167,13 @@ class SearchService:
         return self.class_names[label] if label is not None and 0 <= label < len(self.class_names) else None
 
     def info(self) -> dict:
-        meta, attrs = self.oi.meta, self.oi.attrs
-        backbone = attrs.get("backbone_name") or (attrs.get("backbone") or {}).get("name")
-        sha = attrs.get("checkpoint_sha256")
+        meta, attrs = self.oi.meta, self.oi.store_attrs
         return {
             "index": self.index_path.name,
-            "backbone": backbone,
-            "checkpoint": attrs.get("checkpoint"),
-            "checkpoint_sha256": sha,
-            "view": (attrs.get("view") or {}).get("name") if isinstance(attrs.get("view"), dict) else attrs.get("view"),
+            "backbone": attrs.backbone_name or attrs.spec_name,
+            "checkpoint": attrs.checkpoint,
+            "checkpoint_sha256": attrs.checkpoint_sha256,
+            "view": attrs.view_name,
             "descriptor": meta["descriptor"],
             "center": bool(meta.get("center")),
             "index_type": meta["index_params"]["index_type"],
@@ -206,7 +203,7 @@ class SearchService:
             label = int(self.oi.store.labels[store_row])
         return {"video_id": video_id, "in_gallery": row is not None, "label": label,
                 "class_name": self._class_name(label), "group": group_key(video_id),
-                "path": video_path(self.oi.attrs, video_id), **self.media_urls(video_id)}
+                "path": video_path(self.oi.store_attrs, video_id), **self.media_urls(video_id)}
 
     def find(self, text: str, limit: int = 20) -> list[str]:
         """Video ids (gallery first, then the rest of the store) containing `text`, case-insensitive."""

@@ -1,0 +1,166 @@
+"""Everything a probe run reads, loaded and checked once: stores, views on the device, the model,
+the grids and the BatchNorm choice. Both protocols (standard and official) run on a ProbeContext.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..errors import ScaleError
+from ..files import file_sha256
+from ..store import FeatureStore
+from ..store.attributes import StoreAttrs
+from . import data as D
+from .fit import Progress
+from .grid import GridSpec, resolve_grids
+from .options import ProbeOptions
+
+EMBEDDED_ROWS = ("scale_knn", "scale_linear")  # rows that read the model's SET token / refined clips
+
+
+@dataclass
+class LoadedModel:
+    """A trained SCALE model with what the result document records about it."""
+
+    module: torch.nn.Module
+    config: dict[str, Any]  # its ScaleConfig as a dict
+    meta: dict[str, Any]  # what its training run recorded (store, train settings)
+    info: dict[str, Any]  # path, file, fingerprint, config, trained_on_split
+
+
+@dataclass
+class ProbeContext:
+    """The inputs of one probe run, on the device, after every compatibility check."""
+
+    options: ProbeOptions
+    rows: list[str]
+    progress: Progress
+    store: FeatureStore
+    train_store: Optional[FeatureStore]
+    device: torch.device
+    labels: np.ndarray
+    n_classes: int
+    model: Optional[LoadedModel]
+    transformer_config: Any  # ScaleConfig of the Transformer row (the model's, with --model)
+    grids: dict[str, GridSpec]
+    batchnorm: list[bool]  # the BatchNorm settings to try in front of clip heads
+    eval_view: D.View
+    train_view: D.View
+    notes: list[str] = field(default_factory=list)
+
+    def check_complete(self, split: int) -> None:
+        """Refuse a split with videos still pending extraction (ScaleError with the counts), or with
+        --allow-incomplete note how many are left out: no probe quietly works on a fraction."""
+        for store, parts in ((self.store, ("train", "test")), (self.train_store, ("train",))):
+            left_out = store.check_complete(split, parts, self.options.allow_incomplete) if store is not None else 0
+            if left_out:
+                self.notes.append(f"split {split}: {left_out} videos still pending in {store.path} are left out "
+                                  "(--allow-incomplete)")
+
+    def split_rows(self, split: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) eval-store rows of `split`: extracted, labelled, and present in --train-store."""
+        train = self.store.split_indices(split, "train")
+        test = self.store.split_indices(split, "test")
+        train, test = train[self.labels[train] >= 0], test[self.labels[test] >= 0]
+        if self.train_store is not None:
+            present = self.train_view.row_of[train] >= 0
+            if not present.all():
+                self.notes.append(f"split {split}: {int((~present).sum())} train videos are not (done) in "
+                                  f"{self.train_store.path} and are left out of probe training")
+            train = train[present]
+        if len(train) == 0:
+            raise ScaleError(f"split {split} of {self.store.path} has no extracted, labelled train videos"
+                             + (f" present in {self.train_store.path}" if self.train_store is not None else ""))
+        if len(test) == 0:
+            raise ScaleError(f"split {split} of {self.store.path} has no extracted, labelled test videos")
+        if np.intersect1d(train, test).size:
+            raise ScaleError(f"split {split} of {self.store.path} lists a video as both train and test")
+        return train, test
+
+
+def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions, model_path: Optional[str | Path],
+                  train_store_path: Optional[str | Path], progress: Progress) -> ProbeContext:
+    """Open and check the stores and the model, then load the views onto the device (once)."""
+    store, train_store = _open_stores(store_path, train_store_path)
+    device = D.resolve_device(options.device)
+    _check_eval_view(store)
+    labels = store.labels
+    n_classes = _count_classes(store, labels)
+    notes: list[str] = []
+    model = _load_model(model_path, store, options.splits(), notes) if model_path is not None else None
+    transformer_config = _transformer_config(model, options, store)
+    grids = resolve_grids(options.grid_preset, options.grid, options.epochs)
+    mae = D.is_mae_family(StoreAttrs.of(store))
+    batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
+    eval_view = D.load_view(store, device)
+    train_view = D.load_view(train_store, device, eval_store=store) if train_store is not None else eval_view
+    if model is not None and any(row in rows for row in EMBEDDED_ROWS):
+        D.embed_view(eval_view, model.module)
+        if train_view is not eval_view:
+            D.embed_view(train_view, model.module)
+    return ProbeContext(options=options, rows=rows, progress=progress, store=store, train_store=train_store,
+                        device=device, labels=labels, n_classes=n_classes, model=model,
+                        transformer_config=transformer_config, grids=grids, batchnorm=batchnorm,
+                        eval_view=eval_view, train_view=train_view, notes=notes)
+
+
+def _open_stores(store_path: str | Path, train_store_path: Optional[str | Path]
+                 ) -> tuple[FeatureStore, Optional[FeatureStore]]:
+    """The eval store and, when given, the train store, checked to be of the same backbone and classes."""
+    store = FeatureStore.open(store_path)
+    train_store = FeatureStore.open(train_store_path) if train_store_path else None
+    if train_store is not None:
+        D.check_compatible(store, train_store)
+    return store, train_store
+
+
+def _check_eval_view(store: FeatureStore) -> None:
+    """Probes test on the eval15 clips; a train16 store belongs to --train-store."""
+    if StoreAttrs.of(store).view_name == "train16":
+        raise ScaleError(f"--store {store.path} holds the train16 view (SSL training clips); probes evaluate on "
+                         "the eval15 (5x3) clips: pass an eval15 store as --store (this one may go to --train-store)")
+
+
+def _count_classes(store: FeatureStore, labels: np.ndarray) -> int:
+    """The number of classes (named or labelled); at least two."""
+    n_classes = max(len(store.class_names), int(labels.max()) + 1 if len(labels) else 0)
+    if n_classes < 2:
+        raise ScaleError(f"{store.path} has fewer than two classes; probes need labelled videos")
+    return n_classes
+
+
+def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], notes: list[str]) -> LoadedModel:
+    """The SCALE model of a run directory, checked against the store; a note for each split whose test
+    videos its SSL training saw."""
+    from ..model import load_model
+    from ..model.io import model_file
+
+    module, run_config = load_model(model_path)
+    model_config, meta = run_config["model"], run_config.get("meta", {}) or {}
+    D.check_model_against_store(model_config, meta, store, Path(model_path))
+    file = model_file(model_path)
+    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
+    trained_split = trained_on.get("split")
+    info = {"path": str(model_path), "file": str(file), "fingerprint": file_sha256(file, n_hex=16),
+            "config": model_config, "trained_on_split": trained_split}
+    for split in splits:
+        if trained_split is not None and int(trained_split) != split:
+            notes.append(f"the SCALE model was trained on the train videos of split {trained_split}; "
+                         f"on split {split} some test videos were seen (unlabelled) during its SSL training")
+    return LoadedModel(module=module, config=model_config, meta=meta, info=info)
+
+
+def _transformer_config(model: Optional[LoadedModel], options: ProbeOptions, store: FeatureStore):
+    """The Transformer row's architecture: the model's (with --model), else the store's input dim,
+    then the [transformer_model] overrides."""
+    from ..model import ScaleConfig
+
+    base = model.config if model is not None else {"input_dim": store.feature_dim}
+    config = ScaleConfig.from_dict({**base, **options.transformer_model})
+    if config.input_dim != store.feature_dim:
+        raise ScaleError(f"transformer input_dim {config.input_dim} != store feature dim {store.feature_dim}")
+    return config

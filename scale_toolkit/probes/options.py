@@ -1,0 +1,159 @@
+"""What a probe run is asked for: the rows of the paper's table and the options that decide them.
+
+Everything here is checked before any store is opened, so a wrong flag fails in a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..checks import check_numbers
+from ..errors import ScaleError
+from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE
+from .transformer import HEADS
+
+ROWS = ("knn", "scale_knn", "linear", "scale_linear", "mlp", "transformer", "scale_ft")  # the paper's order
+ROW_LABELS = {"knn": "k-NN", "scale_knn": "SCALE_kNN", "linear": "Linear", "scale_linear": "SCALE_linear",
+              "mlp": "MLP", "transformer": "Transformer", "scale_ft": "SCALE_ft"}
+KNN_ROWS = ("knn", "scale_knn")
+MODEL_ROWS = ("scale_knn", "scale_linear", "scale_ft")
+CLIP_FEATURES = ("backbone", "refined", "both")
+SCALE_KNN_FEATURES = ("set", "set+refined")
+BATCHNORM = ("auto", "on", "off", "search")
+PROTOCOLS = ("standard", "official")
+
+
+@dataclass
+class ProbeOptions:
+    """Everything that decides a probe run besides the inputs (all of it goes into the result JSON)."""
+
+    split: str = "1"  # "1" | "2" | "3" | "all"
+    knn_k: list[int] = field(default_factory=lambda: [DEFAULT_K])
+    knn_temperature: float = DEFAULT_TEMPERATURE
+    knn_center: str = "none"  # none | train | split
+    scale_knn_feature: str = "set"  # set | set+refined
+    scale_clip_feature: str = "backbone"  # SCALE_linear clip part: backbone | refined | both
+    batchnorm: str = "auto"  # auto: on for MAE-family backbones; on | off | search (both, chosen on validation)
+    head: str = "clip_set"  # Transformer / SCALE_ft head: clip_set | set
+    low_shot: Optional[float] = None
+    seeds: Optional[list[int]] = None  # None: [0], or [0, 1, 2] with low_shot
+    val_fraction: float = 0.1
+    grid_preset: str = "small"
+    grid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    epochs: Optional[int] = None
+    allow_incomplete: bool = False  # probe the done videos of a split still being extracted
+    transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
+    device: str = "auto"
+    protocol: str = "standard"  # standard | official (probes/official.py: the official eval code's choices)
+    select_on_test: bool = False  # official only: pick epoch x aggregation on the TEST split, as the official code
+
+    def resolved_seeds(self) -> list[int]:
+        """The seeds to run: as given, else [0], or [0, 1, 2] with low-shot.
+
+        >>> ProbeOptions().resolved_seeds(), ProbeOptions(low_shot=0.1).resolved_seeds()
+        ([0], [0, 1, 2])
+        """
+        if self.seeds:
+            return [int(seed) for seed in self.seeds]
+        return [0, 1, 2] if self.low_shot else [0]
+
+    def splits(self) -> list[int]:
+        """The splits to run.
+
+        >>> ProbeOptions(split="all").splits(), ProbeOptions(split="2").splits()
+        ([1, 2, 3], [2])
+        """
+        split = str(self.split).strip().lower()
+        if split == "all":
+            return [1, 2, 3]
+        if split in ("1", "2", "3"):
+            return [int(split)]
+        raise ScaleError(f"--split must be 1, 2, 3 or all, got {self.split!r}")
+
+    def validate(self) -> None:
+        """Raise a ScaleError naming the flag of the first option out of range."""
+        check_numbers(self, flags={"knn_k": "--knn"})
+        self.splits()
+        if not self.knn_k or any(int(k) < 1 for k in self.knn_k):
+            raise ScaleError(f"--knn values must be positive integers, got {self.knn_k}")
+        if self.knn_center not in CENTERING:
+            raise ScaleError(f"--knn-center must be one of {', '.join(CENTERING)}, got {self.knn_center!r}")
+        if self.scale_knn_feature not in SCALE_KNN_FEATURES:
+            raise ScaleError(f"--scale-knn-feature must be one of {', '.join(SCALE_KNN_FEATURES)}")
+        if self.scale_clip_feature not in CLIP_FEATURES:
+            raise ScaleError(f"--scale-clip-feature must be one of {', '.join(CLIP_FEATURES)}")
+        if self.batchnorm not in BATCHNORM:
+            raise ScaleError(f"--bn must be one of {', '.join(BATCHNORM)}, got {self.batchnorm!r}")
+        if self.head not in HEADS:
+            raise ScaleError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.low_shot is not None and not 0.0 < self.low_shot <= 1.0:
+            raise ScaleError(f"--low-shot must be a fraction in (0, 1], got {self.low_shot}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ScaleError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.knn_temperature <= 0:
+            raise ScaleError("--knn-temperature must be positive")
+        if self.protocol not in PROTOCOLS:
+            raise ScaleError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.select_on_test and self.protocol != "official":
+            raise ScaleError("--select-on-test reproduces the official code's test-set selection: "
+                             "use it with --protocol official")
+        if self.protocol == "official" and self.batchnorm == "search":
+            raise ScaleError("--bn search selects on validation; --protocol official takes --bn auto, on or off")
+
+
+def default_rows(has_model: bool) -> list[str]:
+    """knn + linear, and their SCALE counterparts when a model is given.
+
+    >>> default_rows(False), default_rows(True)
+    (['knn', 'linear'], ['knn', 'scale_knn', 'linear', 'scale_linear'])
+    """
+    return ["knn", "scale_knn", "linear", "scale_linear"] if has_model else ["knn", "linear"]
+
+
+def rows_for(*, knn: bool = False, linear: bool = False, mlp: bool = False, transformer: bool = False,
+             ft: bool = False, has_model: bool = False) -> list[str]:
+    """The rows `scale probe`'s flags ask for; k-NN and Linear bring their SCALE rows when a model is given.
+
+    An empty list means no row flag was given (``run_probes`` then runs ``default_rows``). SCALE_ft
+    fine-tunes a trained model, so ``ft`` without one is an error.
+
+    >>> rows_for(knn=True, linear=True, has_model=True)
+    ['knn', 'scale_knn', 'linear', 'scale_linear']
+    >>> rows_for(mlp=True, transformer=True)
+    ['mlp', 'transformer']
+    >>> rows_for(ft=True)
+    Traceback (most recent call last):
+    ...
+    scale_toolkit.errors.ScaleError: --ft fine-tunes a trained SCALE model: pass --model RUN_DIR
+    """
+    rows: list[str] = []
+    if knn:
+        rows += ["knn"] + (["scale_knn"] if has_model else [])
+    if linear:
+        rows += ["linear"] + (["scale_linear"] if has_model else [])
+    if mlp:
+        rows.append("mlp")
+    if transformer:
+        rows.append("transformer")
+    if ft:
+        if not has_model:
+            raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
+        rows.append("scale_ft")
+    return rows
+
+
+def checked_rows(rows: Optional[list[str]], has_model: bool) -> list[str]:
+    """The rows to run, in the paper's order: ``rows`` (default: ``default_rows``), each known and
+    each SCALE row backed by a model.
+
+    >>> checked_rows(["linear", "knn"], has_model=False)
+    ['knn', 'linear']
+    """
+    rows = list(rows) if rows else default_rows(has_model)
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise ScaleError(f"unknown probe {unknown[0]!r} (known: {', '.join(ROWS)})")
+    if not has_model and any(row in MODEL_ROWS for row in rows):
+        need = [ROW_LABELS[row] for row in rows if row in MODEL_ROWS]
+        raise ScaleError(f"{', '.join(need)} need a trained SCALE model: pass --model RUN_DIR")
+    return [row for row in ROWS if row in rows]
