@@ -39,8 +39,10 @@ class ScaleConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.0
     final_norm: bool = True
-    in_norm: str = "layernorm"  # "layernorm" | "none": parameter-free LayerNorm before the input projection
-    target_norm: str = "layernorm"  # same, before the MCM target head
+    # feature scaling before the input projection: "standardize" (per dimension, train-split statistics
+    # kept with the model), "layernorm" (parameter-free, per clip) or "none"
+    in_norm: str = "standardize"
+    target_norm: str = "standardize"  # same, before the MCM target head
     pos_hidden: int = 256
     pos_act: str = "gelu"  # "gelu" | "relu"
     token_init_std: float = 0.02  # MSK / SET token init (official code: 0.0, zeros)
@@ -84,7 +86,8 @@ class ScaleConfig:
             raise ScaleError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.set_size < 2:
             raise ScaleError(f"set_size must be at least 2, got {self.set_size}")
-        for name, allowed in (("in_norm", ("layernorm", "none")), ("target_norm", ("layernorm", "none")),
+        norms = ("standardize", "layernorm", "none")
+        for name, allowed in (("in_norm", norms), ("target_norm", norms),
                               ("pos_act", ("gelu", "relu")), ("mcm_reduction", ("paper", "mean")),
                               ("sym_reduction", ("sum", "mean"))):
             if getattr(self, name) not in allowed:

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, save_model
+from scale_toolkit.model.layers import feature_stats
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_split
@@ -124,6 +125,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
 
     torch.manual_seed(config.seed)
     model = ScaleModel(mcfg).to(device)
+    if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
+        model.set_feature_stats(*feature_stats(torch.from_numpy(np.ascontiguousarray(feats_np))))
     fused = device.type in ("cpu", "cuda")
     opt = torch.optim.AdamW(param_groups(model, config.wd), lr=config.lr, betas=config.betas, fused=fused)
     start_epoch = 0
