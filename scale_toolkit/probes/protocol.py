@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import ScaleError
+from ..model.layers import feature_stats
 from ..store import FeatureStore
 from . import data as D
 from .fit import (ClipTable, Progress, TrainSetting, fit_clip_heads, fit_set_classifier, predict_clip_head,
@@ -302,9 +303,12 @@ class _Runner:
         return self._trained_result(probs, test, best, best_score, candidates, train, fit_rows, val_rows)
 
     # ------------------------------------------------------------------ set classifiers
-    def _make_set_classifier(self, kind: str):
+    def _make_set_classifier(self, kind: str, train_features: torch.Tensor):
         if kind == "transformer":
-            return transformer_classifier(self.transformer_config, self.n_classes, self.options.head)
+            clf = transformer_classifier(self.transformer_config, self.n_classes, self.options.head)
+            if clf.model.standardizes:  # a fresh model: the statistics of the videos it is trained on
+                clf.model.set_feature_stats(*feature_stats(train_features))
+            return clf
         return finetune_classifier(self.model, self.n_classes, self.options.head)
 
     def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,14 +326,14 @@ class _Runner:
         candidates = []
         for i, st in enumerate(settings):
             torch.manual_seed(seed)
-            clf = self._make_set_classifier(kind)
+            clf = self._make_set_classifier(kind, f_fit)
             fit_set_classifier(clf, f_fit, c_fit, y_fit, st, seed, self.progress, f"{task} grid {i + 1}/{len(settings)}")
             candidates.append((validation_score(predict_set_classifier(clf, f_val, c_val), self.labels[val_rows]), i, st))
             del clf
         best_score, _, best = max(candidates, key=lambda c: (c[0], -c[1]))
         torch.manual_seed(seed)
-        clf = self._make_set_classifier(kind)
         f_tr, c_tr = self._set_inputs(self.train_view, train)
+        clf = self._make_set_classifier(kind, f_tr)
         fit_set_classifier(clf, f_tr, c_tr, torch.as_tensor(self.labels[train], dtype=torch.long), best, seed,
                            self.progress, f"{task} final")
         probs = predict_set_classifier(clf, *self._set_inputs(self.eval_view, test))
