@@ -36,6 +36,8 @@ class _TrainProgress:
                             info=f"epoch {event['epoch']}/{self.epochs}  loss {self.loss}  {rate:,.0f} samples/s")
         elif kind == "epoch":
             self.loss = f"{event['loss']:.3f} (mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)"
+        elif kind == "warning":
+            self.bar.console.print(f"[yellow]warning[/yellow] (epoch {event['epoch']}): {event['message']}")
         elif kind == "end":
             self.bar.stop()
 
@@ -46,6 +48,8 @@ def train_cmd(
     split: int = typer.Option(1, "--split", help="Split 1..3; only its train videos are used."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, metrics.jsonl, curves.png, model.pt)."),
     epochs: int = typer.Option(500, "--epochs", help="Epochs (one epoch = every train video once)."),
+    steps: int = typer.Option(0, "--steps", help="At least this many optimiser steps: a small training set runs more epochs (0: --epochs decides)."),
+    ssl_val: float = typer.Option(0.1, "--ssl-val", help="Fraction of the train videos held out for the held-out MCM/SET metrics (0: none)."),
     batch_size: int = typer.Option(512, "--batch-size", help="Videos per step (global across torchrun ranks)."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate."),
     wd: float = typer.Option(0.05, "--wd", help="AdamW weight decay (never on biases, norms or learned tokens)."),
@@ -73,7 +77,8 @@ def train_cmd(
     given = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
     arch = {k: v for k, v in given.items() if v is not None}
     model = ScaleConfig.official(**arch) if official else ScaleConfig(**arch)
-    cfg = TrainConfig(store=str(store), split=split, out=str(out_dir), epochs=epochs, batch_size=batch_size, lr=lr, wd=wd,
+    cfg = TrainConfig(store=str(store), split=split, out=str(out_dir), epochs=epochs, steps=steps or None, ssl_val=ssl_val,
+                      batch_size=batch_size, lr=lr, wd=wd,
                       warmup=warmup, seed=seed, device=device, precision=precision, save_every=save_every, resume=resume,
                       threads=threads or None, compile=compile_step, model=model)
     summary = train(cfg, progress=_TrainProgress())
@@ -82,4 +87,6 @@ def train_cmd(
     out.print(f"[bold]{summary['run_dir']}[/bold]: {summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
               f"(MCM acc {final.get('mcm_acc', float('nan')):.3f}, SET acc {final.get('set_acc', float('nan')):.3f})"
               + (f", {rate:,.0f} samples/s" if rate else ""))
+    if "val_mcm_acc" in final:
+        out.print(f"held-out videos: MCM top-1 {final['val_mcm_acc']:.3f}, SET top-1 {final['val_set_acc']:.3f}")
     out.print(f"model: {summary.get('model_path')}  curves: {Path(summary['run_dir']) / 'curves.png'}")
