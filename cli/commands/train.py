@@ -66,7 +66,7 @@ def train_cmd(
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),
     layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
     heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: 8]."),
-    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.2]."),
     official: bool = typer.Option(False, "--official", help="Use the official SCALE code's choices where they differ from the paper (see docs/training.md)."),
     config: Path = CONFIG_OPTION,
 ) -> None:

@@ -46,6 +46,9 @@ class ScaleConfig:
     pos_hidden: int = 256
     pos_act: str = "gelu"  # "gelu" | "relu"
     token_init_std: float = 0.02  # MSK / SET token init (official code: 0.0, zeros)
+    # Linear layers: "torch" (PyTorch's default, as the official code) or "trunc_normal" (std 0.02,
+    # zero bias): the latter makes the positional MLP's output ~1/20 of the clip tokens at the start
+    linear_init: str = "torch"
     # contrastive heads (MLP, no batch norm)
     head_layers: int = 3
     head_hidden: int = 1024
@@ -55,7 +58,7 @@ class ScaleConfig:
     proj_dim: int = 256  # official: 128
     share_set_heads: bool = False  # official: True (one head for both CLS tokens)
     # losses
-    tau: float = 0.1  # official: 0.2
+    tau: float = 0.2  # as the official code (0.1 learned less on order-sensitive data, docs/training.md)
     set_tau: Optional[float] = None  # None -> tau
     mcm_weight: float = 1.0
     set_weight: float = 1.0
@@ -88,7 +91,8 @@ class ScaleConfig:
             raise ScaleError(f"set_size must be at least 2, got {self.set_size}")
         norms = ("standardize", "layernorm", "none")
         for name, allowed in (("in_norm", norms), ("target_norm", norms),
-                              ("pos_act", ("gelu", "relu")), ("mcm_reduction", ("paper", "mean")),
+                              ("pos_act", ("gelu", "relu")), ("linear_init", ("torch", "trunc_normal")),
+                              ("mcm_reduction", ("paper", "mean")),
                               ("sym_reduction", ("sum", "mean"))):
             if getattr(self, name) not in allowed:
                 raise ScaleError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -60,7 +60,11 @@ class ScaleModel(nn.Module):
 
     def reset_parameters(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if not isinstance(m, nn.Linear):
+                continue
+            if self.config.linear_init == "torch":
+                m.reset_parameters()  # PyTorch's default, U(+-1/sqrt(fan_in)) (the official code's)
+            else:
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
