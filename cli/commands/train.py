@@ -43,6 +43,8 @@ class _TrainProgress:
                          f"(mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)")
             self.bar.update(self.task, completed=event["step"], info=f"epoch {event['epoch']}/{self.epochs}{self.last}",
                             milestone=True)
+        elif kind == "warning":
+            self.bar.console.print(f"warning (epoch {event['epoch']}): {event['message']}", style="yellow")
         elif kind == "end":
             self.bar.stop()
 
@@ -53,6 +55,8 @@ def train_cmd(
     split: int = typer.Option(1, "--split", help="Split 1..3; only its train videos are used."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, metrics.jsonl, curves.png, model.pt)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (one epoch = every train video once) [default: 500]."),
+    steps: int = typer.Option(0, "--steps", help="At least this many optimiser steps: a small training set runs more epochs (0: --epochs decides)."),
+    ssl_val: float = typer.Option(0.1, "--ssl-val", help="Fraction of the train videos held out for the held-out MCM/SET metrics (0: none)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per step (global across torchrun ranks) [default: 512]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate [default: 1e-3; --official: 3e-4]."),
     wd: Optional[float] = typer.Option(None, "--wd", help="AdamW weight decay, never on biases, norms or learned tokens [default: 0.05; --official: 1e-4]."),
@@ -70,7 +74,7 @@ def train_cmd(
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),
     layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
     heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: hidden/32]."),
-    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.1; --official: 0.2]."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.2]."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
     official: bool = typer.Option(False, "--official", help="Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, lr 3e-4, wd 1e-4, 5 % warm-up, no clipping, fp32 (flags given still win; see docs/training.md)."),
     config: Path = CONFIG_OPTION,
@@ -82,13 +86,16 @@ def train_cmd(
                  "rerun with --resume (same flags) to continue")
     arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
     cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
-                               batch_size=batch_size, lr=lr, wd=wd, warmup=warmup, grad_clip=grad_clip, seed=seed,
-                               device=device, precision=precision, save_every=save_every, resume=resume,
-                               threads=threads or None, compile=compile_step, allow_incomplete=allow_incomplete)
+                               steps=steps or None, ssl_val=ssl_val, batch_size=batch_size, lr=lr, wd=wd,
+                               warmup=warmup, grad_clip=grad_clip, seed=seed, device=device, precision=precision,
+                               save_every=save_every, resume=resume, threads=threads or None, compile=compile_step,
+                               allow_incomplete=allow_incomplete)
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")
     out.print(Text(shown(summary["run_dir"]) + ":", style="bold"), f"{summary['epochs']} epochs, final loss {final.get('loss', float('nan')):.4f} "
               f"(MCM acc {final.get('mcm_acc', float('nan')):.3f}, SET acc {final.get('set_acc', float('nan')):.3f})"
               + (f", {rate:,.0f} samples/s" if rate else ""))
+    if "val_mcm_acc" in final:
+        out.print(f"held-out videos: MCM top-1 {final['val_mcm_acc']:.3f}, SET top-1 {final['val_set_acc']:.3f}")
     out.print(f"model: {shown(summary.get('model_path'))}  curves: {shown(Path(summary['run_dir']) / 'curves.png')}")

@@ -42,13 +42,17 @@ class ScaleConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.0
     final_norm: bool = True
-    in_norm: str = "layernorm"  # "layernorm" | "none": parameter-free LayerNorm before the input projection
-    target_norm: str = "layernorm"  # same, before the MCM target head
+    # feature scaling before the input projection: "standardize" (per dimension, train-split statistics
+    # kept with the model), "layernorm" (parameter-free, per clip) or "none"
+    in_norm: str = "standardize"
+    target_norm: str = "standardize"  # same, before the MCM target head
     pos_hidden: int = 256
     pos_act: str = "gelu"  # "gelu" | "relu"
     pos_input: str = "eq5"  # "eq5": the stored 6-vector; "official7": [flip, y0, x0, y1, x1, t0, t1] min-max per video
     token_init_std: float = 0.02  # MSK / SET token init (official code: 0.0, zeros)
-    init: str = "trunc_normal"  # Linear weights: trunc-normal 0.02, zero bias; "pytorch": PyTorch's default (official)
+    # Linear layers: "pytorch" (PyTorch's default, as the official code) or "trunc_normal" (std 0.02,
+    # zero bias): the latter makes the positional MLP's output ~1/20 of the clip tokens at the start
+    init: str = "pytorch"
     # contrastive heads (MLP, no batch norm)
     head_layers: int = 3
     head_hidden: int = 1024
@@ -58,7 +62,7 @@ class ScaleConfig:
     proj_dim: int = 256  # official: 128
     share_set_heads: bool = False  # official: True (one head for both CLS tokens)
     # losses
-    tau: float = 0.1  # official: 0.2
+    tau: float = 0.2  # as the official code (0.1 learned less on order-sensitive data, docs/training.md)
     set_tau: Optional[float] = None  # None -> tau
     mcm_weight: float = 1.0
     set_weight: float = 1.0
@@ -91,7 +95,8 @@ class ScaleConfig:
             raise ScaleError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.set_size < 2:
             raise ScaleError(f"set_size must be at least 2, got {self.set_size}")
-        for name, allowed in (("in_norm", ("layernorm", "none")), ("target_norm", ("layernorm", "none")),
+        norms = ("standardize", "layernorm", "none")
+        for name, allowed in (("in_norm", norms), ("target_norm", norms),
                               ("pos_act", ("gelu", "relu")), ("mcm_reduction", ("paper", "mean")),
                               ("sym_reduction", ("sum", "mean")), ("pos_input", tuple(POS_INPUTS)),
                               ("init", ("trunc_normal", "pytorch"))):

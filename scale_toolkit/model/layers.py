@@ -60,6 +60,47 @@ def _attention_bmm(q, k, v, attn_mask, dropout_p):
     return a @ v
 
 
+class Standardize(nn.Module):
+    """Per-dimension ``(x - mean) / std`` with fixed statistics (buffers, saved with the model).
+
+    Backbone clip features share a large common vector across all videos (here 90 % of their norm),
+    and a per-sample LayerNorm keeps it; subtracting the training split's per-dimension mean and
+    dividing by its std leaves the differences between clips, which is what the losses contrast.
+    Identity until ``set_stats`` is called (the trainer does it with the train split's statistics).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+@torch.no_grad()
+def feature_stats(features: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (float32 [D]) over every clip of ``features`` [..., D], accumulated
+    in float64 by chunks (float16 stores); a constant dimension gets std 1 (it is zero after centring)."""
+    flat = features.reshape(-1, features.shape[-1])
+    s = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
+    s2 = torch.zeros_like(s)
+    for i in range(0, flat.shape[0], chunk):
+        x = flat[i:i + chunk].double()
+        s += x.sum(0)
+        s2 += (x * x).sum(0)
+    n = max(1, flat.shape[0])
+    mean = s / n
+    std = (s2 / n - mean * mean).clamp_min(0).sqrt()
+    std = torch.where(std > 1e-6 * std.max().clamp_min(1e-30), std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
 class MLPHead(nn.Sequential):
     """``layers`` Linear layers with GELU between them, no batch norm, no output norm.
 

@@ -9,11 +9,13 @@ from torch import nn
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
-from scale_toolkit.model.layers import Block, MLPHead
+from scale_toolkit.model.layers import Block, MLPHead, Standardize
 from scale_toolkit.model.masking import masked_slots, n_masked
 
 
-def _norm(kind: str, dim: int) -> nn.Module:
+def _norm(kind: str, dim: int, standardize: nn.Module | None = None) -> nn.Module:
+    if kind == "standardize":
+        return standardize if standardize is not None else Standardize(dim)
     return nn.LayerNorm(dim, elementwise_affine=False) if kind == "layernorm" else nn.Identity()
 
 
@@ -49,7 +51,8 @@ class ScaleModel(nn.Module):
         pl = c.pred_head_layers or c.head_layers
         ph = c.pred_head_hidden or c.head_hidden
         self.pred_head = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
-        self.target_norm = _norm(c.target_norm, c.input_dim)
+        # one set of statistics when both paths standardise
+        self.target_norm = _norm(c.target_norm, c.input_dim, self.in_norm if c.in_norm == "standardize" else None)
         self.target_head = MLPHead(c.input_dim, c.head_hidden, c.proj_dim, c.head_layers, c.head_bias)
         self.set_head_a = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
         self.set_head_b = self.set_head_a if c.share_set_heads else MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
@@ -57,9 +60,11 @@ class ScaleModel(nn.Module):
 
     def reset_parameters(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Linear) and self.config.init == "pytorch":
-                m.reset_parameters()  # PyTorch's default (Kaiming-uniform), as the official code
-            elif isinstance(m, nn.Linear):
+            if not isinstance(m, nn.Linear):
+                continue
+            if self.config.init == "pytorch":
+                m.reset_parameters()  # PyTorch's default, U(+-1/sqrt(fan_in)) (the official code's)
+            else:
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -69,6 +74,16 @@ class ScaleModel(nn.Module):
                 nn.init.trunc_normal_(p, std=std)
             else:
                 nn.init.zeros_(p)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Statistics of the ``standardize`` input / target normalisation (per-dimension [D])."""
+        for m in (self.in_norm, self.target_norm):
+            if isinstance(m, Standardize):
+                m.set_stats(mean, std)
+
+    @property
+    def standardizes(self) -> bool:
+        return isinstance(self.in_norm, Standardize) or isinstance(self.target_norm, Standardize)
 
     # ------------------------------------------------------------------ predictor
     def forward(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor | None = None,
@@ -90,7 +105,15 @@ class ScaleModel(nn.Module):
         if features.shape[-1] != self.config.input_dim:
             raise ScaleError(f"feature dimension {features.shape[-1]} does not match the model's input_dim "
                              f"{self.config.input_dim}; use a store extracted with the same backbone")
-        return self._predict(self.in_norm(features.to(self._compute_dtype(features))), coords, mask, valid)
+        return self._predict(self._normalize(self.in_norm, features), coords, mask, valid)
+
+    def _normalize(self, norm: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """``norm`` applied to the frozen features, in the compute dtype. Standardising subtracts a
+        mean that dwarfs the differences, so it runs in float32 before any cast to bf16."""
+        dtype = self._compute_dtype(features)
+        if isinstance(norm, Standardize):
+            return norm(features.float()).to(dtype)
+        return norm(features.to(dtype))
 
     def _compute_dtype(self, features: torch.Tensor) -> torch.dtype:
         """Autocast's dtype when autocast is on (the frozen features are cast once), else the weights'."""
@@ -161,8 +184,7 @@ class ScaleModel(nn.Module):
         b, s, k, d = features.shape
         if d != self.config.input_dim:
             raise ScaleError(f"feature dimension {d} does not match the model's input_dim {self.config.input_dim}")
-        f = features.to(self._compute_dtype(features))
-        normed = self.in_norm(f)
+        normed = self._normalize(self.in_norm, features)
         seqs = (normed.reshape(b * s, k, d), coords.reshape(b * s, k, coords.shape[-1]), mask.reshape(b * s, k), None)
         if self.config.pred_all_tokens:
             x = self._tokens(*seqs)
@@ -183,7 +205,7 @@ class ScaleModel(nn.Module):
         st = x[:, 0].reshape(b, s, -1)
         u1 = F.normalize(self.set_head_a(st[:, 0]).float(), dim=-1)
         u2 = F.normalize(self.set_head_b(st[:, 1]).float(), dim=-1)
-        tgt_in = normed if self.config.target_norm == self.config.in_norm else self.target_norm(f)
+        tgt_in = normed if self.config.target_norm == self.config.in_norm else self._normalize(self.target_norm, features)
         target = F.normalize(self.target_head(tgt_in).float(), dim=-1)
         pred = F.normalize(self.pred_head(refined).float(), dim=-1)
         if self.config.pred_all_tokens:

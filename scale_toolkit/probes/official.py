@@ -114,14 +114,17 @@ class OfficialRunner:
         pos_input = self.transformer_config.pos_input if kind in ("scale_linear", "scale_ft", "transformer") else "eq5"
         return view.features[idx], view.positions(pos_input)[idx]
 
-    def _classifier(self, kind: str, seed: int) -> ClipClassifier:
+    def _classifier(self, kind: str, seed: int, train_features: torch.Tensor) -> ClipClassifier:
         from ..model import ScaleModel
+        from ..model.layers import feature_stats
 
         torch.manual_seed(seed)
         ssl_model = self.ctx.model.module if self.ctx.model is not None else None
         model = {"scale_linear": ssl_model, "scale_ft": self.ft_model}.get(kind)
         if kind == "transformer":
             model = ScaleModel(self.transformer_config)
+            if model.standardizes:  # a fresh model: the statistics of the videos it is trained on
+                model.set_feature_stats(*feature_stats(train_features))
         classifier = make_classifier(kind, self.ctx.store.feature_dim, self.ctx.n_classes, model, self.ctx.batchnorm[0])
         return classifier.to(self.ctx.device)
 
@@ -141,7 +144,7 @@ class OfficialRunner:
                 if keep_best and sc["top1"] > best["top1"]:  # strictly better: earliest epoch, mode order
                     best.update(top1=sc["top1"], scores=video_scores(logits, mode))
 
-        clf = self._classifier(kind, seed)
+        clf = self._classifier(kind, seed, x)
         fit_official(clf, x, pos, torch.as_tensor(self.ctx.labels[fit_rows], dtype=torch.long), self.schedule, seed, epochs,
                      evaluate)
         return history, best["scores"]
@@ -158,7 +161,7 @@ class OfficialRunner:
         history, _ = self._train_and_score(kind, fit_rows, val_rows, seed, epochs, keep_best=False)
         epoch, mode, val = _best(history)
         x, pos = self._inputs(self.ctx.train_view, train, kind)
-        clf = self._classifier(kind, seed)
+        clf = self._classifier(kind, seed, x)
         fit_official(clf, x, pos, torch.as_tensor(self.ctx.labels[train], dtype=torch.long), self.schedule, seed, epoch)
         logits = clip_logits(clf, *self._inputs(self.ctx.eval_view, test, kind))
         sc = mode_scores(logits, self.ctx.labels[test])[mode]

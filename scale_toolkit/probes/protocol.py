@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from ..model.layers import feature_stats
 from . import data as D
 from .context import ProbeContext, build_context
 from .fit import (
@@ -232,10 +233,13 @@ class StandardRunner:
         return predict_clip_head(head, self._table(ctx.eval_view, kind, test))
 
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
-    def _make_set_classifier(self, kind: str) -> torch.nn.Module:
+    def _make_set_classifier(self, kind: str, train_features: torch.Tensor) -> torch.nn.Module:
         ctx = self.ctx
         if kind == "transformer":
-            return transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
+            classifier = transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
+            if classifier.model.standardizes:  # a fresh model: the statistics of the videos it is trained on
+                classifier.model.set_feature_stats(*feature_stats(train_features))
+            return classifier
         return finetune_classifier(ctx.model.module, ctx.n_classes, ctx.options.head)
 
     def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,7 +257,7 @@ class StandardRunner:
                     for base, pairs in ctx.grids[kind].groups([False]) for lr, wd in pairs]
         for number, setting in enumerate(settings, start=1):
             torch.manual_seed(seed)
-            classifier = self._make_set_classifier(kind)
+            classifier = self._make_set_classifier(kind, fit_features)
             fit_set_classifier(classifier, fit_features, fit_positions, fit_labels, setting, seed, ctx.progress,
                                f"{task} grid {number}/{len(settings)}")
             val_probs = predict_set_classifier(classifier, val_features, val_positions)
@@ -264,8 +268,8 @@ class StandardRunner:
                               test: np.ndarray) -> np.ndarray:
         ctx = self.ctx
         torch.manual_seed(seed)
-        classifier = self._make_set_classifier(kind)
         train_features, train_positions = self._set_inputs(ctx.train_view, train)
+        classifier = self._make_set_classifier(kind, train_features)
         fit_set_classifier(classifier, train_features, train_positions,
                            torch.as_tensor(ctx.labels[train], dtype=torch.long), setting, seed, ctx.progress,
                            f"{task} final")

@@ -19,13 +19,16 @@ class TrainConfig:
     """Every flag of `scale train` (the model's own options live in ``model``).
 
     ``warmup`` is in epochs (may be fractional); the learning rate rises linearly over the
-    warm-up steps, then follows a cosine to ``min_lr``, updated every step.
+    warm-up steps, then follows a cosine to ``min_lr``, updated every step. ``steps`` raises the
+    number of epochs to ``ceil(steps / steps_per_epoch)`` when ``epochs`` would take fewer steps
+    (a training set that fits in a few batches needs many epochs).
     """
 
     store: str = ""
     split: int = 1
     out: str = ""
     epochs: int = 500
+    steps: Optional[int] = None  # minimum optimiser steps: small sets run more epochs to reach it
     batch_size: int = 512
     lr: float = 1e-3
     wd: float = 0.05
@@ -41,6 +44,7 @@ class TrainConfig:
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
     allow_incomplete: bool = False  # train on the done videos of a split still being extracted
+    ssl_val: float = 0.1  # fraction of the train-split videos held out for the held-out SSL metrics (0: none)
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
@@ -56,6 +60,10 @@ class TrainConfig:
             raise ScaleError("--lr must be positive, --wd and --warmup non-negative")
         if self.min_lr < 0 or self.grad_clip < 0 or not all(0 <= b < 1 for b in self.betas):
             raise ScaleError("min_lr and grad_clip must be >= 0 and betas in [0, 1)")
+        if self.steps is not None and self.steps < 1:
+            raise ScaleError(f"--steps must be positive, got {self.steps}")
+        if not 0.0 <= self.ssl_val < 1.0:
+            raise ScaleError(f"--ssl-val must be a fraction in [0, 1), got {self.ssl_val}")
         if self.save_every < 0 or self.last_every < 1:
             raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
 

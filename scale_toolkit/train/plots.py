@@ -19,10 +19,13 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
     axes[0].set_title("loss")
     axes[0].legend()
     for key in ("mcm_acc", "set_acc"):
-        axes[1].plot(ep, [r[key] for r in rows], label=key)
-    axes[1].set_title("accuracy (in-batch retrieval)")
+        line, = axes[1].plot(ep, [r[key] for r in rows], label=f"{key} (train batches)")
+        held = [(r["epoch"], r[f"val_{key}"]) for r in rows if f"val_{key}" in r]
+        if held:  # the held-out videos' curve in the same colour, dashed
+            axes[1].plot(*zip(*held), linestyle="--", color=line.get_color(), label=f"{key} (held-out)")
+    axes[1].set_title("top-1 (in-batch retrieval)")
     axes[1].set_ylim(0, 1)
-    axes[1].legend()
+    axes[1].legend(fontsize=7)
     axes[2].plot(ep, [r["lr"] for r in rows])
     axes[2].set_title("learning rate")
     for ax in axes:

@@ -67,9 +67,10 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
     with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         emb = fwd(f, c, ml)
     pos_global = [masked_positions(mask[:, s], cfg) for s in range(2)] if world_size > 1 else pos_local
-    u1, u2, target = gather_rows(emb["u1"]), gather_rows(emb["u2"]), gather_rows(emb["target"])
+    gather = gather_rows if world_size > 1 else (lambda x, sizes=None: x)  # one process (held-out metrics under DDP too)
+    u1, u2, target = gather(emb["u1"]), gather(emb["u2"]), gather(emb["target"])
     if cfg.pred_all_tokens:
-        pred = gather_rows(emb["pred"])
+        pred = gather(emb["pred"])
     else:
         n0 = pos_local[0].shape[0]
         pred_sets = [emb["pred"][:n0], emb["pred"][n0:]]

@@ -16,6 +16,7 @@ from scale_toolkit.atomic import write_json, write_text
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.locks import RunLock
 from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, non_finite_weights, save_model
+from scale_toolkit.model.layers import feature_stats
 from scale_toolkit.model.positions import model_positions
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.ownership import check_run_dir
@@ -24,6 +25,8 @@ from scale_toolkit.runtime import torch_threads
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_flip, load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
+from scale_toolkit.train.evaluate import ssl_metrics
+from scale_toolkit.train.health import PlateauMonitor, holdout_split
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import plot_curves
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
@@ -31,7 +34,7 @@ from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precisi
 Progress = Callable[[dict[str, Any]], None]
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
 # train settings a resumed run must share with the checkpoint it continues
-RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip", "seed", "precision")
+RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip", "seed", "precision", "ssl_val", "steps")
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -121,11 +124,16 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         store_info = {"path": "<in-memory>", "split": config.split, "n_train_videos": int(feats_np.shape[0])}
     if feats_np.ndim != 3 or coords_np.shape != feats_np.shape[:2] + (6,):
         raise ScaleError(f"expected features [N,V,D] and coords [N,V,6], got {feats_np.shape} and {coords_np.shape}")
-    n, v, d = feats_np.shape
-    mcfg = replace(config.model, input_dim=int(d))
+    mcfg = replace(config.model, input_dim=int(feats_np.shape[2]))
     if mcfg.pos_input != "eq5":  # scaled over each video's own (all V) clips, once, as the official extraction does
-        flip = np.zeros((n, v), bool) if flip_np is None else flip_np
+        flip = np.zeros(feats_np.shape[:2], bool) if flip_np is None else flip_np
         coords_np = model_positions(mcfg.pos_input, coords_np, flip)
+    # held-out train-split videos for the SSL health metrics (never test videos, never trained on)
+    train_rows, val_rows = holdout_split(feats_np.shape[0], config.ssl_val, config.seed)
+    val_np = (feats_np[val_rows], coords_np[val_rows]) if len(val_rows) else None
+    if len(val_rows):
+        feats_np, coords_np = feats_np[train_rows], coords_np[train_rows]
+    n, v, d = feats_np.shape
     if v < 2 * mcfg.set_size:
         view = store_info.get("view") if isinstance(store_info.get("view"), dict) else {}
         what = f"{store_info.get('path', 'the store')} ({view['name']} view)" if view.get("name") else store_info.get("path", "the store")
@@ -137,7 +145,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if batch < 2:
         raise ScaleError(f"only {n} training videos: too few for a contrastive batch across {ws} process(es)")
     spe = n // batch
-    total = config.epochs * spe
+    epochs = max(config.epochs, -(-config.steps // spe)) if config.steps else config.epochs
+    total = epochs * spe
     warm = int(round(config.warmup * spe))
     precision = resolve_precision(config.precision, device)
     amp = precision.autocast_dtype
@@ -145,6 +154,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
 
     torch.manual_seed(config.seed)
     model = ScaleModel(mcfg).to(device)
+    if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
+        model.set_feature_stats(*feature_stats(torch.from_numpy(np.ascontiguousarray(feats_np))))
     fused = device.type in ("cpu", "cuda")
     opt = torch.optim.AdamW(param_groups(model, config.wd), lr=config.lr, betas=config.betas, fused=fused)
     start_epoch = 0
@@ -178,8 +189,9 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
         metrics_path.unlink(missing_ok=True)
 
     run_meta = {"train": resolved.to_dict(), "model": mcfg.to_dict(), "store": store_info,
-                "effective": {"batch_size": batch, "steps_per_epoch": spe, "total_steps": total,
-                              "warmup_steps": warm, "world_size": ws, "device": str(device), **precision.to_dict()}}
+                "effective": {"epochs": epochs, "batch_size": batch, "steps_per_epoch": spe, "total_steps": total,
+                              "ssl_val_videos": int(len(val_rows)), "warmup_steps": warm, "world_size": ws,
+                              "device": str(device), **precision.to_dict()}}
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", run_meta)
@@ -196,15 +208,17 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     b_local = batch // ws
     lo, hi = info.rank * b_local, (info.rank + 1) * b_local
     emit = progress if (progress is not None and info.is_main) else (lambda e: None)
-    emit({"event": "start", "epochs": config.epochs, "start_epoch": start_epoch, "steps_per_epoch": spe,
+    emit({"event": "start", "epochs": epochs, "start_epoch": start_epoch, "steps_per_epoch": spe,
           "total_steps": total, "batch_size": batch, "n_videos": n, "run_dir": str(out), "device": str(device),
           "precision": precision.describe()})
     gen = torch.Generator(device=device)
     last: dict[str, Any] = {}
     t_start = time.perf_counter()
     rates = []
+    monitor = PlateauMonitor(epochs)
+    warnings: list[str] = []
     with reuse_freed_memory(device):  # each step reuses the last one's pages (host_memory.py)
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(start_epoch, epochs):
             es = _epoch_seed(config.seed, epoch)
             gen.manual_seed(es)
             torch.manual_seed(es ^ 0x5EED)  # dropout
@@ -241,10 +255,16 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
             rates.append(rate)
             last = {"epoch": epoch + 1, "step": (epoch + 1) * spe, **dict(zip(METRIC_KEYS, vals)), "lr": lr,
                     "samples_per_s": rate, "epoch_time_s": dt}
+            if info.is_main and val_np is not None:
+                last.update(_held_out(model, val_np, batch, config.seed))
+                note = monitor.update(epoch + 1, last["val_mcm_acc"], last["val_set_acc"])
+                if note:
+                    warnings.append(note)
+                    emit({"event": "warning", "epoch": epoch + 1, "message": note})
             if info.is_main:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(last) + "\n")
-                done = epoch + 1 == config.epochs
+                done = epoch + 1 == epochs
                 snapshot = config.save_every > 0 and (epoch + 1) % config.save_every == 0
                 if done or snapshot or (epoch + 1) % max(1, config.last_every) == 0:
                     ck = {"format": "scale-checkpoint", "version": 1, "epoch": epoch + 1, "model_config": mcfg.to_dict(),
@@ -256,11 +276,12 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
                 if done or snapshot:
                     plot_curves(metrics_path, out / "curves.png")
             emit({"event": "epoch", **last})
-    summary: dict[str, Any] = {"run_dir": str(out), "epochs": config.epochs, "resumed_from_epoch": start_epoch or None,
+    summary: dict[str, Any] = {"run_dir": str(out), "epochs": epochs, "resumed_from_epoch": start_epoch or None,
                                "steps": total, "batch_size": batch, "world_size": ws, "device": str(device),
                                "precision": precision.value,
                                "time_s": time.perf_counter() - t_start,
-                               "samples_per_s": float(np.median(rates)) if rates else None, "final": last}
+                               "samples_per_s": float(np.median(rates)) if rates else None, "final": last,
+                               "warnings": warnings}
     if info.is_main:
         summary["model_path"] = str(save_model(model, out, extra=run_meta))
         if not last and metrics_path.exists():  # resumed a finished run: report its last epoch
@@ -272,6 +293,16 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     if info.enabled:
         dist.barrier()
     return summary
+
+
+def _held_out(model: ScaleModel, val: tuple[np.ndarray, np.ndarray], batch: int, seed: int) -> dict[str, float]:
+    """MCM / SET loss and top-1 on the held-out videos: the same sets and masks every epoch (fixed
+    seed), eval mode, in-batch candidates as in training (batches of at most ``batch`` videos);
+    small hold-outs are drawn several times so the accuracy is not a handful of samples."""
+    n = len(val[0])
+    rounds = min(8, max(1, -(-256 // n)))
+    m = ssl_metrics(model, val[0], val[1], batch_size=min(batch, n), seed=seed, rounds=rounds)
+    return {f"val_{k}": m[k] for k in ("mcm_loss", "set_loss", "mcm_acc", "set_acc")}
 
 
 def _compile_errors_in_one_line(loss_fn: Callable) -> Callable:

@@ -8,7 +8,7 @@ import torch
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model import ScaleConfig
 from scale_toolkit.train import TrainConfig, train
-from tests.train.helpers import TINY_MODEL, make_train_store
+from tests.train.helpers import TINY_MODEL, assert_same_weights, make_train_store
 
 slow = pytest.mark.slow  # up to a minute of compiling
 needs_compiler = pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")
@@ -32,8 +32,7 @@ def test_compiled_step_matches_eager(tmp_path):
         assert a["mcm_acc"] == pytest.approx(b["mcm_acc"], abs=1e-6)
     ea = torch.load(tmp_path / "eager" / "checkpoint_last.pt", weights_only=True)["state_dict"]
     co = torch.load(tmp_path / "compiled" / "checkpoint_last.pt", weights_only=True)["state_dict"]
-    for k in ea:
-        torch.testing.assert_close(ea[k], co[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert_same_weights(ea, co, rtol=1e-4, atol=1e-5)
 
 
 @slow

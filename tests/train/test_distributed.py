@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scale_toolkit.train import TrainConfig, train
-from tests.train.helpers import TINY_MODEL, make_train_store
+from tests.train.helpers import TINY_MODEL, assert_same_weights, make_train_store
 
 
 @pytest.mark.slow
@@ -30,8 +30,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
         one = torch.load(tmp_path / f"single_{mode}" / "checkpoint_last.pt", weights_only=True)
         two = torch.load(tmp_path / f"ddp_{mode}" / "checkpoint_last.pt", weights_only=True)
         assert two["meta"]["effective"]["world_size"] == 2 and two["meta"]["effective"]["batch_size"] == 12
-        for k, v in one["state_dict"].items():
-            assert torch.allclose(v, two["state_dict"][k], atol=2e-5, rtol=1e-4), (mode, k)
+        assert_same_weights(one["state_dict"], two["state_dict"], what=mode)
         m1 = [json.loads(x) for x in (tmp_path / f"single_{mode}" / "metrics.jsonl").read_text().splitlines()]
         m2 = [json.loads(x) for x in (tmp_path / f"ddp_{mode}" / "metrics.jsonl").read_text().splitlines()]
         for a, b in zip(m1, m2):

@@ -35,10 +35,14 @@ def test_train_writes_run_dir_and_loadable_model(tmp_path):
         assert all(math.isfinite(r[key]) for r in rows), key
     conf = json.loads((run / "config.json").read_text())
     assert conf["store"]["n_train_videos"] == 36 and conf["model"]["input_dim"] == 24
-    assert conf["effective"]["steps_per_epoch"] == 3
-    assert s["final"]["epoch"] == 3 and s["steps"] == 9
+    # 4 of the 36 train videos are held out for the SSL health metrics: 32 // 12 = 2 steps per epoch
+    assert conf["effective"]["ssl_val_videos"] == 4 and conf["effective"]["steps_per_epoch"] == 2
+    assert s["final"]["epoch"] == 3 and s["steps"] == 6
+    for key in ("val_mcm_loss", "val_set_loss", "val_mcm_acc", "val_set_acc"):
+        assert all(math.isfinite(r[key]) for r in rows), key
+    assert all(0 <= r["val_set_acc"] <= 1 and 0 <= r["val_mcm_acc"] <= 1 for r in rows)
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 3 and kinds.count("step") == 9
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 3 and kinds.count("step") == 6
     model, meta = load_model(run)
     out = model.encode(torch.randn(2, 15, 24), torch.rand(2, 15, 6))
     assert out["set_token"].shape == (2, 32)
@@ -61,8 +65,8 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
     class Kill(Exception):
         pass
 
-    def killer(e):  # dies in the middle of epoch 3, after checkpoint_last of epoch 2
-        if e["event"] == "step" and e["step"] == 8:
+    def killer(e):  # dies in the middle of epoch 3 (2 steps per epoch), after checkpoint_last of epoch 2
+        if e["event"] == "step" and e["step"] == 6:
             raise Kill
 
     c = cfg(tmp_path, out=str(tmp_path / "cut"), epochs=4, model=ScaleConfig(**TINY_MODEL, dropout=0.1))
@@ -83,6 +87,7 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
     ma = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     mb = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in ma] == [r["loss"] for r in mb]
+    assert [r["val_mcm_loss"] for r in ma] == [r["val_mcm_loss"] for r in mb]
     # resuming with different settings is refused
     c2 = cfg(tmp_path, out=str(tmp_path / "cut"), epochs=4, lr=5e-3, resume=True, model=ScaleConfig(**TINY_MODEL, dropout=0.1))
     with pytest.raises(ScaleError, match="lr"):

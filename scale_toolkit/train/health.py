@@ -1,0 +1,59 @@
+"""Held-out SSL health: which train-split videos are held out, and when their metrics stall."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+MAX_VAL_VIDEOS = 1024  # enough for stable in-batch accuracies; evaluating more only costs time
+MIN_VAL_VIDEOS = 4
+VAL_KEYS = ("val_mcm_loss", "val_set_loss", "val_mcm_acc", "val_set_acc")
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows) of ``n`` train-split videos: ``round(fraction * n)`` videos, at
+    least ``MIN_VAL_VIDEOS`` and at most ``MAX_VAL_VIDEOS``, drawn with ``seed``; none when
+    ``fraction`` is 0 or fewer than 2 training videos would remain.
+
+    Example:
+        >>> tr, va = holdout_split(100, 0.1, seed=0)
+        >>> len(tr), len(va), len(set(tr) & set(va))
+        (90, 10, 0)
+    """
+    k = 0 if fraction <= 0 else min(MAX_VAL_VIDEOS, max(MIN_VAL_VIDEOS, int(round(fraction * n))))
+    if n - k < 2:
+        k = 0
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+class PlateauMonitor:
+    """Warns once when the held-out MCM and SET accuracies stop improving in the first half of a run.
+
+    A window of ``max(5, epochs // 10)`` epochs counts as stalled when neither accuracy rose above its
+    best before the window by more than ``min_gain`` (absolute). Checked from the second window on,
+    up to half the run: later, a flat curve is the expected end of training.
+    """
+
+    def __init__(self, epochs: int, min_gain: float = 0.005):
+        self.epochs = epochs
+        self.window = max(5, epochs // 10)
+        self.min_gain = min_gain
+        self.history: list[tuple[int, float, float]] = []
+        self.warned = False
+
+    def update(self, epoch: int, mcm_acc: float, set_acc: float) -> Optional[str]:
+        """Record one epoch's held-out accuracies; returns the warning text the first time they stall."""
+        self.history.append((epoch, mcm_acc, set_acc))
+        w = self.window
+        if self.warned or len(self.history) < 2 * w or epoch > self.epochs // 2:
+            return None
+        before, recent = np.array(self.history[:-w]), np.array(self.history[-w:])
+        gain = recent[:, 1:].max(0) - before[:, 1:].max(0)
+        if (gain > self.min_gain).any():
+            return None
+        self.warned = True
+        return (f"held-out SSL accuracies stopped improving: no gain over the last {w} epochs "
+                f"(epoch {epoch} of {self.epochs}; MCM top-1 {100 * mcm_acc:.1f} %, SET top-1 {100 * set_acc:.1f} %). "
+                "The model may not be learning: check the feature scaling (in_norm), the learning rate, "
+                "and the number of steps (--steps)")
