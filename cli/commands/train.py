@@ -44,7 +44,8 @@ class _TrainProgress:
             self.bar.update(self.task, completed=event["step"], info=f"epoch {event['epoch']}/{self.epochs}{self.last}",
                             milestone=True)
         elif kind == "warning":
-            self.bar.console.print(f"warning (epoch {event['epoch']}): {event['message']}", style="yellow")
+            when = f" (epoch {event['epoch']})" if event["epoch"] else ""
+            self.bar.console.print(f"warning{when}: {event['message']}", style="yellow")
         elif kind == "end":
             self.bar.stop()
 

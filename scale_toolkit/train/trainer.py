@@ -217,6 +217,11 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     rates = []
     monitor = PlateauMonitor(epochs)
     warnings: list[str] = []
+    if warm >= total and start_epoch == 0:
+        note = (f"the warm-up ({config.warmup:g} epochs = {warm} steps) is as long as the whole run ({epochs} epochs = "
+                f"{total} steps): the learning rate never reaches --lr {config.lr:g}; lower --warmup or raise --epochs")
+        warnings.append(note)
+        emit({"event": "warning", "epoch": 0, "message": note})
     with reuse_freed_memory(device):  # each step reuses the last one's pages (host_memory.py)
         for epoch in range(start_epoch, epochs):
             es = _epoch_seed(config.seed, epoch)

@@ -70,3 +70,16 @@ def test_standardised_training_ignores_per_dimension_scale_and_offset(tmp_path):
               data=(feats, c))
     a, b = ([json.loads(x)["loss"] for x in (tmp_path / n / "metrics.jsonl").read_text().splitlines()] for n in "cd")
     assert not np.allclose(a, b, rtol=2e-3)  # a per-clip LayerNorm does not remove it
+
+
+def test_a_warm_up_longer_than_the_run_is_warned_about(tmp_path):
+    """--epochs smaller than --warmup: the learning rate never reaches its peak; the run says so."""
+    f, c, _ = order_dataset(24, d=24)
+    events = []
+    summary = train(TrainConfig(out=str(tmp_path / "short"), epochs=3, warmup=10, batch_size=12, precision="fp32",
+                                ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), progress=events.append, data=(f, c))
+    warned = [e for e in events if e["event"] == "warning"]
+    assert len(warned) == 1 and "never reaches --lr" in warned[0]["message"] and summary["warnings"] == [warned[0]["message"]]
+    long = train(TrainConfig(out=str(tmp_path / "long"), epochs=3, warmup=1, batch_size=12, precision="fp32",
+                             ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), data=(f, c))
+    assert not any("never reaches" in w for w in long["warnings"])
