@@ -48,6 +48,7 @@ def probe_cmd(
     from scale_toolkit.ownership import check_replaceable
     from scale_toolkit.probes import ProbeOptions, rows_for, run_probes
     from scale_toolkit.probes.grid import load_grid_file
+    from scale_toolkit.probes.pictures import write_probe_picture
     from scale_toolkit.probes.report import table_rows
 
     on_interrupt("no result was written" + (f" ({json_out} is unchanged)" if json_out else "") + "; rerun the command")
@@ -98,4 +99,7 @@ def probe_cmd(
         out.print(f"note: {note}", markup=False)
     if json_out:
         write_json(json_out, doc)
-        out.print(f"wrote {json_out}", markup=False)
+        out.print(f"wrote {shown(json_out)}")
+        picture = write_probe_picture(doc, Path(json_out).with_suffix(".confusion.png"))
+        if picture is not None:
+            out.print(f"wrote {shown(picture)} (confusion matrix and per-class top-1 of the best row)")

@@ -71,6 +71,37 @@ class _Stages:
         return result
 
 
+def _train_events(progress: Progress) -> Optional[Callable[[dict], None]]:
+    """The trainer's epoch events as a line every tenth of the run (a stage of minutes shows life)."""
+    if progress is None:
+        return None
+
+    epochs = 1
+
+    def on_event(event: dict) -> None:
+        nonlocal epochs
+        if event["event"] == "start":
+            epochs = event["epochs"]
+        elif event["event"] == "epoch" and event["epoch"] % max(1, epochs // 10) == 0:
+            held = (f", held-out MCM/SET top-1 {event['val_mcm_acc']:.2f}/{event['val_set_acc']:.2f}"
+                    if "val_mcm_acc" in event else "")
+            progress("train", f"epoch {event['epoch']}/{epochs}: loss {event['loss']:.3f}{held}")
+
+    return on_event
+
+
+def _probe_events(progress: Progress) -> Optional[Callable[[str, int, int], None]]:
+    """The probe runner's finished units (row x split x seed) as lines."""
+    if progress is None:
+        return None
+
+    def on_step(name: str, done: int, total: int) -> None:
+        if name == "probes" and done:
+            progress("probe", f"{done}/{total} probes done")
+
+    return on_step
+
+
 def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoReport:
     from ..extract import ExtractConfig, run_extraction
     from ..model.config import ScaleConfig
@@ -109,7 +140,8 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
         save_every=0, resume=(run_dir / "checkpoint_last.pt").exists(),
         model=ScaleConfig(input_dim=64),
     )
-    summary = stages.run("train", f"training SCALE for {cfg.epochs} epochs", lambda: train(tcfg))
+    summary = stages.run("train", f"training SCALE for {cfg.epochs} epochs",
+                         lambda: train(tcfg, progress=_train_events(progress)))
     for note in summary.get("warnings", []):  # held-out SSL metrics that stalled
         if progress:
             progress("train", f"warning: {note}")
@@ -121,7 +153,8 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     # tiny training sets need more passes than the default 30 epochs of the Transformer probes
     options = ProbeOptions(split="1", device="cpu", epochs=cfg.probe_epochs)
     report.probes = stages.run("probe", "running k-NN, linear, MLP, Transformer and SCALE_ft probes",
-                               lambda: run_probes(stores["eval15"], rows=list(ROWS), model=run_dir, options=options))
+                               lambda: run_probes(stores["eval15"], rows=list(ROWS), model=run_dir, options=options,
+                                                  progress=_probe_events(progress)))
 
     eval_store = FeatureStore.open(stores["eval15"])
     model, model_info = load_retrieval_model(run_dir)

@@ -109,13 +109,27 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     return " ".join(parts)
 
 
+def _keyed_by_video(results: dict, store) -> dict:
+    """Every per-video prediction list also as {video id: predicted class name} ("by_video"):
+    store rows mean nothing outside the store."""
+    ids, names = store.video_ids, store.class_names
+
+    def add(entry: dict) -> dict:
+        if "test_rows" in entry:
+            entry = {**entry, "by_video": {ids[r]: (names[p] if p < len(names) else str(p))
+                                           for r, p in zip(entry["test_rows"], entry["predictions"])}}
+        return {k: (add(v) if isinstance(v, dict) and k != "by_video" else v) for k, v in entry.items()}
+
+    return {row: add(res) for row, res in results.items()}
+
+
 def result_document(context: ProbeContext, runner: Any, results: dict[str, dict], train_store_path: Optional[str],
                     seconds: float) -> dict:
     """The full result of a probe run: numbers, config, inputs with fingerprints, protocol and notes."""
     options, rows, store = context.options, context.rows, context.store
     store_attrs, train_store = StoreAttrs.of(store), context.train_store
     return {
-        "results": results,
+        "results": _keyed_by_video(results, store),
         "rows": rows,
         "splits": options.splits(),
         "seeds": options.resolved_seeds(),

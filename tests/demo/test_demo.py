@@ -12,9 +12,13 @@ from scale_toolkit.store import FeatureStore
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    stages = []
-    report = run_demo(DemoConfig(out=tmp_path, videos_per_class=6, epochs=4, probe_epochs=20), lambda s, m: stages.append(s))
+    lines = []
+    report = run_demo(DemoConfig(out=tmp_path, videos_per_class=6, epochs=4, probe_epochs=20), lambda s, m: lines.append((s, m)))
+    stages = list(dict.fromkeys(s for s, _ in lines))
     assert stages == ["synthesise", "extract train16", "extract eval15", "train", "probe", "retrieve", "pictures", "index"]
+    # the long stages show life inside: every epoch here (4 < 10), and every finished probe
+    assert [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")] == [f"epoch {e}/4" for e in range(1, 5)]
+    assert [m for s, m in lines if s == "probe"][-1] == f"{len(ROWS)}/{len(ROWS)} probes done"
     assert set(report.probes["results"]) == set(ROWS)
     for res in report.probes["results"].values():
         assert 0 <= res["top1"] <= res["top5"] <= 100

@@ -17,6 +17,13 @@ def test_probe_default_rows_table_and_json(make_store, run_cli, tmp_path):
     assert doc["store"]["fingerprint"] == fs.fingerprint() and doc["seeds"] == [0]
     assert doc["config"]["knn_k"] == [20] and doc["model"] is None
     assert not list(out.parent.glob(".*tmp"))  # atomic write leaves no temp file
+    # predictions keyed by video id, and the best row's confusion matrix / per-class top-1 beside the JSON
+    ids, names = fs.video_ids, fs.class_names
+    linear = doc["results"]["linear"]
+    assert linear["by_video"] == {ids[r]: names[p] for r, p in zip(linear["test_rows"], linear["predictions"])}
+    assert set(linear["by_video"]) == {ids[r] for r in fs.split_indices(1, "test")}
+    png = out.with_suffix(".confusion.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in stdout
 
 
 def test_probe_split_all_with_model_and_extra_rows(make_store, run_cli, tmp_path):
@@ -67,3 +74,24 @@ def test_probe_errors_are_one_line(make_store, run_cli, tmp_path):
     assert code == 2 and "--split" in err
     code, _, err = run_cli("probe", "--store", tmp_path / "missing.zarr")
     assert code == 2 and "not found" in err
+
+
+def test_probe_picture_is_drawn_from_the_best_row(tmp_path):
+    """The picture's numbers: the best row is the highest top-1 with per-video predictions, and the
+    per-class top-1 is each class's hits over its test videos."""
+    import numpy as np
+
+    from scale_toolkit.probes.pictures import best_row, per_class_top1, probe_picture
+
+    results = {"knn": {"top1": 40.0, "test_rows": [0, 1, 2], "predictions": [0, 0, 1]},
+               "linear": {"top1": 90.0, "per_split": {"1": {"top1": 90.0, "test_rows": [0, 1, 2], "predictions": [0, 1, 1]}}},
+               "mlp": {"top1": 95.0}}  # no per-video predictions kept: never drawn
+    assert best_row(results) == "linear"
+    labels = np.array([0, 1, 1])
+    assert per_class_top1(labels, np.array([0, 0, 1]), 2).tolist() == [100.0, 50.0]
+    path = probe_picture({"results": results}, labels, ["a", "b"], tmp_path / "p.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert probe_picture({"results": {"mlp": {"top1": 1.0}}}, labels, ["a", "b"], tmp_path / "q.png") is None
+    many = probe_picture({"results": {"knn": {"top1": 1.0, "test_rows": list(range(101)), "predictions": [0] * 101}}},
+                         np.arange(101), [f"c{i}" for i in range(101)], tmp_path / "ucf.png")
+    assert many.stat().st_size > 1000  # 101 classes: drawn without per-cell text
