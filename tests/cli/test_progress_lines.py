@@ -33,7 +33,7 @@ def test_scale_train_writes_progress_lines_to_a_log(tmp_path):
     scale = shutil.which("scale", path=os.path.dirname(sys.executable)) or "scale"
     with open(tmp_path / "err.log", "w") as err:
         done = subprocess.run([scale, "train", "--store", str(tmp_path / "train.zarr"), "--out", str(tmp_path / "run"),
-                               "--epochs", "3", "--batch-size", "12", "--hidden", "32", "--threads", "1"],
+                               "--epochs", "3", "--batch-size", "12", "--hidden", "32", "--threads", "1", "--ssl-val", "0"],
                               stdout=subprocess.PIPE, stderr=err, text=True, timeout=600)
     assert done.returncode == 0
     lines = (tmp_path / "err.log").read_text().splitlines()

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model import ScaleModel, load_model
+from scale_toolkit.model.layers import feature_stats
 from scale_toolkit.probes import ProbeOptions, run_probes
 from scale_toolkit.probes.official import official_subset
 from scale_toolkit.probes.subsets import stratified_holdout
@@ -86,11 +87,14 @@ def test_official_knn_rows_equal_the_reference(setup):
     assert doc["protocol_name"] == "official" and "each split centred on its own mean" in doc["protocol"]
 
 
-def _ref_classifier(kind, model, seed, d, c):
-    """The official row's per-clip classifier, as plain functions over fresh layers (same construction order)."""
+def _ref_classifier(kind, model, seed, d, c, train_x):
+    """The official row's per-clip classifier, as plain functions over fresh layers (same construction order).
+    A fresh standardising predictor (the SSL run's config) takes the statistics of its training clips."""
     torch.manual_seed(seed)
     if kind == "transformer":
         model = ScaleModel(model.config)
+        if model.standardizes:
+            model.set_feature_stats(*feature_stats(train_x))
     mlp = None
     extra = 0 if kind == "linear" else (512 if kind == "mlp" else model.config.hidden)
     if kind == "mlp":
@@ -118,7 +122,7 @@ def _ref_classifier(kind, model, seed, d, c):
 
 def _ref_train(kind, model, x, pos, y, ex, epos, ey, seed, epochs, lr=3e-4, wd=1e-4, ssl_epochs=200, frac=0.05):
     """Official training: 8 random clips per video per step, batches of min(512, n), AdamW, warm-up + cosine."""
-    logits_fn, params = _ref_classifier(kind, model, seed, x.shape[-1], 3)
+    logits_fn, params = _ref_classifier(kind, model, seed, x.shape[-1], 3, x)
     nodecay = [p for n, p in params if p.ndim == 1 or n.endswith((".bias", "_token"))]
     decay = [p for n, p in params if not (p.ndim == 1 or n.endswith((".bias", "_token")))]
     opt = torch.optim.AdamW([{"params": nodecay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}], lr=lr)

@@ -31,15 +31,15 @@ def main() -> None:
             _pause(marker)
         FeatureStore.write_block = write_block
     elif mode == "train":
-        import scale_toolkit.train.trainer as trainer
+        import scale_toolkit.train.run_dir as run_dir
 
-        real_save = trainer.atomic_save
+        real_save = run_dir.atomic_save
 
         def atomic_save(obj, path):
             real_save(obj, path)
             if Path(path).name == "checkpoint_last.pt":
                 _pause(marker)
-        trainer.atomic_save = atomic_save
+        run_dir.atomic_save = atomic_save
     elif mode == "probe":
         import scale_toolkit.probes as probes
 

@@ -59,8 +59,9 @@ def tree(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in Path(path).rglob("*")}
 
 
-# what a long command prints while it works: the precision it chose, and progress lines in a log
-_STATUS_LINE = re.compile(r"^(precision: |\d\d:\d\d:\d\d [\w ]+: )")
+# what a long command prints while it works: the precision it chose, progress lines in a log, and
+# training's warnings (e.g. a warm-up longer than a test's few epochs)
+_STATUS_LINE = re.compile(r"^(precision: |warning[ :(]|\d\d:\d\d:\d\d [\w ]+: )")
 
 
 def message_lines(err: str) -> list[str]:

@@ -1,0 +1,147 @@
+"""The run directory of `scale train`: its file names, its metrics log and its checkpoints.
+
+    RUN_DIR/config.json                  what was asked and what it resolved to (written at the start)
+    RUN_DIR/metrics.jsonl                one JSON line per finished epoch
+    RUN_DIR/checkpoint_last.pt           model + optimiser of the last finished epoch (atomic)
+    RUN_DIR/checkpoint_epochNNNN.pt      kept every --save-every epochs
+    RUN_DIR/curves.png, summary.json, model.pt   at the end (model.pt: scale_toolkit.model.io)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from scale_toolkit.atomic import write_text
+from scale_toolkit.errors import ScaleError
+from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, non_finite_weights
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_FORMAT = "scale-checkpoint"
+# train settings a resumed run must share with the checkpoint it continues
+RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip", "seed", "precision", "ssl_val", "steps")
+
+
+def snapshot_name(epoch: int) -> str:
+    """>>> snapshot_name(50)
+    'checkpoint_epoch0050.pt'
+    """
+    return f"checkpoint_epoch{epoch:04d}.pt"
+
+
+def check_start(out: Path, resume: bool) -> None:
+    """Refuse to start over a run (without --resume) or to resume nothing (with it)."""
+    last = out / LAST_CHECKPOINT
+    if last.exists() and not resume:
+        raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    if resume and not last.exists():
+        raise ScaleError(f"nothing to resume: {out} has no {LAST_CHECKPOINT}"
+                         + (" (its first epoch never finished)" if (out / CONFIG_FILE).exists() else "")
+                         + "; drop --resume to start the run")
+
+
+class MetricsLog:
+    """metrics.jsonl: appended once per epoch; cut back to the checkpoint's epoch on resume."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / METRICS_FILE
+
+    def start_over(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def cut_back(self, epoch: int) -> None:
+        """Keep the lines of epochs <= ``epoch`` (a killed run may have logged one more, or half of one)."""
+        if self.path.exists():
+            keep = [ln for ln in self.path.read_text().splitlines() if (e := _epoch_of(ln)) is not None and e <= epoch]
+            write_text(self.path, "".join(ln + "\n" for ln in keep))
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def last(self) -> dict[str, Any]:
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        return json.loads(lines[-1]) if lines else {}
+
+
+@dataclass
+class Checkpointer:
+    """checkpoint_last.pt every ``last_every`` epochs and at the end; a kept snapshot every ``save_every``."""
+
+    out: Path
+    save_every: int
+    last_every: int
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / LAST_CHECKPOINT
+
+    def snapshot_due(self, epoch: int) -> bool:
+        return self.save_every > 0 and epoch % self.save_every == 0
+
+    def save(self, epoch: int, done: bool, payload: dict[str, Any]) -> None:
+        """Write what is due after ``epoch`` (1-based) finished; ``payload`` is built only then."""
+        snapshot = self.snapshot_due(epoch)
+        if not (done or snapshot or epoch % max(1, self.last_every) == 0):
+            return
+        ck = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload}
+        atomic_save(ck, self.last_path)
+        if snapshot:
+            atomic_save(ck, self.out / snapshot_name(epoch))
+
+    def load_for_resume(self, device: torch.device, train_config: Any, model_config: dict[str, Any]) -> dict[str, Any]:
+        """checkpoint_last.pt, checked: same trajectory settings and model, finite weights."""
+        ck = _load_checkpoint(self.last_path, device)
+        old = ck.get("train_config", {})
+        diff = [k for k in RESUME_KEYS if k in old and _jsonable(old[k]) != _jsonable(getattr(train_config, k))]
+        if ck.get("model_config") != model_config:
+            diff.append("model")
+        if diff:
+            raise ScaleError(f"cannot resume {self.out}: settings differ from its checkpoint ({', '.join(diff)}); "
+                             "use the same flags or a new --out")
+        bad = non_finite_weights(ck["state_dict"])
+        if bad:
+            raise ScaleError(f"cannot resume {self.out}: {LAST_CHECKPOINT} holds NaN or inf weights ({bad}); "
+                             "train into a new --out (and lower --lr)")
+        return ck
+
+    def remove_stale_temporaries(self) -> None:
+        for stale in self.out.glob(".checkpoint_*.pt.*.tmp"):  # a write killed before its rename
+            stale.unlink(missing_ok=True)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """checkpoint_last.pt for --resume. It is only ever replaced by an atomic rename, so a file that
+    does not load was damaged outside the trainer: refuse (never guess) and name the snapshots."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...: torch's message spans many lines
+        ck, reason = None, f"{type(exc).__name__}"
+    else:
+        reason = "not a scale training checkpoint"
+    if not (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT
+            and all(k in ck for k in ("epoch", "state_dict", "optimizer"))):
+        snaps = sorted(path.parent.glob("checkpoint_epoch*.pt"))
+        hint = (f"copy the newest snapshot {snaps[-1].name} over it to continue from there"
+                if snaps else "delete it to restart the run")
+        raise ScaleError(f"cannot resume {path.parent}: {path.name} is unreadable ({reason}; truncated or corrupted); "
+                         f"{hint}, or train into a new --out")
+    return ck
+
+
+def _epoch_of(line: str) -> Optional[int]:
+    """The epoch of one metrics.jsonl line; None for a blank or half-written (killed) line."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _jsonable(x: Any) -> Any:
+    return list(x) if isinstance(x, tuple) else x
