@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ..app import CONFIG_OPTION, app, console, out
+from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 
 
 @app.command("serve")
@@ -36,4 +36,5 @@ def serve_cmd(
               f"http://{shown}:{bound}/  (Ctrl-C stops)", highlight=False, soft_wrap=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"note: listening on {host}: anyone who can reach this machine can query it and upload videos")
+    on_interrupt("the server stopped (nothing to keep); start it again to serve the index")
     run_server(web, sock)
