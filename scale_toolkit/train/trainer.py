@@ -175,7 +175,7 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     last: dict[str, Any] = {}
     t_start = time.perf_counter()
     rates = []
-    monitor = PlateauMonitor(plan.epochs)
+    monitor = PlateauMonitor(plan.epochs, 0 if train_data.held_out is None else len(train_data.held_out[0]))
     with reuse_freed_memory(device):  # each step reuses the last one's pages (host_memory.py)
         for epoch in range(start_epoch, plan.epochs):
             last = _run_epoch(epoch, plan, config, mcfg, model, opt, loss_fn, gen, precision, info, device, emit, out)

@@ -24,8 +24,10 @@ def test_plateau_warns_once_for_flat_curves_and_not_for_rising_ones():
     flat, rising = PlateauMonitor(100), PlateauMonitor(100)
     notes = [flat.update(e, 0.02, 0.15) for e in range(1, 51)]
     assert sum(n is not None for n in notes) == 1 and "stopped improving" in next(n for n in notes if n)
-    assert notes.index(next(n for n in notes if n)) == 19  # after two windows of 10 epochs
+    assert notes.index(next(n for n in notes if n)) == 39  # after two windows of 20 epochs
     assert all(rising.update(e, 0.01 * e, 0.02 * e) is None for e in range(1, 51))
+    coarse = PlateauMonitor(100, n_videos=5)  # 5 held-out videos: too coarse to call a plateau
+    assert all(coarse.update(e, 0.02, 0.15) is None for e in range(1, 51))
     late = PlateauMonitor(100)  # a plateau in the second half is the normal end of training
     assert all(late.update(e, min(0.01 * e, 0.45), min(0.02 * e, 0.9)) is None for e in range(1, 101))
 
