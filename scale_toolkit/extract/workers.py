@@ -89,7 +89,10 @@ class DecodePool:
         for proc in list(getattr(self._pool, "_processes", {}).values()):  # executor has no public kill
             if proc.is_alive():
                 proc.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # wait for the executor's manager thread (quick: its workers are dead): left running, it closed
+        # its wake-up pipe while the interpreter's exit hook wrote to it, which printed "Exception
+        # ignored ... Bad file descriptor" after an interrupted extraction
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 
     def close(self) -> None:

@@ -29,7 +29,9 @@ RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip
 
 
 def snapshot_name(epoch: int) -> str:
-    """>>> snapshot_name(50)
+    """The file name of the snapshot kept after ``epoch``.
+
+    >>> snapshot_name(50)
     'checkpoint_epoch0050.pt'
     """
     return f"checkpoint_epoch{epoch:04d}.pt"

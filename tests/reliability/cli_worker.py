@@ -62,7 +62,8 @@ def main() -> None:
         FeatureStore.write_rows = write_rows
     from cli.main import main as scale_main
 
-    scale_main(args)
+    sys.argv = ["scale", *args]  # as the console script runs it (argv from the command line)
+    scale_main()
 
 
 if __name__ == "__main__":
