@@ -131,8 +131,8 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     check_run_dir(out)  # never write checkpoints and metrics into a folder of the user's files
     check_start(out, config.resume)
 
-    mcfg = replace(config.model, input_dim=_feature_dim(config, data))
-    train_data = _load_data(config, data, mcfg)
+    train_data = _load_data(config, data)
+    mcfg = replace(config.model, input_dim=int(train_data.features.shape[2]))
     plan = _plan(config, train_data.features.shape, mcfg, info)
     precision = resolve_precision(config.precision, device)
     resolved = replace(config, model=mcfg)
@@ -208,20 +208,13 @@ def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistIn
     return summary
 
 
-def _feature_dim(config: TrainConfig, data) -> int:
-    if data is not None:
-        return int(data[0].shape[-1])
-    if not config.store:
-        raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
-    from scale_toolkit.store import FeatureStore
-
-    return int(FeatureStore.open(config.store).feature_dim)
-
-
-def _load_data(config: TrainConfig, data, mcfg) -> _TrainingData:
+def _load_data(config: TrainConfig, data) -> _TrainingData:
     """The train split (or ``data``), positions as the model reads them, and the held-out videos."""
+    mcfg = config.model  # its positions and set size (input_dim follows the features)
     flip_np = None
     if data is None:
+        if not config.store:
+            raise ScaleError("no feature store given; pass --store TRAIN16.zarr")
         feats_np, coords_np, store_info = load_train_split(config.store, config.split, config.allow_incomplete)
         if mcfg.pos_input != "eq5":
             flip_np = load_train_flip(config.store, config.split, config.allow_incomplete)
