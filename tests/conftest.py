@@ -17,9 +17,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def run_cli(capsys):
-    """Run `scale ARGS...` in-process; returns (exit_code, stdout, stderr)."""
+def cli_runner(capture):
+    """`scale ARGS...` in-process, its output read from a pytest capture fixture (capsys or capfd):
+    returns (exit_code, stdout, stderr)."""
     from cli.main import main
 
     def run(*args: str) -> tuple[int, str, str]:
@@ -28,7 +28,13 @@ def run_cli(capsys):
             code = 0
         except SystemExit as exc:
             code = int(exc.code or 0)
-        captured = capsys.readouterr()
+        captured = capture.readouterr()
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `scale ARGS...` in-process; returns (exit_code, stdout, stderr)."""
+    return cli_runner(capsys)

@@ -15,6 +15,7 @@ import pytest
 
 from scale_toolkit.demo.synthetic import SyntheticSpec, make_synthetic_dataset
 from scale_toolkit.store import FeatureStore
+from tests.conftest import cli_runner
 
 from .helpers import import_arrays, make_store, message_lines, tree
 
@@ -24,18 +25,7 @@ OWN_LOCKS = (".lock", ".locks")
 @pytest.fixture
 def run_fd(capfd):
     """Like run_cli, but captures file descriptors 1 and 2: C++ libraries (faiss, HDF5) write there directly."""
-    from cli.main import main
-
-    def run(*args):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capfd.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return cli_runner(capfd)
 
 
 def _one_line(code, out, err, words=""):
