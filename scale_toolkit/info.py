@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from .errors import ScaleError
+from .run_files import CONFIG_FILE, METRICS_FILE
 from .store import FeatureStore
 
 
@@ -26,14 +27,14 @@ def describe(path: str | Path, verify: bool = False) -> dict:
         return info
     if verify:
         raise ScaleError(f"--verify checks feature stores; {path} is not one")
-    config = path / "config.json"
+    config = path / CONFIG_FILE
     if config.exists():
         try:
             info = {"run_dir": str(path), "config": json.loads(config.read_text())}
         except (OSError, ValueError) as exc:
             raise ScaleError(f"{config} is damaged ({type(exc).__name__}: {str(exc)[:80]}); it is rewritten "
                              "by `scale train --resume` with the run's flags") from None
-        metrics = path / "metrics.jsonl"
+        metrics = path / METRICS_FILE
         if metrics.exists():
             entries, damaged = [], 0
             for ln in metrics.read_text(errors="replace").splitlines():

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import ScaleError
+from .run_files import LOCK_FILE
 
 
 def try_lock(path: Path, shared: bool = False) -> IO | None:
@@ -41,7 +42,7 @@ class RunLock:
         if self.handle is not None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.handle = try_lock(self.run_dir / ".lock")
+        self.handle = try_lock(self.run_dir / LOCK_FILE)
         if self.handle is None:
             raise ScaleError(f"another scale train is already writing {self.run_dir}; wait for it to finish "
                              "(or stop it), or choose another --out")

@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 
 from .errors import ScaleError
-
-# Hidden names scale leaves inside a run dir or beside outputs (locks, killed temp files).
-_OWN_HIDDEN = (".lock", ".checkpoint_", ".model.pt.", ".config.json.", ".summary.json.", ".metrics.jsonl.")
+from .run_files import CONFIG_FILE, OWN_HIDDEN_PREFIXES
 
 
 def _json(path: Path) -> object:
@@ -35,7 +33,7 @@ def is_feature_store(path: str | os.PathLike) -> bool:
 def is_run_dir(path: str | os.PathLike) -> bool:
     """A `scale train` run directory: config.json with train/model sections."""
     path = Path(path)
-    meta = _json(path / "config.json") if path.is_dir() and not path.is_symlink() else None
+    meta = _json(path / CONFIG_FILE) if path.is_dir() and not path.is_symlink() else None
     return isinstance(meta, dict) and "train" in meta and "model" in meta
 
 
@@ -110,7 +108,7 @@ def check_run_dir(path: str | os.PathLike) -> None:
         raise ScaleError(f"--out {path} exists and is not a directory; choose another --out")
     if is_run_dir(path):
         return
-    foreign = [p.name for p in path.iterdir() if not p.name.startswith(_OWN_HIDDEN)]
+    foreign = [p.name for p in path.iterdir() if not p.name.startswith(OWN_HIDDEN_PREFIXES)]
     if foreign:
         raise ScaleError(f"--out {path} is a folder of other files (e.g. {foreign[0]}), not a training run; "
                          "refusing to write into it: choose a new or empty --out")

@@ -81,9 +81,10 @@ def train_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
+    from scale_toolkit.run_files import CURVES_FILE, LAST_CHECKPOINT
     from scale_toolkit.train import resolve_train_config, train
 
-    on_interrupt(f"{out_dir}/checkpoint_last.pt of the last finished epoch is kept (if one finished); "
+    on_interrupt(f"{out_dir}/{LAST_CHECKPOINT} of the last finished epoch is kept (if one finished); "
                  "rerun with --resume (same flags) to continue")
     arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
     cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
@@ -99,4 +100,4 @@ def train_cmd(
               + (f", {rate:,.0f} samples/s" if rate else ""))
     if "val_mcm_acc" in final:
         out.print(f"held-out videos: MCM top-1 {final['val_mcm_acc']:.3f}, SET top-1 {final['val_set_acc']:.3f}")
-    out.print(f"model: {shown(summary.get('model_path'))}  curves: {shown(Path(summary['run_dir']) / 'curves.png')}")
+    out.print(f"model: {shown(summary.get('model_path'))}  curves: {shown(Path(summary['run_dir']) / CURVES_FILE)}")

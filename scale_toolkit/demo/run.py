@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import ScaleError
+from ..run_files import CONFIG_FILE, CURVES_FILE, LAST_CHECKPOINT
 from .synthetic import SyntheticSpec, make_synthetic_dataset
 
 Progress = Optional[Callable[[str, str], None]]  # (stage, message)
@@ -46,7 +47,7 @@ def _validate(cfg: DemoConfig) -> None:
         raise ScaleError(f"need batch size >= 2 and workers >= 0, got {cfg.batch_size} and {cfg.workers}")
 
 
-DEMO_PARTS = ("videos/manifest.csv", "train16.zarr", "eval15.zarr", "run/config.json")  # what marks a folder as an earlier demo's
+DEMO_PARTS = ("videos/manifest.csv", "train16.zarr", "eval15.zarr", f"run/{CONFIG_FILE}")  # what marks a folder as an earlier demo's
 
 
 @dataclass
@@ -137,7 +138,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     tcfg = TrainConfig(
         store=str(stores["train16"]), split=1, out=str(run_dir), epochs=cfg.epochs, batch_size=cfg.batch_size,
         lr=1e-3, warmup=max(1.0, cfg.epochs / 20), seed=cfg.seed, device="cpu", precision=DEMO_PRECISION,
-        save_every=0, resume=(run_dir / "checkpoint_last.pt").exists(),
+        save_every=0, resume=(run_dir / LAST_CHECKPOINT).exists(),
         model=ScaleConfig(input_dim=64),
     )
     summary = stages.run("train", f"training SCALE for {cfg.epochs} epochs",
@@ -146,9 +147,8 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
         if progress:
             progress("train", f"warning: {note}")
     report.paths["run"] = run_dir
-    curves = next(iter(sorted(run_dir.glob("*.png"))), None)
-    if curves is not None:
-        report.paths["training curves"] = curves
+    if (run_dir / CURVES_FILE).exists():
+        report.paths["training curves"] = run_dir / CURVES_FILE
 
     # tiny training sets need more passes than the default 30 epochs of the Transformer probes
     options = ProbeOptions(split="1", device="cpu", epochs=cfg.probe_epochs)

@@ -11,9 +11,7 @@ from scale_toolkit.atomic import atomic_open
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.model.scale import ScaleModel
-
-MODEL_FILE = "model.pt"
-LAST_CHECKPOINT = "checkpoint_last.pt"
+from scale_toolkit.run_files import MODEL_FILE, model_file
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -36,19 +34,6 @@ def save_model(model: ScaleModel, run_dir: str | os.PathLike, extra: dict[str, A
     return path
 
 
-def model_file(path: str | os.PathLike) -> Path:
-    """The weights file a run directory (``model.pt``, else ``checkpoint_last.pt``) or a file path resolves to."""
-    p = Path(path)
-    if p.is_dir():
-        for candidate in (p / MODEL_FILE, p / LAST_CHECKPOINT):
-            if candidate.exists():
-                return candidate
-        raise ScaleError(f"no {MODEL_FILE} or {LAST_CHECKPOINT} in {p}; train a model with `scale train --out {p}`")
-    if not p.exists():
-        raise ScaleError(f"SCALE model not found: {p}")
-    return p
-
-
 def non_finite_weights(state_dict: dict[str, Any]) -> str | None:
     """The name of the first floating-point tensor holding NaN or inf, or None."""
     for name, value in state_dict.items():
@@ -63,17 +48,17 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     Returns (model in eval mode, config dict with keys "model" (ScaleConfig fields) and
     "meta" (train config, store attributes, ... as saved)).
     """
-    p = model_file(path)
+    file = model_file(path)
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        obj = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt or foreign file; torch's own message spans many lines
-        raise ScaleError(f"cannot read SCALE model {p}: not a PyTorch file, or truncated/corrupted "
+        raise ScaleError(f"cannot read SCALE model {file}: not a PyTorch file, or truncated/corrupted "
                          f"({type(e).__name__}); point --model at a run directory written by `scale train`") from e
     if not isinstance(obj, dict) or obj.get("format") not in ("scale-model", "scale-checkpoint"):
-        raise ScaleError(f"{p} is not a SCALE model or checkpoint")
+        raise ScaleError(f"{file} is not a SCALE model or checkpoint")
     bad = non_finite_weights(obj.get("state_dict") or {})
     if bad:  # a diverged run: its scores would be meaningless
-        raise ScaleError(f"{p} holds NaN or inf weights ({bad}): its training diverged; retrain (lower --lr)")
+        raise ScaleError(f"{file} holds NaN or inf weights ({bad}): its training diverged; retrain (lower --lr)")
     cfg = ScaleConfig.from_dict(obj["model_config"])
     model = ScaleModel(cfg)
     try:
@@ -81,7 +66,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except (RuntimeError, KeyError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__)[:200]
-        raise ScaleError(f"{p}: its weights do not fit the architecture its config describes ({detail}); "
+        raise ScaleError(f"{file}: its weights do not fit the architecture its config describes ({detail}); "
                          "the file is damaged or was edited: retrain, or use another model") from e
     model.eval()
     return model, {"model": cfg.to_dict(), "meta": obj.get("meta", {})}

@@ -137,7 +137,7 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
     """The SCALE model of a run directory, checked against the store; a note for each split whose test
     videos its SSL training saw."""
     from ..model import load_model
-    from ..model.io import model_file
+    from ..run_files import model_file
 
     module, run_config = load_model(model_path)
     model_config, meta = run_config["model"], run_config.get("meta", {}) or {}

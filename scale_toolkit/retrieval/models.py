@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import ScaleError
 from ..files import file_sha256
-from ..model.io import model_file
+from ..run_files import model_file
 from ..store.attributes import StoreAttrs, backbone_name
 
 

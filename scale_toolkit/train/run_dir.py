@@ -1,10 +1,6 @@
-"""The run directory of `scale train`: its file names, its metrics log and its checkpoints.
+"""The run directory of `scale train` as the trainer writes it: its metrics log and its checkpoints.
 
-    RUN_DIR/config.json                  what was asked and what it resolved to (written at the start)
-    RUN_DIR/metrics.jsonl                one JSON line per finished epoch
-    RUN_DIR/checkpoint_last.pt           model + optimiser of the last finished epoch (atomic)
-    RUN_DIR/checkpoint_epochNNNN.pt      kept every --save-every epochs
-    RUN_DIR/curves.png, summary.json, model.pt   at the end (model.pt: scale_toolkit.model.io)
+The files' names and layout: scale_toolkit.run_files.
 """
 from __future__ import annotations
 
@@ -17,24 +13,19 @@ import torch
 
 from scale_toolkit.atomic import write_text
 from scale_toolkit.errors import ScaleError
-from scale_toolkit.model.io import LAST_CHECKPOINT, atomic_save, non_finite_weights
+from scale_toolkit.model.io import atomic_save, non_finite_weights
+from scale_toolkit.run_files import (
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    SNAPSHOT_GLOB,
+    STALE_CHECKPOINT_TEMPS,
+    snapshot_name,
+)
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "curves.png"
-SUMMARY_FILE = "summary.json"
 CHECKPOINT_FORMAT = "scale-checkpoint"
 # train settings a resumed run must share with the checkpoint it continues
 RESUME_KEYS = ("split", "batch_size", "lr", "wd", "warmup", "min_lr", "grad_clip", "seed", "precision", "ssl_val", "steps")
-
-
-def snapshot_name(epoch: int) -> str:
-    """The file name of the snapshot kept after ``epoch``.
-
-    >>> snapshot_name(50)
-    'checkpoint_epoch0050.pt'
-    """
-    return f"checkpoint_epoch{epoch:04d}.pt"
 
 
 def check_start(out: Path, resume: bool) -> None:
@@ -92,29 +83,29 @@ class Checkpointer:
         snapshot = self.snapshot_due(epoch)
         if not (done or snapshot or epoch % max(1, self.last_every) == 0):
             return
-        ck = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload}
-        atomic_save(ck, self.last_path)
+        checkpoint = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload}
+        atomic_save(checkpoint, self.last_path)
         if snapshot:
-            atomic_save(ck, self.out / snapshot_name(epoch))
+            atomic_save(checkpoint, self.out / snapshot_name(epoch))
 
     def load_for_resume(self, device: torch.device, train_config: Any, model_config: dict[str, Any]) -> dict[str, Any]:
         """checkpoint_last.pt, checked: same trajectory settings and model, finite weights."""
-        ck = _load_checkpoint(self.last_path, device)
-        old = ck.get("train_config", {})
+        checkpoint = _load_checkpoint(self.last_path, device)
+        old = checkpoint.get("train_config", {})
         diff = [k for k in RESUME_KEYS if k in old and _jsonable(old[k]) != _jsonable(getattr(train_config, k))]
-        if ck.get("model_config") != model_config:
+        if checkpoint.get("model_config") != model_config:
             diff.append("model")
         if diff:
             raise ScaleError(f"cannot resume {self.out}: settings differ from its checkpoint ({', '.join(diff)}); "
                              "use the same flags or a new --out")
-        bad = non_finite_weights(ck["state_dict"])
+        bad = non_finite_weights(checkpoint["state_dict"])
         if bad:
             raise ScaleError(f"cannot resume {self.out}: {LAST_CHECKPOINT} holds NaN or inf weights ({bad}); "
                              "train into a new --out (and lower --lr)")
-        return ck
+        return checkpoint
 
     def remove_stale_temporaries(self) -> None:
-        for stale in self.out.glob(".checkpoint_*.pt.*.tmp"):  # a write killed before its rename
+        for stale in self.out.glob(STALE_CHECKPOINT_TEMPS):  # a write killed before its rename
             stale.unlink(missing_ok=True)
 
 
@@ -122,19 +113,19 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     """checkpoint_last.pt for --resume. It is only ever replaced by an atomic rename, so a file that
     does not load was damaged outside the trainer: refuse (never guess) and name the snapshots."""
     try:
-        ck = torch.load(path, map_location=device, weights_only=True)
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, ...: torch's message spans many lines
-        ck, reason = None, f"{type(exc).__name__}"
+        checkpoint, reason = None, f"{type(exc).__name__}"
     else:
         reason = "not a scale training checkpoint"
-    if not (isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT
-            and all(k in ck for k in ("epoch", "state_dict", "optimizer"))):
-        snaps = sorted(path.parent.glob("checkpoint_epoch*.pt"))
+    if not (isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT
+            and all(k in checkpoint for k in ("epoch", "state_dict", "optimizer"))):
+        snaps = sorted(path.parent.glob(SNAPSHOT_GLOB))
         hint = (f"copy the newest snapshot {snaps[-1].name} over it to continue from there"
                 if snaps else "delete it to restart the run")
         raise ScaleError(f"cannot resume {path.parent}: {path.name} is unreadable ({reason}; truncated or corrupted); "
                          f"{hint}, or train into a new --out")
-    return ck
+    return checkpoint
 
 
 def _epoch_of(line: str) -> Optional[int]:

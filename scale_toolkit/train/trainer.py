@@ -20,6 +20,7 @@ from scale_toolkit.model.positions import model_positions
 from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.precision import resolve_precision
+from scale_toolkit.run_files import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE
 from scale_toolkit.runtime import torch_threads
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import load_train_flip, load_train_split
@@ -28,7 +29,7 @@ from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, holdout_split
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import plot_curves
-from scale_toolkit.train.run_dir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, Checkpointer, MetricsLog, check_start
+from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 
 Progress = Callable[[dict[str, Any]], None]
