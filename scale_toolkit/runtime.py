@@ -1,4 +1,5 @@
-"""Process-wide settings, read or changed in one place: torchrun's rank environment and torch's thread count."""
+"""Process-wide settings, read or changed in one place: torchrun's rank environment, the device a
+``--device`` names, and torch's thread count."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+
+from .errors import ScaleError
 
 
 @dataclass
@@ -34,6 +37,27 @@ def dist_from_env() -> DistInfo:
     if world_size <= 1:
         return DistInfo()
     return DistInfo(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """The device ``--device`` names: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
+    An unknown name or an unavailable GPU is one line. ``local_rank``: under torchrun, a bare
+    ``cuda`` is this process's GPU.
+
+    >>> resolve_device("cpu"), resolve_device("auto").type in ("cpu", "cuda")
+    (device(type='cpu'), True)
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ScaleError(f"unknown --device {name!r} (use auto, cpu, cuda or cuda:N)") from exc
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ScaleError(f"--device {name} was asked for, but no CUDA device is available; use --device cpu")
+    return torch.device("cuda", local_rank) if device.index is None and local_rank is not None else device
 
 
 @contextmanager

@@ -9,27 +9,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
-import torch
 from torch import nn
 
 from ..errors import ScaleError
 from ..files import file_sha256
+from ..seeding import seeded
 from .checkpoint import load_state_strict, read_checkpoint
 from .spec import BackboneSpec, LoadedBackbone
 
 RANDOM_INIT = "random-init"  # the checkpoint_sha256 of a backbone built without weights
 RANDOM_INIT_SEED = 0  # so a --random-init store can be resumed and queried with identical weights
-
-Built = TypeVar("Built")
-
-
-def seeded(build: Callable[[], Built], seed: int = RANDOM_INIT_SEED) -> Built:
-    """Call `build()` under a fixed seed without touching the caller's RNG: random-init backbones are reproducible."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -81,10 +72,10 @@ def build_backbone(
     'random-init'
     """
     if checkpoint is None:
-        return LoadedBackbone(seeded(build), spec, RANDOM_INIT)
+        return LoadedBackbone(seeded(build, RANDOM_INIT_SEED), spec, RANDOM_INIT)
     path = Path(checkpoint)
     weights = checkpoint_filter(path)
-    module = seeded(weights.build or build)
+    module = seeded(weights.build or build, RANDOM_INIT_SEED)
     target = weights_of(module) if weights_of else module
     try:
         skipped = load_state_strict(target, weights.state, strict=strict, what=weights.what)

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..errors import ScaleError
-from .builder import build_backbone, seeded, single_file_filter
+from ..seeding import seeded
+from .builder import RANDOM_INIT_SEED, build_backbone, single_file_filter
 from .checkpoint import unwrap_state
 from .registry import register_backbone
 from .spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, LoadedBackbone
@@ -103,7 +104,7 @@ def make_timm(checkpoint=None, random_init=False, strict=True, model_name: str =
         raise ScaleError("name the timm model: --backbone timm:<model_name>, e.g. timm:vit_base_patch16_224")
     timm = import_timm()
     try:
-        model = seeded(lambda: timm.create_model(model_name, pretrained=False, num_classes=0))
+        model = seeded(lambda: timm.create_model(model_name, pretrained=False, num_classes=0), RANDOM_INIT_SEED)
     except RuntimeError as err:  # timm's "Unknown model" error
         raise ScaleError(f"timm cannot build '{model_name}': {str(err)[:160]}; see timm.list_models()") from None
     # the spec follows the built model (crop, mean/std, width), so the model is built before the builder runs

@@ -6,7 +6,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from .builder import build_backbone, seeded, single_file_filter
+from ..seeding import seeded
+from .builder import build_backbone, single_file_filter
 from .registry import register_backbone
 from .spec import KINETICS_MEAN, KINETICS_STD, BackboneSpec, LoadedBackbone
 

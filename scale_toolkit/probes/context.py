@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ScaleError
 from ..files import file_sha256
+from ..runtime import resolve_device
 from ..store import FeatureStore
 from ..store.attributes import StoreAttrs
 from . import data as D
@@ -86,7 +87,7 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
                   train_store_path: Optional[str | Path], progress: Progress) -> ProbeContext:
     """Open and check the stores and the model, then load the views onto the device (once)."""
     store, train_store = _open_stores(store_path, train_store_path)
-    device = D.resolve_device(options.device)
+    device = resolve_device(options.device)
     _check_eval_view(store)
     labels = store.labels
     n_classes = _count_classes(store, labels)

@@ -36,18 +36,6 @@ def is_mae_family(attrs: StoreAttrs) -> bool:
     return family in MAE_FAMILIES or "mae" in name or "mam2" in name
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ScaleError(f"unknown --device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ScaleError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return resolved
-
-
 def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--train-store") -> None:
     """Two stores can be used together: same feature dim, backbone, checkpoint and classes."""
     if store.feature_dim != other.feature_dim:

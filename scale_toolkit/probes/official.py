@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext
 from .knn import knn_scores, prepare
@@ -115,10 +116,13 @@ class OfficialRunner:
         return view.features[idx], view.positions(pos_input)[idx]
 
     def _classifier(self, kind: str, seed: int, train_features: torch.Tensor) -> ClipClassifier:
+        """A fresh classifier on the device, initialised from ``seed``; the seeded stream runs on into its training."""
+        return seeded(lambda: self._make_classifier(kind, train_features), seed, restore=False)
+
+    def _make_classifier(self, kind: str, train_features: torch.Tensor) -> ClipClassifier:
         from ..model import ScaleModel
         from ..model.layers import feature_stats
 
-        torch.manual_seed(seed)
         ssl_model = self.ctx.model.module if self.ctx.model is not None else None
         model = {"scale_linear": ssl_model, "scale_ft": self.ft_model}.get(kind)
         if kind == "transformer":

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..model.layers import feature_stats
+from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, build_context
 from .fit import (
@@ -199,6 +200,10 @@ class StandardRunner:
         idx = view.rows(rows)
         return ClipTable([part[idx] for part in parts])
 
+    def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Module]:
+        """``count`` fresh heads initialised from ``seed``; the seeded stream runs on into their training (dropout)."""
+        return seeded(lambda: [self._make_head(kind, in_dim, setting) for _ in range(count)], seed, restore=False)
+
     def _make_head(self, kind: str, in_dim: int, setting: TrainSetting) -> torch.nn.Module:
         if kind == "mlp":
             return mlp_head(in_dim, self.ctx.n_classes, hidden=setting.hidden or 1024, dropout=setting.dropout,
@@ -214,8 +219,7 @@ class StandardRunner:
         fit_labels = torch.as_tensor(ctx.labels[fit_rows], dtype=torch.long)
         groups = ctx.grids[kind].groups(ctx.batchnorm)
         for number, (base, pairs) in enumerate(groups, start=1):
-            torch.manual_seed(seed)
-            heads = [self._make_head(kind, fit_table.dim, base) for _ in pairs]
+            heads = self._new_heads(kind, fit_table.dim, base, len(pairs), seed)
             fit_clip_heads(fit_table, fit_labels, heads, pairs, base, seed, ctx.progress,
                            f"{task} grid {number}/{len(groups)}")
             for head, (lr, weight_decay) in zip(heads, pairs):
@@ -225,14 +229,17 @@ class StandardRunner:
     def _clip_head_final(self, kind: str, seed: int, task: str, setting: TrainSetting, train: np.ndarray,
                          test: np.ndarray) -> np.ndarray:
         ctx = self.ctx
-        torch.manual_seed(seed)
         train_table = self._table(ctx.train_view, kind, train)
-        head = self._make_head(kind, train_table.dim, setting)
+        head, = self._new_heads(kind, train_table.dim, setting, 1, seed)
         fit_clip_heads(train_table, torch.as_tensor(ctx.labels[train], dtype=torch.long), [head],
                        [(setting.lr, setting.weight_decay)], setting, seed, ctx.progress, f"{task} final")
         return predict_clip_head(head, self._table(ctx.eval_view, kind, test))
 
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
+    def _new_set_classifier(self, kind: str, train_features: torch.Tensor, seed: int) -> torch.nn.Module:
+        """A fresh classifier initialised from ``seed``; the seeded stream runs on into its training (dropout)."""
+        return seeded(lambda: self._make_set_classifier(kind, train_features), seed, restore=False)
+
     def _make_set_classifier(self, kind: str, train_features: torch.Tensor) -> torch.nn.Module:
         ctx = self.ctx
         if kind == "transformer":
@@ -256,8 +263,7 @@ class StandardRunner:
         settings = [TrainSetting(**{**base.to_dict(), "lr": lr, "weight_decay": wd, "batchnorm": False})
                     for base, pairs in ctx.grids[kind].groups([False]) for lr, wd in pairs]
         for number, setting in enumerate(settings, start=1):
-            torch.manual_seed(seed)
-            classifier = self._make_set_classifier(kind, fit_features)
+            classifier = self._new_set_classifier(kind, fit_features, seed)
             fit_set_classifier(classifier, fit_features, fit_positions, fit_labels, setting, seed, ctx.progress,
                                f"{task} grid {number}/{len(settings)}")
             val_probs = predict_set_classifier(classifier, val_features, val_positions)
@@ -267,9 +273,8 @@ class StandardRunner:
     def _set_classifier_final(self, kind: str, seed: int, task: str, setting: TrainSetting, train: np.ndarray,
                               test: np.ndarray) -> np.ndarray:
         ctx = self.ctx
-        torch.manual_seed(seed)
         train_features, train_positions = self._set_inputs(ctx.train_view, train)
-        classifier = self._make_set_classifier(kind, train_features)
+        classifier = self._new_set_classifier(kind, train_features, seed)
         fit_set_classifier(classifier, train_features, train_positions,
                            torch.as_tensor(ctx.labels[train], dtype=torch.long), setting, seed, ctx.progress,
                            f"{task} final")
