@@ -1,7 +1,8 @@
 """The only place the trainer touches the feature store."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,29 +22,31 @@ def _train_rows(fs, split: int, allow_incomplete: bool) -> tuple[np.ndarray, str
     return np.flatnonzero(fs.status == DONE), "every video (the store has no split membership)", left_out
 
 
-def load_train_split(store_path: str, split: int, allow_incomplete: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Features float16 [n, V, D] and coords float32 [n, V, 6] of the train videos of ``split``
-    (never its test videos), plus a small description of the store for the run config. A split
-    with videos still pending extraction is refused unless ``allow_incomplete``."""
+@dataclass
+class TrainSplit:
+    """The train videos of one split as `scale train` reads them from a store."""
+
+    features: np.ndarray  # float16 [n, V, D]
+    coords: np.ndarray  # float32 [n, V, 6]
+    info: dict[str, Any]  # a small description of the store for the run config
+    flip: Optional[np.ndarray] = None  # bool [n, V], read when asked for (the official 7-entry positions need it)
+
+
+def load_train_split(store_path: str, split: int, allow_incomplete: bool = False, with_flip: bool = False) -> TrainSplit:
+    """The train videos of ``split`` (never its test videos): features, coords, flip flags when
+    ``with_flip``, and a small description of the store. A split with videos still pending
+    extraction is refused unless ``allow_incomplete``."""
     from scale_toolkit.store import FeatureStore
+    from scale_toolkit.store.attributes import StoreAttrs
 
     fs = FeatureStore.open(store_path)
     idx, videos, left_out = _train_rows(fs, split, allow_incomplete)
     if idx.size == 0:
         raise ScaleError(f"{store_path} has no extracted {videos}; check --split or finish `scale extract` first")
-    data = fs.read(idx, names=("features", "coords"))
-    attrs = dict(fs.attrs)
+    data = fs.read(idx, names=("features", "coords", "flip") if with_flip else ("features", "coords"))
+    attrs = StoreAttrs.of(fs)
     info = {"path": str(store_path), "split": split, "videos": videos, "n_train_videos": int(idx.size),
             "n_clips": int(fs.n_clips), "feature_dim": int(fs.feature_dim), "pending_left_out": left_out,
-            "backbone": attrs.get("backbone"), "view": attrs.get("view"), "dataset": attrs.get("dataset")}
-    return np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info
-
-
-def load_train_flip(store_path: str, split: int, allow_incomplete: bool = False) -> np.ndarray:
-    """Flip flags bool [n, V] of the same videos as ``load_train_split`` (the official 7-entry positions need them)."""
-    from scale_toolkit.store import FeatureStore
-
-    fs = FeatureStore.open(store_path)
-    idx, _, _ = _train_rows(fs, split, allow_incomplete)
-    return np.asarray(fs.read(idx, names=("flip",))["flip"], dtype=bool)
+            "backbone": attrs.backbone or None, "view": attrs.view, "dataset": attrs.dataset}
+    return TrainSplit(np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info,
+                      np.asarray(data["flip"], dtype=bool) if with_flip else None)

@@ -51,10 +51,10 @@ def test_train_writes_run_dir_and_loadable_model(tmp_path):
 
 def test_reads_train_videos_of_the_split_only(tmp_path):
     fs = make_train_store(tmp_path / "train.zarr")
-    feats, coords, info = load_train_split(str(tmp_path / "train.zarr"), 1)
+    train_split = load_train_split(str(tmp_path / "train.zarr"), 1)
     train_rows = fs.split_indices(1, "train")
-    assert len(train_rows) == 36 and info["n_train_videos"] == 36
-    assert np.array_equal(feats, fs.read(train_rows)["features"])
+    assert len(train_rows) == 36 and train_split.info["n_train_videos"] == 36
+    assert np.array_equal(train_split.features, fs.read(train_rows)["features"])
     assert not np.isin(np.arange(0, 48, 4), train_rows).any()
 
 
