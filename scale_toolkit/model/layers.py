@@ -39,11 +39,11 @@ class Block(nn.Module):
             t = queries.shape[1]
             q = F.linear(h.gather(1, rows), w[:c], bias[:c]).view(b, t, self.heads, hd).transpose(1, 2)
             x = x.gather(1, rows)
-        p = self.attn_dropout if self.training else 0.0
+        dropout_p = self.attn_dropout if self.training else 0.0
         if x.device.type == "cpu":
-            a = _attention_bmm(q, k, v, attn_mask, p)
+            a = _attention_bmm(q, k, v, attn_mask, dropout_p)
         else:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, c)))
         return x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
 

@@ -27,28 +27,32 @@ def ssl_loss(cfg: ScaleConfig, u1: torch.Tensor, u2: torch.Tensor, target: torch
         dict with "loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc" (0-d tensors).
     """
     b, _, k, d = target.shape
-    tau = cfg.tau
     terms, hits = [], []
-    if cfg.mcm_pool_sets:
-        pools = [(target.reshape(b * 2 * k, d), [pooled_positions(p, s, k) for s, p in enumerate(pos)], None)]
-    else:
-        pools = [(target[:, s].reshape(b * k, d), [pos[s]], s) for s in range(2)]
-    for tgt, positions, s in pools:
+    for pool_targets, positions, set_index in _mcm_pools(cfg, target, pos):
         idx = torch.cat(positions)
-        if cfg.pred_all_tokens:
-            pool_pred = pred.reshape(b * 2 * k, d) if s is None else pred[:, s].reshape(b * k, d)
-            p, pp, ppi = pool_pred[idx], pool_pred, idx
+        if cfg.pred_all_tokens:  # the reverse direction contrasts against every clip's prediction
+            pred_pool = pred.reshape(b * 2 * k, d) if set_index is None else pred[:, set_index].reshape(b * k, d)
+            masked_pred, pred_pool_index = pred_pool[idx], idx
         else:
-            p = torch.cat(pred) if s is None else pred[s]
-            pp, ppi = None, None
-        lt, c = mcm_terms(p, tgt, idx, tau, cfg.mcm_symmetric, cfg.sym_reduction, pp, ppi)
-        terms.append(lt)
-        hits.append(c)
+            masked_pred = torch.cat(pred) if set_index is None else pred[set_index]
+            pred_pool, pred_pool_index = None, None
+        loss_terms, correct = mcm_terms(masked_pred, pool_targets, idx, cfg.tau, cfg.mcm_symmetric, cfg.sym_reduction,
+                                        pred_pool, pred_pool_index)
+        terms.append(loss_terms)
+        hits.append(correct)
     l_mcm, acc_mcm = mcm_loss(terms, hits, n_videos=b, reduction=cfg.mcm_reduction)
     l_set, acc_set = set_loss(u1, u2, cfg.tau_set, cfg.sym_reduction)
-    wm, ws = cfg.mcm_weight, cfg.set_weight
-    total = wm * l_mcm + ws * l_set
+    total = cfg.mcm_weight * l_mcm + cfg.set_weight * l_set
     if cfg.normalize_loss_weights:
-        total = total / (wm + ws)
+        total = total / (cfg.mcm_weight + cfg.set_weight)
     return {"loss": total, "mcm_loss": l_mcm.detach(), "set_loss": l_set.detach(),
             "mcm_acc": acc_mcm.detach(), "set_acc": acc_set.detach()}
+
+
+def _mcm_pools(cfg: ScaleConfig, target: torch.Tensor, pos: list[torch.Tensor]
+               ) -> list[tuple[torch.Tensor, list[torch.Tensor], int | None]]:
+    """The MCM candidate pools: (targets [n, d], masked positions in them, set index or None for both sets)."""
+    b, _, k, d = target.shape
+    if cfg.mcm_pool_sets:
+        return [(target.reshape(b * 2 * k, d), [pooled_positions(set_pos, s, k) for s, set_pos in enumerate(pos)], None)]
+    return [(target[:, s].reshape(b * k, d), [pos[s]], s) for s in range(2)]

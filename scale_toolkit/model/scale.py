@@ -37,25 +37,25 @@ class ScaleModel(nn.Module):
 
     def __init__(self, config: ScaleConfig):
         super().__init__()
-        self.config = c = config
-        h = c.hidden
-        self.in_norm = _norm(c.in_norm, c.input_dim)
-        self.in_proj = nn.Linear(c.input_dim, h)
-        act = nn.GELU() if c.pos_act == "gelu" else nn.ReLU()
-        self.pos_mlp = nn.Sequential(nn.Linear(c.pos_dim, c.pos_hidden), act, nn.Linear(c.pos_hidden, h))
+        self.config = cfg = config
+        h = cfg.hidden
+        self.in_norm = _norm(cfg.in_norm, cfg.input_dim)
+        self.in_proj = nn.Linear(cfg.input_dim, h)
+        act = nn.GELU() if cfg.pos_act == "gelu" else nn.ReLU()
+        self.pos_mlp = nn.Sequential(nn.Linear(cfg.pos_dim, cfg.pos_hidden), act, nn.Linear(cfg.pos_hidden, h))
         self.msk_token = nn.Parameter(torch.zeros(h))
         self.set_token = nn.Parameter(torch.zeros(h))
-        self.blocks = nn.ModuleList(Block(h, c.heads, c.mlp_ratio, c.dropout, c.attn_dropout) for _ in range(c.layers))
-        self.norm = nn.LayerNorm(h) if c.final_norm else nn.Identity()
+        self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(h) if cfg.final_norm else nn.Identity()
         # contrastive heads (Eq. 1): theta_A on predictions, theta_B on original features
-        pl = c.pred_head_layers or c.head_layers
-        ph = c.pred_head_hidden or c.head_hidden
-        self.pred_head = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
+        pred_layers = cfg.pred_head_layers or cfg.head_layers
+        pred_hidden = cfg.pred_head_hidden or cfg.head_hidden
+        self.pred_head = MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias)
         # one set of statistics when both paths standardise
-        self.target_norm = _norm(c.target_norm, c.input_dim, self.in_norm if c.in_norm == "standardize" else None)
-        self.target_head = MLPHead(c.input_dim, c.head_hidden, c.proj_dim, c.head_layers, c.head_bias)
-        self.set_head_a = MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
-        self.set_head_b = self.set_head_a if c.share_set_heads else MLPHead(h, ph, c.proj_dim, pl, c.head_bias)
+        self.target_norm = _norm(cfg.target_norm, cfg.input_dim, self.in_norm if cfg.in_norm == "standardize" else None)
+        self.target_head = MLPHead(cfg.input_dim, cfg.head_hidden, cfg.proj_dim, cfg.head_layers, cfg.head_bias)
+        self.set_head_a = MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias)
+        self.set_head_b = self.set_head_a if cfg.share_set_heads else MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -69,11 +69,11 @@ class ScaleModel(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         std = self.config.token_init_std
-        for p in (self.msk_token, self.set_token):
+        for token in (self.msk_token, self.set_token):
             if std > 0:
-                nn.init.trunc_normal_(p, std=std)
+                nn.init.trunc_normal_(token, std=std)
             else:
-                nn.init.zeros_(p)
+                nn.init.zeros_(token)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Statistics of the ``standardize`` input / target normalisation (per-dimension [D])."""
@@ -98,9 +98,9 @@ class ScaleModel(nn.Module):
         Returns:
             {"set_token": [B, H], "refined": [B, V, H]}
         """
-        p = self.config.pos_dim
-        if features.dim() != 3 or coords.shape[:2] != features.shape[:2] or coords.shape[-1] != p:
-            raise ScaleError(f"expected features [B,V,D] and positions [B,V,{p}] (pos_input {self.config.pos_input!r}), "
+        pos_dim = self.config.pos_dim
+        if features.dim() != 3 or coords.shape[:2] != features.shape[:2] or coords.shape[-1] != pos_dim:
+            raise ScaleError(f"expected features [B,V,D] and positions [B,V,{pos_dim}] (pos_input {self.config.pos_input!r}), "
                              f"got {tuple(features.shape)} and {tuple(coords.shape)}")
         if features.shape[-1] != self.config.input_dim:
             raise ScaleError(f"feature dimension {features.shape[-1]} does not match the model's input_dim "

@@ -23,15 +23,14 @@ class _GatherCat(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:  # type: ignore[override]
-        ws, rank = dist.get_world_size(), dist.get_rank()
-        m = max(sizes)
-        pad = x.new_zeros((m,) + tuple(x.shape[1:]))
+        world_size, rank = dist.get_world_size(), dist.get_rank()
+        pad = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
         pad[: x.shape[0]] = x
-        bufs = [torch.empty_like(pad) for _ in range(ws)]
+        bufs = [torch.empty_like(pad) for _ in range(world_size)]
         dist.all_gather(bufs, pad.contiguous())
         ctx.offset = sum(sizes[:rank])
         ctx.n = x.shape[0]
-        return torch.cat([bufs[r][: sizes[r]] for r in range(ws)])
+        return torch.cat([bufs[r][: sizes[r]] for r in range(world_size)])
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]

@@ -17,12 +17,12 @@ def ssl_metrics(model: ScaleModel, features: np.ndarray | torch.Tensor, coords: 
     """
     dev = model.in_proj.weight.device
     feats = torch.as_tensor(features).to(dev, torch.float16)
-    crd = torch.as_tensor(coords).to(dev, torch.float32)
+    positions = torch.as_tensor(coords).to(dev, torch.float32)
     n, v = feats.shape[:2]
     batch = min(batch_size, n)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
-    was = model.training
+    was_training = model.training
     model.eval()
     fwd = SSLForward(model)
     sums: dict[str, float] = {}
@@ -33,10 +33,10 @@ def ssl_metrics(model: ScaleModel, features: np.ndarray | torch.Tensor, coords: 
             for i in range(n // batch):
                 idx = order[i * batch:(i + 1) * batch]
                 sets, mask = draw_views(model.config, batch, v, gen, dev)
-                out = ssl_batch_losses(fwd, model.config, feats, crd, idx, sets, mask, 0, batch)
+                out = ssl_batch_losses(fwd, model.config, feats, positions, idx, sets, mask, 0, batch)
                 for k, val in out.items():
                     sums[k] = sums.get(k, 0.0) + float(val)
                 count += 1
     finally:
-        model.train(was)
+        model.train(was_training)
     return {k: s / count for k, s in sums.items()}

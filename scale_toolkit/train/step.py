@@ -57,15 +57,14 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
     ``mask`` [B, 2, K] are drawn for the whole global batch (identically on every rank).
     """
     k = cfg.set_size
-    il, sl, ml = idx[lo:hi], sets[lo:hi], mask[lo:hi]
-    b = il.shape[0]
-    clip = sl.reshape(b, 2 * k)
-    f = feats[il[:, None], clip].view(b, 2, k, -1)
-    c = coords[il[:, None], clip].view(b, 2, k, coords.shape[-1])
-    pos_local = [masked_positions(ml[:, s], cfg) for s in range(2)]
-    dev = feats.device
-    with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        emb = fwd(f, c, ml)
+    local_videos, local_sets, local_mask = idx[lo:hi], sets[lo:hi], mask[lo:hi]
+    b = local_videos.shape[0]
+    clip = local_sets.reshape(b, 2 * k)
+    batch_feats = feats[local_videos[:, None], clip].view(b, 2, k, -1)
+    batch_coords = coords[local_videos[:, None], clip].view(b, 2, k, coords.shape[-1])
+    pos_local = [masked_positions(local_mask[:, s], cfg) for s in range(2)]
+    with torch.autocast(feats.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        emb = fwd(batch_feats, batch_coords, local_mask)
     pos_global = [masked_positions(mask[:, s], cfg) for s in range(2)] if world_size > 1 else pos_local
     gather = gather_rows if world_size > 1 else (lambda x, sizes=None: x)  # one process (held-out metrics under DDP too)
     u1, u2, target = gather(emb["u1"]), gather(emb["u2"]), gather(emb["target"])
@@ -80,7 +79,7 @@ def ssl_batch_losses(fwd: nn.Module, cfg: ScaleConfig, feats: torch.Tensor, coor
             else:
                 counts = mask.view(world_size, b, 2, k).sum(dim=(1, 3)).tolist()  # [W][2]
                 sizes = [[int(r[s]) for r in counts] for s in range(2)]
-            pred_sets = [gather_rows(p, sz) for p, sz in zip(pred_sets, sizes)]
+            pred_sets = [gather_rows(set_pred, set_sizes) for set_pred, set_sizes in zip(pred_sets, sizes)]
         pred = pred_sets
     return ssl_loss(cfg, u1, u2, target, pred, pos_global)
 

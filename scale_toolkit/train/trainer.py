@@ -40,10 +40,10 @@ METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
 def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases, norm weights and learned tokens (all <2-d tensors)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith("token") else decay).append(p)
+        (no_decay if param.ndim < 2 or name.endswith("token") else decay).append(param)
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -405,8 +405,8 @@ def _held_out(model: ScaleModel, val: tuple[np.ndarray, np.ndarray], batch: int,
     small hold-outs are drawn several times so the accuracy is not a handful of samples."""
     n = len(val[0])
     rounds = min(8, max(1, -(-256 // n)))
-    m = ssl_metrics(model, val[0], val[1], batch_size=min(batch, n), seed=seed, rounds=rounds)
-    return {f"val_{k}": m[k] for k in ("mcm_loss", "set_loss", "mcm_acc", "set_acc")}
+    scores = ssl_metrics(model, val[0], val[1], batch_size=min(batch, n), seed=seed, rounds=rounds)
+    return {f"val_{k}": scores[k] for k in ("mcm_loss", "set_loss", "mcm_acc", "set_acc")}
 
 
 def _compile_errors_in_one_line(loss_fn: Callable) -> Callable:
