@@ -69,6 +69,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from scale_toolkit.model import ScaleConfig, ScaleModel
 from scale_toolkit.model.masking import n_masked
 from scale_toolkit.precision import CpuReport, resolve_precision
+from scale_toolkit.runtime import resolve_device
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.trainer import param_groups
@@ -193,50 +194,62 @@ def synthetic_store(a):
 
 
 def build_side(name: str, a, dev: torch.device):
-    """(step function, FLOPs of one step) of the side ``name``: toolkit, toolkit_compiled or naive."""
+    """(step function, FLOPs of one step) of the side ``name``: toolkit, toolkit_fp32, toolkit_compiled, naive or official."""
     feats_np, coords_np = synthetic_store(a)
-    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
-    b = a.batch_size
     torch.manual_seed(0)
     if name == "official":
         step = official_step(a, dev, feats_np, coords_np)
     elif name == "naive":
-        random.seed(0)
-        np.random.seed(0)
-        naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
-        nopt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
-        k = cfg.set_size
-        nm = n_masked(k, cfg.mask_ratio)
-
-        def step():
-            f, c, m = naive_batch(feats_np, coords_np, b, k, nm)
-            loss = naive.loss(f.to(dev), c.to(dev), m.to(dev))
-            nopt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(naive.parameters(), 1.0)
-            nopt.step()
+        step = naive_step(a, dev, feats_np, coords_np)
     else:
-        feats = torch.from_numpy(feats_np).to(dev)
-        coords = torch.from_numpy(coords_np).to(dev)
-        amp = resolve_precision(side_precision(name, a), dev).autocast_dtype
-        model = ScaleModel(cfg).to(dev)
-        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
-        loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=name == "toolkit_compiled")
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(0)
-
-        def step():
-            idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
-            sets, mask = draw_views(cfg, b, a.clips, gen, dev)
-            with fp32_matmul_precision(dev, amp):
-                out = loss_fn(idx, sets, mask, 0, b, 1, amp)
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+        step = toolkit_step(name, a, dev, feats_np, coords_np)
     with FlopCounterMode(display=False) as fc:  # also the first (compiling) step
         step()
     return step, fc.get_total_flops()
+
+
+def naive_step(a, dev: torch.device, feats_np, coords_np):
+    """One step of the plainly written baseline: Python-side batching, fp32, TransformerEncoder."""
+    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    random.seed(0)
+    np.random.seed(0)
+    naive = NaiveScale(a.dim, a.hidden, a.layers, cfg.heads, cfg.mlp_ratio, cfg.head_hidden, cfg.proj_dim).to(dev)
+    opt = torch.optim.AdamW(naive.parameters(), lr=1e-4)
+    n_mask = n_masked(cfg.set_size, cfg.mask_ratio)
+
+    def step():
+        feats, coords, mask = naive_batch(feats_np, coords_np, a.batch_size, cfg.set_size, n_mask)
+        loss = naive.loss(feats.to(dev), coords.to(dev), mask.to(dev))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(naive.parameters(), 1.0)
+        opt.step()
+    return step
+
+
+def toolkit_step(name: str, a, dev: torch.device, feats_np, coords_np):
+    """One step as `scale train` runs it (resident store, the side's precision, compiled for toolkit_compiled)."""
+    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    b = a.batch_size
+    feats = torch.from_numpy(feats_np).to(dev)
+    coords = torch.from_numpy(coords_np).to(dev)
+    amp = resolve_precision(side_precision(name, a), dev).autocast_dtype
+    model = ScaleModel(cfg).to(dev)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=dev.type in ("cpu", "cuda"))
+    loss_fn = make_loss_fn(SSLForward(model), cfg, feats, coords, compile=name == "toolkit_compiled")
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)
+
+    def step():
+        idx = torch.randint(0, a.videos, (b,), generator=gen, device=dev)
+        sets, mask = draw_views(cfg, b, a.clips, gen, dev)
+        with fp32_matmul_precision(dev, amp):
+            out = loss_fn(idx, sets, mask, 0, b, 1, amp)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step
 
 
 def official_step(a, dev: torch.device, feats_np, coords_np):
@@ -296,7 +309,7 @@ def side_worker(name: str, a, conn) -> None:
     """A side in its own process: built with its allocator policy, then one timed step per request."""
     if a.threads:
         torch.set_num_threads(a.threads)
-    dev = torch.device(a.device)
+    dev = resolve_device(a.device)
     with contextlib.ExitStack() as stack:
         reuse = stack.enter_context(reuse_freed_memory(dev)) if reuses_memory(name, a.malloc) else False
         t = time.perf_counter()
@@ -314,7 +327,7 @@ def side_worker(name: str, a, conn) -> None:
             conn.send((time.perf_counter() - t, peak))
 
 
-def main():
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=512)
@@ -338,30 +351,65 @@ def main():
                          "as-shipped (the toolkit sides, as `scale train` does; the naive side keeps "
                          "glibc's defaults, as plain code does); both (the conservative comparison); none")
     ap.add_argument("--json", default=None, help="write the results here")
-    a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    dev = torch.device(a.device)
-    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
-    b = a.batch_size
-    shipped = resolve_precision(a.precision, dev)
-    cpu = CpuReport.of_this_machine()
+    return ap.parse_args(argv)
+
+
+def machine(a, dev: torch.device, cpu: CpuReport) -> dict:
+    """The result's header: the machine, its load, the settings and the sizes measured."""
     res = {"device": str(dev), "cpu": cpu_model(), "cpu_capability": cpu.capability, "avx512_bf16": cpu.avx512_bf16,
            "amx": cpu.amx, "threads": torch.get_num_threads(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "malloc": a.malloc,
-           "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__, "batch_size": b, "dim": a.dim,
+           "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__, "batch_size": a.batch_size, "dim": a.dim,
            "clips": a.clips, "hidden": a.hidden, "layers": a.layers}
     if dev.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(dev)
+    return res
 
+
+def side_names(a, shipped) -> list[str]:
+    """The sides measured: the toolkit, its fp32 twin where auto picks bf16, the optional ones."""
+    return (["toolkit"] + (["toolkit_fp32"] if shipped.value == "bf16" else [])
+            + (["toolkit_compiled"] if a.compile else []) + ([] if a.skip_naive else ["naive"])
+            + (["official"] if a.official_src else []))
+
+
+def matmul_size(dev: torch.device) -> int:
+    return 2048 if dev.type == "cpu" else 8192
+
+
+def matmul_sides(dev: torch.device, shipped) -> list:
+    """(name, timed run) of a plain n x n matmul in fp32, and in bf16 where bf16 is the shipped precision
+    (emulated bf16 takes ~10 s per product)."""
+    n = matmul_size(dev)
+    dtypes = [torch.float32] + ([torch.bfloat16] if shipped.value == "bf16" else [])
+
+    def timed(x, y):
+        def run():
+            sync(dev)
+            t = time.perf_counter()
+            x @ y
+            sync(dev)
+            return time.perf_counter() - t, None
+        return run
+
+    return [("mm_" + {torch.float32: "fp32", torch.bfloat16: "bf16"}[dt],
+             timed(torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt))) for dt in dtypes]
+
+
+def remote_step(conn):
+    """A timed run of one step of the side behind ``conn`` (its own process)."""
+    def run():
+        conn.send("step")
+        return conn.recv()
+    return run
+
+
+def measure(a, dev: torch.device, names: list[str], shipped) -> tuple[dict, dict, dict]:
+    """Start every side in its own process, then time them round by round with the matmuls.
+
+    Returns (each side's build report, every run's seconds per name, peak GPU memory per name)."""
     # Each side runs in its own process (spawned, idle between its steps), so each keeps its own
     # allocator state and policy; they are built one after another (compile time is not shared).
-    names = (["toolkit"] + (["toolkit_fp32"] if shipped.value == "bf16" else [])
-             + (["toolkit_compiled"] if a.compile else []) + ([] if a.skip_naive else ["naive"])
-             + (["official"] if a.official_src else []))
-    res["precision"] = {name: resolve_precision(side_precision(name, a), dev).describe() for name in names}
-    print(f"# {res['cpu']}: torch capability {cpu.capability}, AVX-512 BF16 {cpu.avx512_bf16}, AMX {cpu.amx}; "
-          + "; ".join(f"{k}: {v}" for k, v in res["precision"].items()), flush=True)
     ctx = mp.get_context("spawn")
     conns, procs, info = {}, [], {}
     try:
@@ -372,51 +420,41 @@ def main():
             procs.append(proc)
             conns[name] = parent
             info[name] = parent.recv()
-
-        def remote(name):
-            def run():
-                conns[name].send("step")
-                return conns[name].recv()
-            return run
-
-        n = 2048 if dev.type == "cpu" else 8192
-        # bf16 only where it is the shipped precision: emulated bf16 takes ~10 s per product
-        dtypes = [torch.float32] + ([torch.bfloat16] if shipped.value == "bf16" else [])
-        mats = {dt: (torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)) for dt in dtypes}
-
-        def local(x, y):
-            def run():
-                sync(dev)
-                t = time.perf_counter()
-                x @ y
-                sync(dev)
-                return time.perf_counter() - t, None
-            return run
-
-        sides = [(name, remote(name)) for name in names]
-        sides += [("mm_" + {torch.float32: "fp32", torch.bfloat16: "bf16"}[dt], local(*mats[dt])) for dt in dtypes]
-        for _ in range(a.warmup_steps):
-            for _, run in sides:
-                run()
-        # Interleaved round by round so that load from other processes on a shared machine hits
-        # every side alike.
-        times = {name: [] for name, _ in sides}
-        mem = {}
-        for _ in range(a.steps):
-            for name, run in sides:
-                dt, peak = run()
-                times[name].append(dt)
-                if peak is not None:
-                    mem[name] = max(mem.get(name, 0.0), peak)
+        sides = [(name, remote_step(conns[name])) for name in names] + matmul_sides(dev, shipped)
+        times, mem = interleaved_rounds(sides, a.warmup_steps, a.steps)
     finally:
         for conn in conns.values():
             conn.send("stop")
         for proc in procs:
             proc.join(timeout=30)
+    return info, times, mem
 
+
+def interleaved_rounds(sides: list, warmup: int, rounds: int) -> tuple[dict, dict]:
+    """Each round runs every side once, so that load from other processes on a shared machine hits
+    every side alike. Returns (seconds of every round per side, peak GPU memory per side)."""
+    for _ in range(warmup):
+        for _, run in sides:
+            run()
+    times = {name: [] for name, _ in sides}
+    mem = {}
+    for _ in range(rounds):
+        for name, run in sides:
+            dt, peak = run()
+            times[name].append(dt)
+            if peak is not None:
+                mem[name] = max(mem.get(name, 0.0), peak)
+    return times, mem
+
+
+def add_results(res: dict, a, dev: torch.device, names: list[str], info: dict, times: dict) -> None:
+    """Per side: GFLOP per step, step time, samples/s, GFLOP/s; the toolkit sides' fraction of the
+    matmul rate of their precision and their speed-up over each baseline."""
+    cfg = ScaleConfig(input_dim=a.dim, hidden=a.hidden, layers=a.layers)
+    b = a.batch_size
     best = {k: min(v) for k, v in times.items()}
     med = {k: float(np.median(v)) for k, v in times.items()}
-    mm_flops = 2 * n ** 3
+    mm_flops = 2 * matmul_size(dev) ** 3
     flops = info["toolkit"]["flops"]
     res["malloc_reuse"] = {name: info[name]["malloc_reuse"] for name in names}
     res["rounds"] = a.steps
@@ -438,8 +476,24 @@ def main():
         res[f"{name}_fraction_of_{mm[3:]}_matmul"] = {"best": best[mm] * flops / mm_flops / best[name],
                                                       "median": med[mm] * flops / mm_flops / med[name]}
         for base in baselines:
-            ratios = [n_ / t_ for n_, t_ in zip(times[base], times[name])]
+            ratios = [base_s / side_s for base_s, side_s in zip(times[base], times[name])]
             res[f"speedup_{name}_over_{base}"] = {"best": best[base] / best[name], "median_of_rounds": float(np.median(ratios))}
+
+
+def main():
+    a = parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = resolve_device(a.device)
+    shipped = resolve_precision(a.precision, dev)
+    cpu = CpuReport.of_this_machine()
+    res = machine(a, dev, cpu)
+    names = side_names(a, shipped)
+    res["precision"] = {name: resolve_precision(side_precision(name, a), dev).describe() for name in names}
+    print(f"# {res['cpu']}: torch capability {cpu.capability}, AVX-512 BF16 {cpu.avx512_bf16}, AMX {cpu.amx}; "
+          + "; ".join(f"{k}: {v}" for k, v in res["precision"].items()), flush=True)
+    info, times, mem = measure(a, dev, names, shipped)
+    add_results(res, a, dev, names, info, times)
     if mem:
         res["peak_mem_gib"] = mem
     print(json.dumps(res, indent=2))
