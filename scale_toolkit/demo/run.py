@@ -104,75 +104,98 @@ def _probe_events(progress: Progress) -> Optional[Callable[[str, int, int], None
 
 
 def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoReport:
-    from ..extract import ExtractConfig, run_extraction
-    from ..model.config import ScaleConfig
-    from ..probes import ROWS, ProbeOptions, run_probes
+    """Every stage in turn (see the module docstring), each timed; the report holds their numbers and files."""
     from ..retrieval.evaluate import evaluate_retrieval
     from ..retrieval.models import load_retrieval_model
-    from ..retrieval.query import build_gallery_index
     from ..store import FeatureStore
-    from ..train import TrainConfig, train
 
     _validate(cfg)
-    out = Path(cfg.out)
+    out = _demo_folder(Path(cfg.out))
+    report = DemoReport(out=out)
+    stages = _Stages(report, progress)
+    videos = out / "videos"
+    spec = SyntheticSpec(videos_per_class=cfg.videos_per_class, seed=cfg.seed)
+    csv = stages.run("synthesise", f"writing {6 * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
+    stores = {view: _extract_store(cfg, stages, view, csv, videos, out / f"{view}.zarr") for view in ("train16", "eval15")}
+    run_dir = _train_scale(cfg, stages, stores["train16"], out / "run")
+    report.probes = _probe_rows(cfg, stages, stores["eval15"], run_dir)
+    eval_store = FeatureStore.open(stores["eval15"])
+    model, model_info = load_retrieval_model(run_dir)
+    report.retrieval = stages.run("retrieve", "evaluating retrieval R@k",
+                                  lambda: evaluate_retrieval(eval_store, 1, model=model, model_info=model_info, ks=(1, 5, 10)))
+    stages.run("pictures", "drawing the confusion matrix and the retrieval strip",
+               lambda: _pictures(report, eval_store, model, videos))
+    _gallery_index(stages, eval_store, model, model_info, out / "index.faiss")
+    report.paths.update({"train16 store": stores["train16"], "eval15 store": stores["eval15"], "videos": videos})
+    report.seconds["total"] = sum(report.seconds.values())
+    return report
+
+
+def _demo_folder(out: Path) -> Path:
+    """``out``, created: refused when it is a file or a folder of other files (never write into the user's)."""
     if out.exists() and not out.is_dir():
         raise ScaleError(f"--out {out} is a file; give a directory")
     if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in DEMO_PARTS):
         raise ScaleError(f"--out {out} is a folder of other files, not a scale demo folder; choose a new or empty --out")
     out.mkdir(parents=True, exist_ok=True)
-    report = DemoReport(out=out)
-    stages = _Stages(report, progress)
-    spec = SyntheticSpec(videos_per_class=cfg.videos_per_class, seed=cfg.seed)
-    videos = out / "videos"
-    csv = stages.run("synthesise", f"writing {6 * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
+    return out
 
-    stores = {}
-    for view in ("train16", "eval15"):
-        store_path = out / f"{view}.zarr"
-        xcfg = ExtractConfig(backbone="tiny", dataset="csv", csv=csv, root=videos, view=view, out=store_path,
-                             workers=cfg.workers, seed=cfg.seed, precision=DEMO_PRECISION)
-        stages.run(f"extract {view}", f"extracting {view} clips with the tiny backbone", lambda x=xcfg: run_extraction(x))
-        stores[view] = store_path
 
-    run_dir = out / "run"
-    tcfg = TrainConfig(
-        store=str(stores["train16"]), split=1, out=str(run_dir), epochs=cfg.epochs, batch_size=cfg.batch_size,
+def _extract_store(cfg: DemoConfig, stages: _Stages, view: str, csv: Path, videos: Path, store_path: Path) -> Path:
+    """One store of the synthetic videos (``view``: train16 or eval15), with the built-in tiny backbone."""
+    from ..extract import ExtractConfig, run_extraction
+
+    extract_config = ExtractConfig(backbone="tiny", dataset="csv", csv=csv, root=videos, view=view, out=store_path,
+                                   workers=cfg.workers, seed=cfg.seed, precision=DEMO_PRECISION)
+    stages.run(f"extract {view}", f"extracting {view} clips with the tiny backbone", lambda: run_extraction(extract_config))
+    return store_path
+
+
+def _train_scale(cfg: DemoConfig, stages: _Stages, train_store: Path, run_dir: Path) -> Path:
+    """SCALE trained on the train16 store (resumed when an earlier demo left a checkpoint); its stall warnings shown."""
+    from ..model.config import ScaleConfig
+    from ..train import TrainConfig, train
+
+    train_config = TrainConfig(
+        store=str(train_store), split=1, out=str(run_dir), epochs=cfg.epochs, batch_size=cfg.batch_size,
         lr=1e-3, warmup=max(1.0, cfg.epochs / 20), seed=cfg.seed, device="cpu", precision=DEMO_PRECISION,
         save_every=0, resume=(run_dir / LAST_CHECKPOINT).exists(),
         model=ScaleConfig(input_dim=64),
     )
     summary = stages.run("train", f"training SCALE for {cfg.epochs} epochs",
-                         lambda: train(tcfg, progress=_train_events(progress)))
+                         lambda: train(train_config, progress=_train_events(stages.progress)))
     for note in summary.get("warnings", []):  # held-out SSL metrics that stalled
-        if progress:
-            progress("train", f"warning: {note}")
-    report.paths["run"] = run_dir
+        if stages.progress:
+            stages.progress("train", f"warning: {note}")
+    stages.report.paths["run"] = run_dir
     if (run_dir / CURVES_FILE).exists():
-        report.paths["training curves"] = run_dir / CURVES_FILE
+        stages.report.paths["training curves"] = run_dir / CURVES_FILE
+    return run_dir
+
+
+def _probe_rows(cfg: DemoConfig, stages: _Stages, eval_store: Path, run_dir: Path) -> dict:
+    """Every probe row on the eval15 store, with the trained model."""
+    from ..probes import ROWS, ProbeOptions, run_probes
 
     # tiny training sets need more passes than the default 30 epochs of the Transformer probes
     options = ProbeOptions(split="1", device="cpu", epochs=cfg.probe_epochs)
-    report.probes = stages.run("probe", "running k-NN, linear, MLP, Transformer and SCALE_ft probes",
-                               lambda: run_probes(stores["eval15"], rows=list(ROWS), model=run_dir, options=options,
-                                                  progress=_probe_events(progress)))
+    return stages.run("probe", "running k-NN, linear, MLP, Transformer and SCALE_ft probes",
+                      lambda: run_probes(eval_store, rows=list(ROWS), model=run_dir, options=options,
+                                         progress=_probe_events(stages.progress)))
 
-    eval_store = FeatureStore.open(stores["eval15"])
-    model, model_info = load_retrieval_model(run_dir)
-    report.retrieval = stages.run("retrieve", "evaluating retrieval R@k",
-                                  lambda: evaluate_retrieval(eval_store, 1, model=model, model_info=model_info, ks=(1, 5, 10)))
 
-    def pictures():
-        report.paths["confusion matrices"] = _confusion(eval_store, report.probes["results"], out / "confusion.png")
-        report.paths["retrieval strip"] = _retrieval_strip(eval_store, model, videos, out / "retrieval_strip.png")
+def _pictures(report: DemoReport, eval_store, model, videos: Path) -> None:
+    report.paths["confusion matrices"] = _confusion(eval_store, report.probes["results"], report.out / "confusion.png")
+    report.paths["retrieval strip"] = _retrieval_strip(eval_store, model, videos, report.out / "retrieval_strip.png")
 
-    stages.run("pictures", "drawing the confusion matrix and the retrieval strip", pictures)
-    index = out / "index.faiss"
+
+def _gallery_index(stages: _Stages, eval_store, model, model_info: dict, index: Path) -> None:
+    """The SET-token index of every video, with posters and previews, for `scale serve`."""
+    from ..retrieval.query import build_gallery_index
+
     stages.run("index", "indexing the SET tokens of all videos, with posters and previews for scale serve",
                lambda: build_gallery_index(eval_store, index, model=model, model_info=model_info, thumbs=True))
-    report.paths["index"] = index
-    report.paths.update({"train16 store": stores["train16"], "eval15 store": stores["eval15"], "videos": videos})
-    report.seconds["total"] = sum(report.seconds.values())
-    return report
+    stages.report.paths["index"] = index
 
 
 def _split_descriptors(store, model, kind: str):
@@ -196,26 +219,36 @@ def _confusion(store, results: dict, path: Path) -> Path:
 
 
 def _retrieval_strip(store, model, videos: Path, path: Path, per_row: int = 5) -> Path:
-    from ..data.decode import probe_video, read_frames
-    from .pictures import motion_picture, retrieval_strip_png
+    """One test query per class and its nearest training videos by SET token: the strip shows the
+    order classes next to the appearance classes."""
+    from .pictures import retrieval_strip_png
 
-    train, test, g, q = _split_descriptors(store, model, "set")
-    labels, names, ids = store.labels, store.class_names, store.video_ids
+    train, test, gallery, queries = _split_descriptors(store, model, "set")
+    labels, names = store.labels, store.class_names
+    picture = _motion_picture_of(store, videos)
+    strip = []
+    for label, name in enumerate(names):
+        query = next((i for i, row in enumerate(test) if labels[row] == label), None)
+        if query is None:
+            continue
+        nearest = train[np.argsort(-(gallery @ queries[query]))[:per_row]]
+        strip.append({
+            "image": picture(test[query]), "label": name,
+            "neighbours": [{"image": picture(row), "label": names[labels[row]], "ok": bool(labels[row] == label)} for row in nearest],
+        })
+    return retrieval_strip_png(strip, path, "SCALE SET-token retrieval: each test query and its 5 nearest training videos")
+
+
+def _motion_picture_of(store, videos: Path) -> Callable[[int], np.ndarray]:
+    """A store row's video as one picture of its motion (8 frames spread over the video)."""
+    from ..data.decode import probe_video, read_frames
+    from .pictures import motion_picture
+
+    ids = store.video_ids
 
     def picture(row: int) -> np.ndarray:
         file = videos / ids[row]
-        n = probe_video(file).num_frames
-        return motion_picture(read_frames(file, np.linspace(0, n - 1, 8).round().astype(int)))
+        n_frames = probe_video(file).num_frames
+        return motion_picture(read_frames(file, np.linspace(0, n_frames - 1, 8).round().astype(int)))
 
-    # one query per class: the strip shows order classes next to appearance classes
-    queries = []
-    for c in range(len(names)):
-        qi = next((i for i, r in enumerate(test) if labels[r] == c), None)
-        if qi is None:
-            continue
-        nearest = np.argsort(-(g @ q[qi]))[:per_row]
-        queries.append({
-            "image": picture(test[qi]), "label": names[c],
-            "neighbours": [{"image": picture(train[j]), "label": names[labels[train[j]]], "ok": bool(labels[train[j]] == c)} for j in nearest],
-        })
-    return retrieval_strip_png(queries, path, "SCALE SET-token retrieval: each test query and its 5 nearest training videos")
+    return picture
