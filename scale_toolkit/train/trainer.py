@@ -138,6 +138,7 @@ class _Run:
 
 def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
            lock: Optional[RunLock] = None) -> dict[str, Any]:
+    """The run itself, in order (``train`` adds the process-wide setup): prepare, epochs, summary, model.pt."""
     run, start_epoch, held_out = _prepare(config, progress, data, info, device, lock)
     run.model.train()
     plan = run.plan
