@@ -57,15 +57,18 @@ class StoreAttrs:
 
     backbone: dict[str, Any] = field(default_factory=dict)  # the backbone spec (name, family, frames, ...)
     backbone_name: str | None = None
+    backbone_options: dict[str, Any] | None = None  # e.g. {"encoder": "momentum"}
     view: dict[str, Any] | str | None = None  # {name, clips, frames, stride, crop_size}; older stores: the name
     checkpoint: str | None = None  # the checkpoint's absolute path on the extracting machine
     checkpoint_sha256: str | None = None
     dataset: str | None = None
     dataset_root: str | None = None
+    seed: int | None = None  # of the clip sampling
     decoder: str | None = None
     precision: str | None = None  # as asked for (auto | bf16 | fp32)
     precision_resolved: str | None = None  # what it resolved to on the extracting machine
     precision_reason: str | None = None
+    toolkit_version: str | None = None  # of the scale that made the store
 
     @classmethod
     def of(cls, source: Any) -> "StoreAttrs":
@@ -75,20 +78,27 @@ class StoreAttrs:
         return cls(
             backbone=backbone_of(attrs),
             backbone_name=_text(attrs.get("backbone_name")),
+            backbone_options=attrs.get("backbone_options"),
             view=view if isinstance(view, (dict, str)) and view else None,
             checkpoint=_text(attrs.get("checkpoint")),
             checkpoint_sha256=_text(attrs.get("checkpoint_sha256")),
             dataset=_text(attrs.get("dataset")),
             dataset_root=_text(attrs.get("dataset_root")),
+            seed=attrs.get("seed"),
             decoder=_text(attrs.get("decoder")),
             precision=_text(attrs.get("precision")),
             precision_resolved=_text(attrs.get("precision_resolved")),
             precision_reason=attrs.get("precision_reason"),
+            toolkit_version=_text(attrs.get("toolkit_version")),
         )
 
     @property
     def spec_name(self) -> str | None:
-        """The backbone spec's name, or None."""
+        """The backbone spec's name, or None when not recorded.
+
+        >>> StoreAttrs.of({"backbone": {"name": "videomae-b"}}).spec_name, StoreAttrs.of({"backbone": ""}).spec_name
+        ('videomae-b', None)
+        """
         name = self.backbone.get("name")
         return str(name) if name else None
 

@@ -12,7 +12,8 @@ import pytest
 from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.backbones import load_backbone
 from scale_toolkit.backbones.inference import embed_clips
-from scale_toolkit.extract.pipeline import BlockEmbedder, ShardLock
+from scale_toolkit.extract.pipeline import BlockEmbedder
+from scale_toolkit.store.shard_lock import ShardLock
 from scale_toolkit.store import DONE, FAILED, FeatureStore
 from scale_toolkit.precision import resolve_precision
 
