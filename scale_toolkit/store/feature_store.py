@@ -32,8 +32,10 @@ import zarr
 
 from .. import __version__
 from ..errors import ScaleError
+from .attributes import StoreAttrs
 from .integrity import ALGORITHM, CHECKED, block_runs, crc, scan
 from .names import escape_id, needs_escape, printable, unescape_id
+from .summary import StoreInfo
 
 SCHEMA_VERSION = 1
 PENDING, DONE, FAILED = 0, 1, 2
@@ -481,40 +483,24 @@ class FeatureStore:
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
-    def info(self) -> dict:
-        """Counts per status and split, backbone, view, dims, classes and size on disk."""
-        status = self.status
-        splits = self.splits
+    @property
+    def schema_version(self) -> int:
+        return int(self.group.attrs["schema_version"])  # checked by `open`
+
+    def info(self) -> StoreInfo:
+        """Counts per status and split, how the store was made, classes and size on disk."""
+        status, splits, reasons = self.status, self.splits, self.reasons
         done = status == DONE
-        per_split = {}
-        for s in range(3):
-            per_split[str(s + 1)] = {
-                "train": int(((splits[s] == 1) & done).sum()),
-                "test": int(((splits[s] == 2) & done).sum()),
-                "unused": int(((splits[s] == 0) & done).sum()),
-            }
-        attrs = self.attrs
-        reasons = self.reasons
-        failures = {vid: reasons[i] for i, vid in enumerate(self.video_ids) if status[i] == FAILED}
-        return {
-            "path": str(self.path),
-            "videos": self.n_videos,
-            "clips_per_video": self.n_clips,
-            "feature_dim": self.feature_dim,
-            "status": {STATUS_NAMES[k]: int((status == k).sum()) for k in STATUS_NAMES},
-            "splits_done": per_split if self.has_split_membership() else "none (every video is SSL training data)",
-            "classes": len(self.class_names),
-            "dataset": attrs.get("dataset"),
-            "backbone": attrs.get("backbone", {}).get("name") if isinstance(attrs.get("backbone"), dict) else attrs.get("backbone"),
-            "checkpoint_sha256": attrs.get("checkpoint_sha256"),
-            "view": attrs.get("view"),
-            "precision": (f"{attrs['precision_resolved']} ({attrs.get('precision_reason', '')})"
-                          if attrs.get("precision_resolved") else attrs.get("precision")),
-            "schema_version": attrs.get("schema_version"),
-            "toolkit_version": attrs.get("toolkit_version"),
-            "disk_bytes": self.disk_bytes(),
-            "failures": failures,
-        }
+        parts = (("train", 1), ("test", 2), ("unused", 0))
+        per_split = {s + 1: {part: int(((splits[s] == code) & done).sum()) for part, code in parts} for s in range(3)}
+        return StoreInfo(
+            path=self.path, videos=self.n_videos, clips_per_video=self.n_clips, feature_dim=self.feature_dim,
+            status={STATUS_NAMES[k]: int((status == k).sum()) for k in STATUS_NAMES},
+            done_per_split=per_split if self.has_split_membership() else None,
+            classes=len(self.class_names), attrs=StoreAttrs.of(self), schema_version=self.schema_version,
+            disk_bytes=self.disk_bytes(),
+            failures={vid: reasons[i] for i, vid in enumerate(self.video_ids) if status[i] == FAILED},
+        )
 
     def fingerprint(self) -> str:
         """A short id of what the store holds (attrs + shape + status), for result files."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.info import describe, store_table
 from scale_toolkit.store import DONE, FAILED, PENDING, FeatureStore
 from tests.store.helpers import make_store, random_arrays
 
@@ -139,7 +140,27 @@ def test_info_counts(tmp_path):
     fs = make_store(tmp_path / "s.zarr", random_arrays(n=9))
     fs.mark_failed([0], ["zero-byte file"])
     info = fs.info()
-    assert info["status"] == {"pending": 0, "done": 8, "failed": 1}
-    assert info["splits_done"]["1"] == {"train": 6, "test": 2, "unused": 0}
-    assert info["failures"] == {"class0/video 0.avi": "zero-byte file"}
-    assert info["disk_bytes"] > 0
+    assert info.status == {"pending": 0, "done": 8, "failed": 1}
+    assert info.done_per_split[1] == {"train": 6, "test": 2, "unused": 0}
+    assert info.failures == {"class0/video 0.avi": "zero-byte file"}
+    assert info.disk_bytes > 0
+    assert info.attrs.view_name == "eval15" and info.schema_version == 1
+
+
+def test_info_as_scale_info_shows_it(tmp_path):
+    fs = make_store(tmp_path / "s.zarr", random_arrays(n=9))
+    fs.mark_failed([0], ["zero-byte file"])
+    table = store_table(fs.info())
+    assert table["status"] == {"pending": 0, "done": 8, "failed": 1}
+    assert table["splits_done"]["1"] == {"train": 6, "test": 2, "unused": 0}
+    assert table["failures"] == {"class0/video 0.avi": "zero-byte file"}
+    assert table["view"] == {"name": "eval15", "clips": 4} and table["backbone"] is None
+    assert describe(fs.path) == table
+    a = random_arrays(n=4)
+    bare = FeatureStore.create(tmp_path / "folder.zarr", video_ids=a["video_ids"], labels=a["labels"],
+                               splits=np.zeros((3, 4), np.int8), class_names=a["class_names"], n_clips=4, feature_dim=8,
+                               attrs={"backbone": {"name": "tiny"}, "precision": "auto", "precision_resolved": "fp32",
+                                      "precision_reason": "no bf16"})
+    table = store_table(bare.info())
+    assert table["splits_done"].startswith("none (every video is SSL") and bare.info().done_per_split is None
+    assert table["backbone"] == "tiny" and table["precision"] == "fp32 (no bf16)"
