@@ -8,7 +8,6 @@ only, so a block's features do not depend on which shard or which run computed i
 """
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from ..errors import ScaleError
 from ..precision import Precision, check_precision, resolve_precision
 from ..runtime import dist_from_env, torch_threads
 from ..store import FeatureStore
+from ..store.feature_store import DEFAULT_ROWS_PER_CHUNK
 from ..store.resume import create_or_resume, shard_work
 from ..store.shard_lock import ShardLock
 from .prepare import ViewRecipe
@@ -59,8 +59,7 @@ class ExtractConfig:
     retry_failed: bool = False
     shard: str | None = None  # "i/n"
     timeout_s: float = 300.0
-    # videos per store chunk = the unit of work, resume and sharding (env SCALE_ROWS_PER_CHUNK overrides)
-    rows_per_chunk: int = field(default_factory=lambda: int(os.environ.get("SCALE_ROWS_PER_CHUNK", 16)))
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK  # videos per store chunk = the unit of work, resume and sharding
 
 
 @dataclass
@@ -94,7 +93,7 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 
 
 def _validate(cfg: ExtractConfig) -> None:
-    check_numbers(cfg, flags={"timeout_s": "--timeout", "rows_per_chunk": "SCALE_ROWS_PER_CHUNK"})
+    check_numbers(cfg, flags={"timeout_s": "--timeout"})
     if cfg.view not in VIEWS:
         raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
     if cfg.decoder not in DECODERS:
