@@ -45,12 +45,13 @@ DEFAULT_ROWS_PER_CHUNK = 16
 
 @contextmanager
 def _string_arrays_known():
-    """Zarr 3.0 warns that its variable-length string codec is not yet in the v3 spec; we rely on it knowingly.
+    """Zarr 3.0 and 3.1.0 warn that their variable-length string codec is not yet in the v3 spec, each time
+    the metadata of a string array is read; we rely on it knowingly.
 
-    Silenced only around the methods that touch the string arrays (video_ids, reasons), never process-wide.
+    Silenced only around the methods that look up the string arrays (video_ids, reasons), never process-wide.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not part of the Zarr format 3 specification.*")
+        warnings.filterwarnings("ignore", message=".*not part (of|in) the Zarr format 3 specification.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
         yield
 
@@ -151,6 +152,7 @@ class FeatureStore:
         return cls(path, group)
 
     @classmethod
+    @_string_arrays_known()  # looking its arrays up reads their metadata, video_ids' string codec included
     def open(cls, path: str | Path, mode: str = "r") -> "FeatureStore":
         """Open an existing store (`mode` "r" or "r+"); a clear error if it is not one."""
         path = Path(path)
@@ -221,8 +223,13 @@ class FeatureStore:
 
     @property
     @_string_arrays_known()
+    def stored_video_ids(self) -> list[str]:
+        """The ids as stored: those that are not valid UTF-8 escaped (names.py), as export writes them."""
+        return [str(v) for v in self._whole("video_ids")]
+
+    @property
     def video_ids(self) -> list[str]:
-        ids = [str(v) for v in self._whole("video_ids")]
+        ids = self.stored_video_ids
         for row in self.group.attrs.get("escaped_video_ids", []):
             ids[row] = unescape_id(ids[row])
         return ids

@@ -233,7 +233,7 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     # ids as stored (non-UTF-8 ones escaped, listed in attrs.escaped_video_ids): valid UTF-8 for HDF5
     names = fs.class_names
     escaped_names = [i for i, c in enumerate(names) if needs_escape(c)]
-    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]], "reasons": fs.reasons,
+    strings = {"video_ids": fs.stored_video_ids, "reasons": fs.reasons,
                "class_names": [escape_id(c) if i in escaped_names else c for i, c in enumerate(names)]}
     attrs = json.dumps({**fs.attrs, **({"escaped_class_names": escaped_names} if escaped_names else {})}, default=str)
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
