@@ -465,17 +465,20 @@ class FeatureStore:
         return out
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
+        """Record rows as failed with their reasons (status and reasons only: their data stays as it is)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "reasons", _as_str_array([str(r)[:500] for r in reasons]))
         self._set_rows(idx, "status", np.full(len(idx), FAILED, np.uint8))
 
     def reset_rows(self, indices: Sequence[int]) -> None:
-        """Mark rows pending again (e.g. --retry-failed)."""
+        """Mark rows pending again (their data is kept until rewritten): the next extraction redoes them.
+        `--retry-failed` does not call this; it treats failed rows as pending in memory (resume.shard_work)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "status", np.full(len(idx), PENDING, np.uint8))
 
     @_string_arrays_known()
     def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
+        """Rows of one array, for the status-only writes (mark_failed, reset_rows); data goes through _write_blocks."""
         arr = self.group[name]
         if len(idx) == 0:
             return
