@@ -261,7 +261,7 @@ def _load_hmdb51(root: Path, splits_dir: Path | None) -> Manifest:
 
     class_names = sorted(split_files)  # sorted class names: sword < sword_exercise
     entries: dict[tuple[str, str], list[int]] = {}
-    for label, cls in enumerate(class_names):
+    for cls in class_names:
         for k in (1, 2, 3):
             path = split_files[cls][k]
             for line_no, line in enumerate(_read_lines(path), start=1):

@@ -124,7 +124,8 @@ def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest, precisio
         "backbone_options": dict(cfg.backbone_options),
         "checkpoint": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else None,
         "checkpoint_sha256": sha,
-        "view": {"name": cfg.view, "clips": VIEWS[cfg.view], "frames": spec.frames, "stride": spec.stride, "crop_size": spec.crop_size},
+        "view": {"name": cfg.view, "clips": VIEWS[cfg.view], "frames": spec.frames, "stride": spec.stride,
+                 "crop_size": spec.crop_size},
         "dataset": manifest.dataset,
         "dataset_root": str(manifest.root),
         "seed": cfg.seed,
@@ -263,7 +264,8 @@ def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, deco
     return report
 
 
-def _finish_block(store: FeatureStore, block: int, results: dict, embedder: BlockEmbedder, summary: ExtractSummary, manifest: Manifest) -> None:
+def _finish_block(store: FeatureStore, block: int, results: dict, embedder: BlockEmbedder, summary: ExtractSummary,
+                  manifest: Manifest) -> None:
     """Embed the block's last clips, then write the block (a video with non-finite features fails)."""
     rows, feats = embedder.finish()
     for i, r in enumerate(rows):
@@ -275,7 +277,8 @@ def _finish_block(store: FeatureStore, block: int, results: dict, embedder: Bloc
     try:
         store.write_block(block, results)
     except OSError as exc:  # disk full, read-only or vanished output: the block stays pending
-        raise ScaleError(f"cannot write to {store.path}: {exc.strerror or exc}; free space or fix permissions, then rerun to continue") from exc
+        raise ScaleError(f"cannot write to {store.path}: {exc.strerror or exc}; free space or fix permissions, "
+                         "then rerun to continue") from exc
     for r, res in results.items():
         if "error" in res:
             summary.failed_now[manifest.videos[r].video_id] = res["error"]

@@ -517,7 +517,8 @@ class FeatureStore:
         import hashlib
 
         payload = json.dumps(
-            {"attrs": self.attrs, "shape": [self.n_videos, self.n_clips, self.feature_dim], "done": int((self.status == DONE).sum())},
+            {"attrs": self.attrs, "shape": [self.n_videos, self.n_clips, self.feature_dim],
+             "done": int((self.status == DONE).sum())},
             sort_keys=True,
             default=str,
         )

@@ -26,6 +26,8 @@ from .names import escape_id, needs_escape, unescape_id
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
+# attributes the new store writes itself: an imported file's are dropped
+_STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -78,11 +80,13 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     attrs = _parsed_attrs(arrays, source)
     coords = _shaped(arrays, source, "coords", (n, v, 6), "float").astype(np.float32)
     if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
-        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] (Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
+        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] "
+                         "(Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
     class_names = _unescaped(arrays, attrs, "class_names", source)
     labels = _shaped(arrays, source, "labels", (n,), "int").astype(np.int32)
     if labels.min() < -1 or labels.max() >= len(class_names):
-        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, got [{labels.min()}, {labels.max()}]")
+        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, "
+                         f"got [{labels.min()}, {labels.max()}]")
     splits = _shaped(arrays, source, "splits", (3, n), "int").astype(np.int8)
     if not np.isin(splits, (0, 1, 2)).all():
         raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
@@ -91,7 +95,8 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
         raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
     if len(set(video_ids)) != n:
         raise ScaleError(f"{source}: video_ids must be unique")
-    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids, "class_names": class_names}
+    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids,
+           "class_names": class_names}
     return {**out, **_optional_arrays(arrays, source, n, v), "attrs": attrs}
 
 
@@ -180,7 +185,7 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
-    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")}}
+    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in _STORE_OWN_ATTRS}}
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

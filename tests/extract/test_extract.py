@@ -9,19 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.backbones import load_backbone
 from scale_toolkit.backbones.inference import embed_clips
+from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.extract.pipeline import BlockEmbedder
-from scale_toolkit.store.shard_lock import ShardLock
-from scale_toolkit.store import DONE, FAILED, FeatureStore
 from scale_toolkit.precision import resolve_precision
+from scale_toolkit.store import DONE, FAILED, FeatureStore
+from scale_toolkit.store.shard_lock import ShardLock
 
 ARRAYS = ("features", "coords", "boxes", "flip", "video_meta", "status")
 
 
 def _cfg(root, csv, out, **kw):
-    base = dict(backbone="tiny", dataset="csv", csv=csv, root=root, view="train16", out=out, workers=0, rows_per_chunk=2, threads=1)
+    base = dict(backbone="tiny", dataset="csv", csv=csv, root=root, view="train16", out=out, workers=0, rows_per_chunk=2,
+                threads=1)
     base.update(kw)
     return ExtractConfig(**base)
 
@@ -49,7 +50,8 @@ def test_extract_csv_dataset_all_rows(tiny_dataset, tmp_path):
     np.testing.assert_allclose(data["coords"], data["boxes"] / size, atol=1e-6)
     assert fs.attrs["backbone_name"] == "tiny" and fs.attrs["view"]["name"] == "train16"
     chosen = resolve_precision("auto", "cpu")  # the requested precision, what it resolved to and why
-    assert (fs.attrs["precision"], fs.attrs["precision_resolved"], fs.attrs["precision_reason"]) == ("auto", chosen.value, chosen.reason)
+    recorded = (fs.attrs["precision"], fs.attrs["precision_resolved"], fs.attrs["precision_reason"])
+    assert recorded == ("auto", chosen.value, chosen.reason)
     assert summary.precision == chosen.describe()
     # rerun: nothing left to do
     again = run_extraction(_cfg(root, csv, tmp_path / "s.zarr"))
@@ -127,7 +129,8 @@ def test_torchrun_ranks_shard_automatically(tiny_dataset, tmp_path):
     root, csv = tiny_dataset
     subprocess.run(_extract_cmd(root, csv, tmp_path / "one.zarr"), check=True, capture_output=True)
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "cli.main", *_extract_cmd(root, csv, tmp_path / "ddp.zarr")[3:]]
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "cli.main",
+           *_extract_cmd(root, csv, tmp_path / "ddp.zarr")[3:]]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     _same_store(tmp_path / "one.zarr", tmp_path / "ddp.zarr")
@@ -136,7 +139,8 @@ def test_torchrun_ranks_shard_automatically(tiny_dataset, tmp_path):
 def test_refuses_other_backbone_or_view(tiny_dataset, tmp_path, run_cli):
     root, csv = tiny_dataset
     run_extraction(_cfg(root, csv, tmp_path / "s.zarr", limit=2))
-    base = ["extract", "--dataset", "csv", "--csv", csv, "--root", root, "--out", tmp_path / "s.zarr", "--limit", "2", "--workers", "0"]
+    base = ["extract", "--dataset", "csv", "--csv", csv, "--root", root, "--out", tmp_path / "s.zarr", "--limit", "2",
+            "--workers", "0"]
     code, _, err = run_cli(*base, "--backbone", "tiny", "--view", "eval15")
     assert code == 2 and "refusing to mix" in err
     code, _, err = run_cli(*base, "--backbone", "tiny", "--view", "train16", "--seed", "3")
@@ -177,7 +181,8 @@ def test_read_only_output_directory(tiny_dataset, tmp_path, run_cli):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root, "--out", ro / "s.zarr")
+    code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
+                           "--out", ro / "s.zarr")
     assert code == 2 and "cannot write" in err
 
 
