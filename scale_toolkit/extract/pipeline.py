@@ -26,7 +26,7 @@ from ..errors import ScaleError
 from ..precision import Precision, check_precision, resolve_precision
 from ..runtime import dist_from_env, torch_threads
 from ..store import FeatureStore
-from ..store.feature_store import DEFAULT_ROWS_PER_CHUNK
+from ..store.layout import DEFAULT_ROWS_PER_CHUNK
 from ..store.resume import create_or_resume, shard_work
 from ..store.shard_lock import ShardLock
 from .prepare import ViewRecipe

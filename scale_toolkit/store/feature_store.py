@@ -34,13 +34,11 @@ from .. import __version__
 from ..errors import ScaleError
 from .attributes import StoreAttrs
 from .integrity import ALGORITHM, CHECKED, block_runs, crc, scan
+from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES, check_layout, create_row_arrays
 from .names import escape_id, needs_escape, printable, unescape_id
 from .summary import StoreInfo
 
 SCHEMA_VERSION = 1
-PENDING, DONE, FAILED = 0, 1, 2
-STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-DEFAULT_ROWS_PER_CHUNK = 16
 
 
 @contextmanager
@@ -59,32 +57,6 @@ def _string_arrays_known():
 def _as_str_array(values: Sequence[str]) -> np.ndarray:
     """Free text (failure reasons) as valid UTF-8: a reason may quote a non-UTF-8 file name."""
     return np.array([printable(str(v)) for v in values], dtype=object)
-
-
-def _check_layout(n: int, labels: np.ndarray, splits: np.ndarray, n_clips: int, feature_dim: int) -> None:
-    """The shapes a new store is made with, before anything is written."""
-    if n == 0:
-        raise ScaleError("cannot create a feature store with no videos")
-    if n_clips <= 0 or feature_dim <= 0:
-        raise ScaleError(f"clips per video and feature dim must be positive, got {n_clips} and {feature_dim}")
-    if labels.shape != (n,):
-        raise ScaleError(f"labels must have shape ({n},), got {labels.shape}")
-    if splits.shape != (3, n):
-        raise ScaleError(f"splits must have shape (3, {n}), got {splits.shape}")
-
-
-def _create_row_arrays(group: zarr.Group, n: int, n_clips: int, feature_dim: int, chunk: int) -> None:
-    """The arrays extraction writes, chunked in blocks of `chunk` rows, every row pending."""
-    mk = group.create_array
-    mk("features", shape=(n, n_clips, feature_dim), chunks=(chunk, n_clips, feature_dim), dtype="float16", fill_value=0)
-    mk("coords", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="float32", fill_value=0)
-    mk("boxes", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="int32", fill_value=0)
-    mk("flip", shape=(n, n_clips), chunks=(chunk, n_clips), dtype="bool", fill_value=False)
-    mk("video_meta", shape=(n, 4), chunks=(chunk, 4), dtype="float32", fill_value=0)
-    mk("status", shape=(n,), chunks=(chunk,), dtype="uint8", fill_value=PENDING)
-    mk("reasons", shape=(n,), chunks=(chunk,), dtype=str, fill_value="")
-    n_blocks = -(-n // chunk)  # one chunk per block: shards never share a checksum chunk
-    mk("checksums", shape=(n_blocks, len(CHECKED)), chunks=(1, len(CHECKED)), dtype="int64", fill_value=-1)
 
 
 class FeatureStore:
@@ -124,12 +96,12 @@ class FeatureStore:
         n = len(video_ids)
         labels = np.asarray(labels, dtype=np.int32)
         splits = np.asarray(splits, dtype=np.int8)
-        _check_layout(n, labels, splits, n_clips, feature_dim)
+        check_layout(n, labels, splits, n_clips, feature_dim)
         if path.exists() and not overwrite:
             raise ScaleError(f"{path} already exists; choose another --out or delete it")
         chunk = max(1, min(rows_per_chunk, n))
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
-        _create_row_arrays(group, n, n_clips, feature_dim, chunk)
+        create_row_arrays(group, n, n_clips, feature_dim, chunk)
         # Whole-store metadata is small and written once here, by the creator only.
         group.create_array("labels", data=labels, chunks=(n,))
         group.create_array("splits", data=splits, chunks=(3, n))
