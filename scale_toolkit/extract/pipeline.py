@@ -176,6 +176,7 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     """Extract features for every pending video of this shard into `cfg.out`."""
     _validate(cfg)
     t_start = time.monotonic()
+    progress = progress or _silent
     shard = parse_shard(cfg.shard)
     manifest = _load_videos(cfg)
     workers = default_workers() if cfg.workers < 0 else cfg.workers
@@ -194,9 +195,9 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
         with nullcontext() if held else ShardLock(store.path, shard):
             work = shard_work(store, shard, cfg.retry_failed)
             summary.already_done, summary.damaged = work.already_done, work.damaged
-            report = _extract_rows(work.rows, store, manifest, pool.run, recipe, embedder, summary, progress or _silent)
+            report = _extract_rows(work.rows, store, manifest, pool.run, recipe, embedder, summary, progress)
     summary.seconds = time.monotonic() - t_start
-    (progress or _silent)(dict(report, event="end"))
+    progress(dict(report, event="end"))
     return summary
 
 
