@@ -7,6 +7,7 @@ from pathlib import Path
 from .errors import ScaleError
 from .run_files import CONFIG_FILE, METRICS_FILE
 from .store import FeatureStore
+from .store.summary import StoreInfo
 
 
 def describe(path: str | Path, verify: bool = False) -> dict:
@@ -16,7 +17,7 @@ def describe(path: str | Path, verify: bool = False) -> dict:
         raise ScaleError(f"not found: {path}")
     if (path / "zarr.json").exists():
         fs = FeatureStore.open(path)
-        info = fs.info()
+        info = store_table(fs.info())
         if verify:
             damaged = fs.verify()
             ids = fs.video_ids
@@ -50,3 +51,27 @@ def describe(path: str | Path, verify: bool = False) -> dict:
         info["checkpoints"] = sorted(p.name for p in path.glob("*.pt"))
         return info
     raise ScaleError(f"{path} is neither a feature store nor a training run directory")
+
+
+def store_table(info: StoreInfo) -> dict:
+    """A store's info as `scale info` shows it (and writes it with --json), row by row."""
+    made = info.attrs
+    return {
+        "path": str(info.path),
+        "videos": info.videos,
+        "clips_per_video": info.clips_per_video,
+        "feature_dim": info.feature_dim,
+        "status": info.status,
+        "splits_done": ({str(split): counts for split, counts in info.done_per_split.items()}
+                        if info.done_per_split is not None else "none (every video is SSL training data)"),
+        "classes": info.classes,
+        "dataset": made.dataset,
+        "backbone": made.spec_name,
+        "checkpoint_sha256": made.checkpoint_sha256,
+        "view": made.view,
+        "precision": made.precision_text,
+        "schema_version": info.schema_version,
+        "toolkit_version": made.toolkit_version,
+        "disk_bytes": info.disk_bytes,
+        "failures": info.failures,
+    }

@@ -59,6 +59,7 @@ def extract_cmd(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry videos recorded as failed."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: do only this shard's blocks (job arrays). Under torchrun ranks shard automatically."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds one video may take to decode before it is recorded as failed."),
+    rows_per_chunk: int = typer.Option(16, "--rows-per-chunk", hidden=True, help="Videos per store chunk, for a new store (tests use small ones)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
@@ -70,7 +71,7 @@ def extract_cmd(
         backbone=backbone, checkpoint=checkpoint, random_init=random_init, strict=strict, backbone_options=options,
         dataset=dataset, root=root, splits=splits, csv=csv_path, view=view, out=out_store, device=device, precision=precision,
         batch_size=batch_size, workers=workers, threads=threads, limit=limit, seed=seed, decoder=decoder,
-        retry_failed=retry_failed, shard=shard, timeout_s=timeout,
+        retry_failed=retry_failed, shard=shard, timeout_s=timeout, rows_per_chunk=rows_per_chunk,
     )
     summary = run_extraction(cfg, progress=_ExtractProgress())
     out.print(

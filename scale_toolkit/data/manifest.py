@@ -261,7 +261,7 @@ def _load_hmdb51(root: Path, splits_dir: Path | None) -> Manifest:
 
     class_names = sorted(split_files)  # sorted class names: sword < sword_exercise
     entries: dict[tuple[str, str], list[int]] = {}
-    for label, cls in enumerate(class_names):
+    for cls in class_names:
         for k in (1, 2, 3):
             path = split_files[cls][k]
             for line_no, line in enumerate(_read_lines(path), start=1):
@@ -310,50 +310,12 @@ def _load_csv(root: Path, splits_dir: Path | None, csv_path: Path | None) -> Man
     path is relative to root or absolute, split ("train"/"test"/1/2, empty = unused)
     sets the membership in split 1 only. Without csv_path, a .csv given as splits or
     root is used (root then becomes its folder)."""
-    if csv_path is None:
-        for candidate in (splits_dir, root):
-            if candidate is not None and candidate.suffix.lower() == ".csv":
-                csv_path = candidate
-                break
-    if csv_path is None:
-        raise ScaleError("dataset csv needs the CSV file: pass --csv FILE.csv (columns path,label[,split])")
-    if not csv_path.is_file():
-        raise ScaleError(f"CSV file {csv_path} does not exist")
-    if root == csv_path or root.is_file():
-        root = csv_path.parent
-    if not root.is_dir():
-        raise ScaleError(f"video root {root} is not a directory: pass --root for the paths in {csv_path.name}")
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        line = csv_path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ScaleError(f"{csv_path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
-                         f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {csv_path.name}") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise ScaleError(f"CSV file {csv_path} is empty: it needs a header row path,label[,split]")
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "path" not in header or "label" not in header:
-        raise ScaleError(f"CSV file {csv_path} needs a header row with columns path,label[,split], got {rows[0]}")
-    col_path, col_label = header.index("path"), header.index("label")
-    col_split = header.index("split") if "split" in header else None
-
-    parsed = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        cells = row + [""] * (len(header) - len(row))
-        raw_path, label_name = cells[col_path].strip(), cells[col_label].strip()
-        if not raw_path:
-            raise ScaleError(f"{csv_path} line {line_no}: empty path")
-        split_value = cells[col_split].strip().lower() if col_split is not None else ""
-        if split_value not in _CSV_SPLIT_VALUES:
-            raise ScaleError(f"{csv_path} line {line_no}: split must be train/test/1/2 or empty, got {split_value!r}")
-        parsed.append((raw_path, label_name, _CSV_SPLIT_VALUES[split_value]))
-
-    class_names, label_of = _csv_classes({label for _, label, _ in parsed if label})
+    csv_path, root = _csv_file_and_root(root, splits_dir, csv_path)
+    entries = _csv_entries(csv_path)
+    class_names, label_of = _csv_classes({label for _, label, _ in entries if label})
     abs_root = _absolute(root)
     videos, missing, seen = [], [], set()
-    for raw_path, label_name, membership in parsed:
+    for raw_path, label_name, membership in entries:
         path = Path(raw_path).expanduser()
         path = _absolute(path if path.is_absolute() else root / path)
         try:
@@ -371,6 +333,54 @@ def _load_csv(root: Path, splits_dir: Path | None, csv_path: Path | None) -> Man
         raise ScaleError(f"{csv_path} names none of the videos under {root}: check --root")
     videos.sort(key=lambda v: v.video_id)
     return Manifest("csv", abs_root, class_names, videos, sorted(missing), [])
+
+
+def _csv_file_and_root(root: Path, splits_dir: Path | None, csv_path: Path | None) -> tuple[Path, Path]:
+    """The CSV file (--csv, else a .csv given as --splits or --root) and the folder its paths are relative to."""
+    if csv_path is None:
+        for candidate in (splits_dir, root):
+            if candidate is not None and candidate.suffix.lower() == ".csv":
+                csv_path = candidate
+                break
+    if csv_path is None:
+        raise ScaleError("dataset csv needs the CSV file: pass --csv FILE.csv (columns path,label[,split])")
+    if not csv_path.is_file():
+        raise ScaleError(f"CSV file {csv_path} does not exist")
+    if root == csv_path or root.is_file():
+        root = csv_path.parent
+    if not root.is_dir():
+        raise ScaleError(f"video root {root} is not a directory: pass --root for the paths in {csv_path.name}")
+    return csv_path, root
+
+
+def _csv_entries(csv_path: Path) -> list[tuple[str, str, int]]:
+    """(path as written, label, membership in split 1) of each non-blank row after the header."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        line = csv_path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ScaleError(f"{csv_path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+                         f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {csv_path.name}") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise ScaleError(f"CSV file {csv_path} is empty: it needs a header row path,label[,split]")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "path" not in header or "label" not in header:
+        raise ScaleError(f"CSV file {csv_path} needs a header row with columns path,label[,split], got {rows[0]}")
+    col_path, col_label = header.index("path"), header.index("label")
+    col_split = header.index("split") if "split" in header else None
+    entries = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        cells = row + [""] * (len(header) - len(row))
+        raw_path, label_name = cells[col_path].strip(), cells[col_label].strip()
+        if not raw_path:
+            raise ScaleError(f"{csv_path} line {line_no}: empty path")
+        split_value = cells[col_split].strip().lower() if col_split is not None else ""
+        if split_value not in _CSV_SPLIT_VALUES:
+            raise ScaleError(f"{csv_path} line {line_no}: split must be train/test/1/2 or empty, got {split_value!r}")
+        entries.append((raw_path, label_name, _CSV_SPLIT_VALUES[split_value]))
+    return entries
 
 
 # integer labels above this are taken as names: a class list of a million empty classes helps no one

@@ -8,9 +8,6 @@ only, so a block's features do not depend on which shard or which run computed i
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -26,11 +23,12 @@ from ..checks import check_numbers
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
-from ..locks import release, try_lock
-from ..ownership import is_feature_store
 from ..precision import Precision, check_precision, resolve_precision
 from ..runtime import dist_from_env, torch_threads
-from ..store import DONE, FAILED, PENDING, FeatureStore
+from ..store import FeatureStore
+from ..store.layout import DEFAULT_ROWS_PER_CHUNK
+from ..store.resume import create_or_resume, shard_work
+from ..store.shard_lock import ShardLock
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
 
@@ -61,8 +59,7 @@ class ExtractConfig:
     retry_failed: bool = False
     shard: str | None = None  # "i/n"
     timeout_s: float = 300.0
-    # videos per store chunk = the unit of work, resume and sharding (env SCALE_ROWS_PER_CHUNK overrides)
-    rows_per_chunk: int = field(default_factory=lambda: int(os.environ.get("SCALE_ROWS_PER_CHUNK", 16)))
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK  # videos per store chunk = the unit of work, resume and sharding
 
 
 @dataclass
@@ -96,7 +93,7 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 
 
 def _validate(cfg: ExtractConfig) -> None:
-    check_numbers(cfg, flags={"timeout_s": "--timeout", "rows_per_chunk": "SCALE_ROWS_PER_CHUNK"})
+    check_numbers(cfg, flags={"timeout_s": "--timeout"})
     if cfg.view not in VIEWS:
         raise ScaleError(f"--view must be one of {', '.join(VIEWS)}, got {cfg.view!r}")
     if cfg.decoder not in DECODERS:
@@ -127,7 +124,8 @@ def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest, precisio
         "backbone_options": dict(cfg.backbone_options),
         "checkpoint": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else None,
         "checkpoint_sha256": sha,
-        "view": {"name": cfg.view, "clips": VIEWS[cfg.view], "frames": spec.frames, "stride": spec.stride, "crop_size": spec.crop_size},
+        "view": {"name": cfg.view, "clips": VIEWS[cfg.view], "frames": spec.frames, "stride": spec.stride,
+                 "crop_size": spec.crop_size},
         "dataset": manifest.dataset,
         "dataset_root": str(manifest.root),
         "seed": cfg.seed,
@@ -136,102 +134,6 @@ def store_attrs(cfg: ExtractConfig, spec, sha: str, manifest: Manifest, precisio
         "precision_resolved": precision.value,
         "precision_reason": precision.reason,
     }
-
-
-# Attributes that must agree before a run may write into an existing store.
-_RESUME_KEYS = ("backbone_name", "checkpoint_sha256", "view", "dataset", "seed", "backbone_options")
-
-
-def _open_or_create(cfg: ExtractConfig, attrs: dict, manifest: Manifest, spec) -> FeatureStore:
-    out = Path(cfg.out)
-    if not out.exists():
-        if not out.parent.exists():
-            raise ScaleError(f"output directory does not exist: {out.parent}")
-        if not os.access(out.parent, os.W_OK):
-            raise ScaleError(f"cannot write to {out.parent} (read-only?)")
-        # Build the empty store beside the target and rename it in: a killed or racing creator
-        # never leaves a half-made store, and of several shards starting at once one wins.
-        tmp = out.with_name(f".{out.name}.creating-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            FeatureStore.create(
-                tmp,
-                video_ids=[v.video_id for v in manifest.videos],
-                labels=np.array([v.label for v in manifest.videos], np.int32),
-                splits=np.array([v.splits for v in manifest.videos], np.int8).T.reshape(3, -1),
-                class_names=manifest.class_names,
-                n_clips=VIEWS[cfg.view],
-                feature_dim=spec.feature_dim,
-                attrs=attrs,
-                rows_per_chunk=cfg.rows_per_chunk,
-            )
-            os.rename(tmp, out)
-        except OSError as exc:
-            if not out.exists():
-                raise ScaleError(f"cannot create {out}: {exc.strerror or exc}") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    store = FeatureStore.open(out, mode="r+")
-    old = store.attrs
-    for key in _RESUME_KEYS:
-        if old.get(key) != attrs.get(key):
-            raise ScaleError(
-                f"{out} was made with {key}={old.get(key)!r}, not {attrs.get(key)!r}; "
-                "refusing to mix them: use another --out (or delete the store)"
-            )
-    if store.video_ids != [v.video_id for v in manifest.videos]:
-        raise ScaleError(f"{out} holds a different list of videos (other --root, --limit or split files); use another --out")
-    return store
-
-
-class ShardLock:
-    """Locks under STORE/.locks/ so that two extractions never write the same block.
-
-    Shards of one layout (the same n in --shard i/n; a plain run is 0/1) own disjoint blocks and
-    may run together, each shard once: `shard-i-of-n` is held exclusively. Shards of different
-    layouts overlap (0/1 owns every block, 0/2 and 0/3 share block 0): each run holds
-    `layout-n` shared, and refuses to start while a `layout-m` (m != n) is held; `layout.mutex`
-    makes that check and the taking of `layout-n` one step. flocks die with their holder.
-    """
-
-    def __init__(self, store_path: Path, shard: tuple[int, int]) -> None:
-        self.dir = Path(store_path) / ".locks"
-        self.shard = shard
-        self.handles: list = []
-
-    def _refuse(self, running: str) -> None:
-        self.__exit__()
-        i, n = self.shard
-        mine = f"--shard {i}/{n}" if n > 1 else "this whole-store run"
-        raise ScaleError(f"another extraction is already writing {self.dir.parent} ({running}) and {mine} would "
-                         "write the same blocks; wait for it, or run shards of one layout (same n in --shard i/n)")
-
-    def __enter__(self) -> "ShardLock":
-        i, n = self.shard
-        self.dir.mkdir(exist_ok=True)
-        with open(self.dir / "layout.mutex", "a+") as mutex:
-            fcntl.flock(mutex, fcntl.LOCK_EX)  # held for microseconds by whoever starts
-            for other in self.dir.glob("layout-*"):
-                m = other.name.removeprefix("layout-")
-                if m != str(n):
-                    probe = try_lock(other)
-                    if probe is None:
-                        self._refuse("a whole-store run" if m == "1" else f"shards of --shard i/{m}")
-                    release(probe)
-            layout = try_lock(self.dir / f"layout-{n}", shared=True)
-            if layout is None:  # only while a check of another layout holds it for a moment
-                self._refuse("a run of another layout")
-            self.handles.append(layout)
-        shard = try_lock(self.dir / f"shard-{i}-of-{n}")
-        if shard is None:
-            self._refuse("the same shard" if n > 1 else "a whole-store run")
-        self.handles.append(shard)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in reversed(self.handles):
-            release(handle)
-        self.handles = []
 
 
 class BlockEmbedder:
@@ -274,80 +176,97 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
     """Extract features for every pending video of this shard into `cfg.out`."""
     _validate(cfg)
     t_start = time.monotonic()
+    progress = progress or _silent
     shard = parse_shard(cfg.shard)
+    manifest = _load_videos(cfg)
+    workers = default_workers() if cfg.workers < 0 else cfg.workers
+    # a store in use is refused before any decode worker is spawned (killing just-spawned workers
+    # on the way out printed "Exception ignored ... Bad file descriptor")
+    held = ShardLock.of_extracted_store(cfg.out, shard)
+    with held or nullcontext(), DecodePool(workers, cfg.timeout_s) as pool, torch_threads(cfg.threads):
+        pool.start()  # decode workers come up while the backbone is built
+        loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
+        precision = resolve_precision(cfg.precision, cfg.device)
+        store = _open_store(cfg, loaded, manifest, precision)
+        summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted,
+                                 shard=f"{shard[0]}/{shard[1]}", precision=precision.describe())
+        embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, precision.value)
+        recipe = ViewRecipe.for_backbone(cfg.view, loaded.spec, cfg.seed, cfg.decoder)
+        with nullcontext() if held else ShardLock(store.path, shard):
+            work = shard_work(store, shard, cfg.retry_failed)
+            summary.already_done, summary.damaged = work.already_done, work.damaged
+            report = _extract_rows(work.rows, store, manifest, pool.run, recipe, embedder, summary, progress)
+    summary.seconds = time.monotonic() - t_start
+    progress(dict(report, event="end"))
+    return summary
+
+
+def _silent(event: dict) -> None:
+    """The progress callback of a run nobody watches."""
+
+
+def _load_videos(cfg: ExtractConfig) -> Manifest:
+    """The dataset's manifest, cut to `--limit` videos; refuses an empty one."""
     manifest = load_manifest(cfg.dataset, cfg.root, cfg.splits, cfg.csv)
     if cfg.limit:
         manifest.videos = manifest.videos[: cfg.limit]
     if not manifest.videos:
         raise ScaleError(f"no videos found under {cfg.root} for dataset {cfg.dataset}")
-    workers = default_workers() if cfg.workers < 0 else cfg.workers
-    # a store in use is refused before any decode worker is spawned (killing just-spawned workers
-    # on the way out printed "Exception ignored ... Bad file descriptor"); only a store an extraction
-    # already wrote (it has .locks): nothing is added to a store that may yet be refused as foreign
-    early = is_feature_store(cfg.out) and (Path(cfg.out) / ".locks").is_dir()
-    held = ShardLock(Path(cfg.out), shard) if early else None
-    with held or nullcontext(), DecodePool(workers, cfg.timeout_s) as pool, torch_threads(cfg.threads):
-        pool.start()  # decode workers come up while the backbone is built
-        loaded = load_backbone(cfg.backbone, cfg.checkpoint, cfg.random_init, cfg.strict, **cfg.backbone_options)
-        spec = loaded.spec
-        precision = resolve_precision(cfg.precision, cfg.device)
-        store = _open_or_create(cfg, store_attrs(cfg, spec, loaded.checkpoint_sha256, manifest, precision), manifest, spec)
-        summary = ExtractSummary(store=str(cfg.out), total=store.n_videos, missing=manifest.missing, unlisted=manifest.unlisted,
-                                 shard=f"{shard[0]}/{shard[1]}", precision=precision.describe())
-        embedder = BlockEmbedder(loaded.module.to(cfg.device), cfg.batch_size, precision.value)
-        recipe = ViewRecipe.for_backbone(cfg.view, spec, cfg.seed, cfg.decoder)
-
-        with nullcontext() if held else ShardLock(store.path, shard):
-            status = store.status
-            # rows whose data is damaged (checksum, lost or truncated chunk) are extracted again
-            for damage in store.verify(range(shard[0], store.n_blocks, shard[1])):
-                rows = np.array(store.block_rows(damage["block"]))
-                summary.damaged += int((status[rows] == DONE).sum())
-                status[rows[status[rows] == DONE]] = PENDING
-            if cfg.retry_failed:
-                failed_rows = np.flatnonzero(status == FAILED)
-                status[failed_rows] = PENDING
-            blocks = [b for b in range(shard[0], store.n_blocks, shard[1]) if (status[list(store.block_rows(b))] == PENDING).any()]
-            owned = [r for b in range(shard[0], store.n_blocks, shard[1]) for r in store.block_rows(b)]
-            summary.already_done = int((status[owned] == DONE).sum())
-            todo_rows = [r for b in blocks for r in store.block_rows(b) if status[r] == PENDING]
-            by_row = manifest.videos
-            # decoded/failed count as videos come back from the decoders; "written" when their
-            # block is embedded and stored, which is what a rate and an ETA must be based on
-            report = {"total": len(todo_rows), "done": 0, "failed": 0, "clips": 0, "written": 0, "started": time.monotonic()}
-            if progress:
-                progress(dict(report, event="start", already_done=summary.already_done, precision=summary.precision))
-            tasks = ((r, str(by_row[r].path), by_row[r].video_id) for r in todo_rows)
-            current_block, results = None, {}
-            for row, result in pool.run(tasks, recipe):
-                block = row // store.rows_per_chunk
-                if current_block is not None and block != current_block:
-                    _finish_block(store, current_block, results, embedder, summary, manifest)
-                    report["written"] += len(results)
-                    if progress:
-                        progress(dict(report, event="block"))
-                    results = {}
-                current_block = block
-                if "error" in result:
-                    report["failed"] += 1
-                else:
-                    clips = result.pop("clips")
-                    embedder.add(row, clips)
-                    report["done"] += 1
-                    report["clips"] += len(clips)
-                results[row] = result
-                if progress:
-                    progress(dict(report, event="video", video_id=by_row[row].video_id, error=result.get("error")))
-            if current_block is not None:
-                _finish_block(store, current_block, results, embedder, summary, manifest)
-                report["written"] += len(results)
-    summary.seconds = time.monotonic() - t_start
-    if progress:
-        progress(dict(report, event="end"))
-    return summary
+    return manifest
 
 
-def _finish_block(store: FeatureStore, block: int, results: dict, embedder: BlockEmbedder, summary: ExtractSummary, manifest: Manifest) -> None:
+def _open_store(cfg: ExtractConfig, loaded, manifest: Manifest, precision: Precision) -> FeatureStore:
+    """`cfg.out`, created for the manifest's videos or resumed (store/resume.py)."""
+    videos = manifest.videos
+    return create_or_resume(
+        cfg.out,
+        video_ids=[v.video_id for v in videos],
+        labels=np.array([v.label for v in videos], np.int32),
+        splits=np.array([v.splits for v in videos], np.int8).T.reshape(3, -1),
+        class_names=manifest.class_names,
+        n_clips=VIEWS[cfg.view],
+        feature_dim=loaded.spec.feature_dim,
+        attrs=store_attrs(cfg, loaded.spec, loaded.checkpoint_sha256, manifest, precision),
+        rows_per_chunk=cfg.rows_per_chunk,
+    )
+
+
+def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, decode, recipe: ViewRecipe,
+                  embedder: BlockEmbedder, summary: ExtractSummary, progress: Callable[[dict], None]) -> dict:
+    """Decode the rows' videos (`decode`: the pool's run), embed them and write each block once its
+    videos are all back; returns the progress report."""
+    videos = manifest.videos
+    # decoded/failed count as videos come back from the decoders; "written" when their
+    # block is embedded and stored, which is what a rate and an ETA must be based on
+    report = {"total": len(rows), "done": 0, "failed": 0, "clips": 0, "written": 0, "started": time.monotonic()}
+    progress(dict(report, event="start", already_done=summary.already_done, precision=summary.precision))
+    tasks = ((r, str(videos[r].path), videos[r].video_id) for r in rows)
+    current_block, results = None, {}
+    for row, result in decode(tasks, recipe):
+        block = row // store.rows_per_chunk
+        if current_block is not None and block != current_block:
+            _finish_block(store, current_block, results, embedder, summary, manifest)
+            report["written"] += len(results)
+            progress(dict(report, event="block"))
+            results = {}
+        current_block = block
+        if "error" in result:
+            report["failed"] += 1
+        else:
+            clips = result.pop("clips")
+            embedder.add(row, clips)
+            report["done"] += 1
+            report["clips"] += len(clips)
+        results[row] = result
+        progress(dict(report, event="video", video_id=videos[row].video_id, error=result.get("error")))
+    if current_block is not None:
+        _finish_block(store, current_block, results, embedder, summary, manifest)
+        report["written"] += len(results)
+    return report
+
+
+def _finish_block(store: FeatureStore, block: int, results: dict, embedder: BlockEmbedder, summary: ExtractSummary,
+                  manifest: Manifest) -> None:
     """Embed the block's last clips, then write the block (a video with non-finite features fails)."""
     rows, feats = embedder.finish()
     for i, r in enumerate(rows):
@@ -359,7 +278,8 @@ def _finish_block(store: FeatureStore, block: int, results: dict, embedder: Bloc
     try:
         store.write_block(block, results)
     except OSError as exc:  # disk full, read-only or vanished output: the block stays pending
-        raise ScaleError(f"cannot write to {store.path}: {exc.strerror or exc}; free space or fix permissions, then rerun to continue") from exc
+        raise ScaleError(f"cannot write to {store.path}: {exc.strerror or exc}; free space or fix permissions, "
+                         "then rerun to continue") from exc
     for r, res in results.items():
         if "error" in res:
             summary.failed_now[manifest.videos[r].video_id] = res["error"]

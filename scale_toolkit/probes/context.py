@@ -14,7 +14,7 @@ from ..errors import ScaleError
 from ..files import file_sha256
 from ..runtime import resolve_device
 from ..store import FeatureStore
-from ..store.attributes import StoreAttrs
+from ..store.attributes import StoreAttrs, check_model_fits_store
 from . import data as D
 from .fit import Progress
 from .grid import GridSpec, resolve_grids
@@ -142,7 +142,7 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
 
     module, run_config = load_model(model_path)
     model_config, meta = run_config["model"], run_config.get("meta", {}) or {}
-    D.check_model_against_store(model_config, meta, store, Path(model_path))
+    check_model_fits_store(Path(model_path), int(model_config.get("input_dim", -1)), StoreAttrs.of(meta.get("store")), store)
     file = model_file(model_path)
     trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
     trained_split = trained_on.get("split")

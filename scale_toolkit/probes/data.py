@@ -1,4 +1,4 @@
-"""What the probes read: stores loaded once onto the device, model/store compatibility checks, embeddings.
+"""What the probes read: stores loaded once onto the device, the check that two stores go together, embeddings.
 
 A *view* is one store's arrays on the device (clip features, coords and, with a model, the refined
 clip features and the SET token). The eval store gives the eval view (every video, eval15 clips);
@@ -8,7 +8,6 @@ always named by their index in the eval store; a view maps them to its own rows 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -52,19 +51,6 @@ def check_compatible(store: FeatureStore, other: FeatureStore, what: str = "--tr
     if store.class_names and other.class_names and store.class_names != other.class_names:
         raise ScaleError(f"{what} {other.path} and {store.path} have different class lists; "
                          "use stores of the same dataset")
-
-
-def check_model_against_store(model_cfg: dict, meta: dict, store: FeatureStore, model_path: Path) -> None:
-    """The model was trained on features of this store's kind: same dim, and same backbone where both say."""
-    dim = int(model_cfg.get("input_dim", -1))
-    if dim != store.feature_dim:
-        raise ScaleError(f"model {model_path} expects {dim}-d features but store {store.path} has "
-                         f"{store.feature_dim}-d; train the model on a store of the same backbone")
-    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
-    model_backbone, store_backbone = StoreAttrs.of(trained_on).spec_name, StoreAttrs.of(store).spec_name
-    if model_backbone and store_backbone and model_backbone != store_backbone:
-        raise ScaleError(f"model {model_path} was trained on {model_backbone!r} features but store {store.path} "
-                         f"holds {store_backbone!r} features; use a store of the model's backbone")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, FAILED, PENDING, FeatureStore
-from ..store.attributes import StoreAttrs
+from ..store.attributes import StoreAttrs, check_model_fits_store
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
 
@@ -120,9 +120,8 @@ def evaluate_retrieval(
     if model is not None and scale_descriptor not in SCALE_KINDS:
         raise ScaleError(f"SCALE descriptor must be one of {', '.join(SCALE_KINDS)}, got {scale_descriptor!r}")
     if model is not None and model_info:
-        from .models import check_model_matches_store
-
-        check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
+        check_model_fits_store(model_info.get("path"), model_info.get("input_dim"),
+                               StoreAttrs.of(model_info.get("trained_on")), store)
     q_rows, q_counts = _split_rows(store, split, "test", allow_incomplete)
     g_rows, g_counts = _split_rows(store, split, "train", allow_incomplete)
     labels = store.labels

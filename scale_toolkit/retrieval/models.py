@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ScaleError
 from ..files import file_sha256
 from ..run_files import model_file
-from ..store.attributes import StoreAttrs, backbone_name
+from ..store.attributes import StoreAttrs
 
 
 def model_fingerprint(path: str | Path) -> str:
@@ -16,7 +15,8 @@ def model_fingerprint(path: str | Path) -> str:
 
 
 def load_retrieval_model(path: str | Path, device: str | None = None) -> tuple[Any, dict]:
-    """(model in eval mode, info) where info = {path, file, fingerprint, input_dim, hidden}."""
+    """(model in eval mode, info) where info = {path, file, fingerprint, input_dim, hidden, trained_on}
+    (trained_on: the attributes the run recorded of its training store, for `check_model_fits_store`)."""
     from ..model import load_model
 
     model, config = load_model(path, map_location=device or "cpu")
@@ -27,23 +27,7 @@ def load_retrieval_model(path: str | Path, device: str | None = None) -> tuple[A
         "fingerprint": model_fingerprint(path),
         "input_dim": model_config.get("input_dim"),
         "hidden": model_config.get("hidden"),
-        "meta_backbone": _trained_backbone(config.get("meta", {})),
+        "trained_on": StoreAttrs.of(config.get("meta", {}).get("store")),
     }
     return model, info
 
-
-def _trained_backbone(meta: dict) -> str | None:
-    """The backbone (spec name) of the store the model was trained on, if the run recorded it."""
-    store = meta.get("store")
-    return backbone_name(store) if isinstance(store, dict) else None
-
-
-def check_model_matches_store(info: dict, store_attrs: StoreAttrs, feature_dim: int) -> None:
-    """A clear error when the model cannot consume the store's features."""
-    if info.get("input_dim") not in (None, feature_dim):
-        raise ScaleError(f"the SCALE model expects {info['input_dim']}-d clip features but the store has "
-                         f"{feature_dim}-d ones; use a store extracted with the backbone the model was trained on")
-    trained, here = info.get("meta_backbone"), store_attrs.spec_name
-    if trained and here and trained != here:
-        raise ScaleError(f"the SCALE model was trained on {trained} features but the store holds {here} features; "
-                         "use a store extracted with the same backbone")

@@ -24,7 +24,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, PENDING, FeatureStore
-from ..store.attributes import StoreAttrs
+from ..store.attributes import StoreAttrs, check_model_fits_store
 from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, check_kind, descriptor_mean, finalize_descriptors,
                           store_descriptors, video_descriptors)
 from ..ownership import check_replaceable
@@ -72,9 +72,8 @@ def build_gallery_index(
     if model is not None and kind == BASELINE_KIND:
         raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
     if model is not None and model_info:
-        from .models import check_model_matches_store
-
-        check_model_matches_store(model_info, StoreAttrs.of(store), store.feature_dim)
+        check_model_fits_store(model_info.get("path"), model_info.get("input_dim"),
+                               StoreAttrs.of(model_info.get("trained_on")), store)
     rows, gallery = _gallery_rows(store, split, allow_incomplete)
     # checked before minutes of descriptors: an explicit --thumbs needs the videos
     store_attrs = StoreAttrs.of(store)
@@ -155,7 +154,7 @@ def _media_files(video_ids: list[str], attrs: StoreAttrs, thumbs: bool | None) -
 def _check_checkpoint(attrs: StoreAttrs) -> None:
     """A video file can only be embedded where the store's checkpoint is."""
     if attrs.checkpoint_missing():
-        name = attrs.backbone_name or attrs.spec_name or "the backbone"
+        name = attrs.backbone_label or "the backbone"
         raise ScaleError(f"cannot embed a video file: the store was extracted with {name} checkpoint {attrs.checkpoint}, "
                          "which does not exist on this machine; restore the checkpoint at that path, "
                          "or query by video id instead")

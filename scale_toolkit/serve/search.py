@@ -170,7 +170,7 @@ class SearchService:
         meta, attrs = self.oi.meta, self.oi.store_attrs
         return {
             "index": self.index_path.name,
-            "backbone": attrs.backbone_name or attrs.spec_name,
+            "backbone": attrs.backbone_label,
             "checkpoint": attrs.checkpoint,
             "checkpoint_sha256": attrs.checkpoint_sha256,
             "view": attrs.view_name,

@@ -32,24 +32,24 @@ import zarr
 
 from .. import __version__
 from ..errors import ScaleError
-from .integrity import ALGORITHM, CHECKED, crc, scan
+from .attributes import StoreAttrs
+from .integrity import ALGORITHM, CHECKED, block_runs, crc, scan
+from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES, check_layout, create_row_arrays
 from .names import escape_id, needs_escape, printable, unescape_id
+from .summary import StoreInfo
 
 SCHEMA_VERSION = 1
-PENDING, DONE, FAILED = 0, 1, 2
-STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-ROW_ARRAYS = ("features", "coords", "boxes", "flip")  # per-clip data written by extraction
-DEFAULT_ROWS_PER_CHUNK = 16
 
 
 @contextmanager
 def _string_arrays_known():
-    """Zarr 3.0 warns that its variable-length string codec is not yet in the v3 spec; we rely on it knowingly.
+    """Zarr 3.0 and 3.1.0 warn that their variable-length string codec is not yet in the v3 spec, each time
+    the metadata of a string array is read; we rely on it knowingly.
 
-    Silenced only around the methods that touch the string arrays (video_ids, reasons), never process-wide.
+    Silenced only around the methods that look up the string arrays (video_ids, reasons), never process-wide.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not part of the Zarr format 3 specification.*")
+        warnings.filterwarnings("ignore", message=".*not part (of|in) the Zarr format 3 specification.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
         yield
 
@@ -96,28 +96,12 @@ class FeatureStore:
         n = len(video_ids)
         labels = np.asarray(labels, dtype=np.int32)
         splits = np.asarray(splits, dtype=np.int8)
-        if n == 0:
-            raise ScaleError("cannot create a feature store with no videos")
-        if n_clips <= 0 or feature_dim <= 0:
-            raise ScaleError(f"clips per video and feature dim must be positive, got {n_clips} and {feature_dim}")
-        if labels.shape != (n,):
-            raise ScaleError(f"labels must have shape ({n},), got {labels.shape}")
-        if splits.shape != (3, n):
-            raise ScaleError(f"splits must have shape (3, {n}), got {splits.shape}")
+        check_layout(n, labels, splits, n_clips, feature_dim)
         if path.exists() and not overwrite:
             raise ScaleError(f"{path} already exists; choose another --out or delete it")
         chunk = max(1, min(rows_per_chunk, n))
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
-        mk = group.create_array
-        mk("features", shape=(n, n_clips, feature_dim), chunks=(chunk, n_clips, feature_dim), dtype="float16", fill_value=0)
-        mk("coords", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="float32", fill_value=0)
-        mk("boxes", shape=(n, n_clips, 6), chunks=(chunk, n_clips, 6), dtype="int32", fill_value=0)
-        mk("flip", shape=(n, n_clips), chunks=(chunk, n_clips), dtype="bool", fill_value=False)
-        mk("video_meta", shape=(n, 4), chunks=(chunk, 4), dtype="float32", fill_value=0)
-        mk("status", shape=(n,), chunks=(chunk,), dtype="uint8", fill_value=PENDING)
-        mk("reasons", shape=(n,), chunks=(chunk,), dtype=str, fill_value="")
-        n_blocks = -(-n // chunk)  # one chunk per block: shards never share a checksum chunk
-        mk("checksums", shape=(n_blocks, len(CHECKED)), chunks=(1, len(CHECKED)), dtype="int64", fill_value=-1)
+        create_row_arrays(group, n, n_clips, feature_dim, chunk)
         # Whole-store metadata is small and written once here, by the creator only.
         group.create_array("labels", data=labels, chunks=(n,))
         group.create_array("splits", data=splits, chunks=(3, n))
@@ -140,6 +124,7 @@ class FeatureStore:
         return cls(path, group)
 
     @classmethod
+    @_string_arrays_known()  # looking its arrays up reads their metadata, video_ids' string codec included
     def open(cls, path: str | Path, mode: str = "r") -> "FeatureStore":
         """Open an existing store (`mode` "r" or "r+"); a clear error if it is not one."""
         path = Path(path)
@@ -210,8 +195,13 @@ class FeatureStore:
 
     @property
     @_string_arrays_known()
+    def stored_video_ids(self) -> list[str]:
+        """The ids as stored: those that are not valid UTF-8 escaped (names.py), as export writes them."""
+        return [str(v) for v in self._whole("video_ids")]
+
+    @property
     def video_ids(self) -> list[str]:
-        ids = [str(v) for v in self._whole("video_ids")]
+        ids = self.stored_video_ids
         for row in self.group.attrs.get("escaped_video_ids", []):
             ids[row] = unescape_id(ids[row])
         return ids
@@ -374,10 +364,11 @@ class FeatureStore:
         flip: np.ndarray | None = None,
         video_meta: np.ndarray | None = None,
     ) -> None:
-        """Write finished rows: data arrays first, then status=done.
+        """Write finished rows (status done; boxes and flip zero unless given, video_meta kept unless given).
 
-        For safety under concurrency, the rows should cover whole chunks owned by this writer
-        (see `write_block`); writing the same rows twice gives the same store (idempotent).
+        They go through the block write of `write_block`: every block they touch is rewritten whole,
+        its other rows as they are, so concurrent writers must own disjoint blocks; writing the same
+        rows twice gives the same store (idempotent).
         """
         idx = np.asarray(indices, dtype=np.int64)
         n = len(idx)
@@ -386,25 +377,30 @@ class FeatureStore:
             raise ScaleError(f"features must have shape ({n}, {self.n_clips}, {self.feature_dim}), got {features.shape}")
         if not np.isfinite(features).all():
             raise ScaleError("refusing to write non-finite features (NaN or inf)")
-        boxes = np.zeros((n, self.n_clips, 6), np.int32) if boxes is None else boxes
-        flip = np.zeros((n, self.n_clips), bool) if flip is None else flip
-        self._set_rows(idx, "features", features.astype(np.float16))
-        self._set_rows(idx, "coords", np.asarray(coords, dtype=np.float32))
-        self._set_rows(idx, "boxes", np.asarray(boxes, dtype=np.int32))
-        self._set_rows(idx, "flip", np.asarray(flip, dtype=bool))
+        given = {"features": features, "coords": np.asarray(coords),
+                 "boxes": np.zeros((n, self.n_clips, 6), np.int32) if boxes is None else np.asarray(boxes),
+                 "flip": np.zeros((n, self.n_clips), bool) if flip is None else np.asarray(flip)}
         if video_meta is not None:
-            self._set_rows(idx, "video_meta", np.asarray(video_meta, dtype=np.float32))
-        self._set_rows(idx, "reasons", _as_str_array([""] * n))
-        self._reseal(idx)
-        self._set_rows(idx, "status", np.full(n, DONE, np.uint8))  # status last: a row is done only once its data is in
+            given["video_meta"] = np.asarray(video_meta)
+        results = {int(row): {name: values[i] for name, values in given.items()} for i, row in enumerate(idx)}
+        for run in block_runs(np.unique(idx // self.rows_per_chunk)):
+            self._write_blocks(run[0], run[-1] + 1, results)
 
-    @_string_arrays_known()
     def write_block(self, block: int, results: dict[int, dict]) -> None:
         """Write one whole chunk-aligned block: `results[row]` holds either the row's arrays
         (features, coords, boxes, flip, video_meta) or {"error": reason}. Rows of the block
         that are absent stay as they are in the store (e.g. already done)."""
-        rows = self.block_rows(block)
-        current = self._read_for_rewrite(slice(rows.start, rows.stop))
+        self._write_blocks(block, block + 1, results)
+
+    @_string_arrays_known()
+    def _write_blocks(self, first: int, stop: int, results: dict[int, dict]) -> None:
+        """The one write path: blocks first..stop-1 rewritten whole, their rows in `results` set and
+        the others kept; the data arrays first, then their checksums, then `status` last, so a row
+        is done only once its data is in and a killed writer leaves its blocks pending."""
+        rpc = self.rows_per_chunk
+        rows = range(first * rpc, min(stop * rpc, self.n_videos))
+        sel = slice(rows.start, rows.stop)
+        current = self._read_for_rewrite(sel)
         for pos, row in enumerate(rows):
             res = results.get(row)
             if res is None:
@@ -413,25 +409,26 @@ class FeatureStore:
                 current["status"][pos] = FAILED
                 current["reasons"][pos] = printable(str(res["error"]))[:500]
                 continue
-            for name in ("features", "coords", "boxes", "flip", "video_meta"):
+            for name in CHECKED:
                 if name in res:
                     current[name][pos] = res[name]
             current["status"][pos] = DONE
             current["reasons"][pos] = ""
         if not np.isfinite(current["features"].astype(np.float32)).all():
             raise ScaleError("refusing to write non-finite features (NaN or inf)")
-        sel = slice(rows.start, rows.stop)
-        for name in ("features", "coords", "boxes", "flip", "video_meta", "reasons"):
+        for name in (*CHECKED, "reasons"):
             self.group[name][sel] = current[name]
         if self.has_checksums:  # of the data exactly as written, after it and before status
-            self.group["checksums"][block] = [crc(current[name]) for name in CHECKED]
+            self.group["checksums"][first:stop] = np.array(
+                [[crc(current[name][b * rpc - sel.start:(b + 1) * rpc - sel.start]) for name in CHECKED]
+                 for b in range(first, stop)], dtype=np.int64)
         self.group["status"][sel] = current["status"]
 
     def _read_for_rewrite(self, sel: slice) -> dict[str, np.ndarray]:
-        """A block's arrays before it is rewritten; a damaged (unreadable) chunk reads as its fill
+        """Blocks' arrays before they are rewritten; a damaged (unreadable) chunk reads as its fill
         value: its rows are being re-extracted, so nothing of it is kept."""
         out = {}
-        for name in ("features", "coords", "boxes", "flip", "video_meta", "status", "reasons"):
+        for name in (*CHECKED, "status", "reasons"):
             arr = self.group[name]
             try:
                 out[name] = np.asarray(arr[sel])
@@ -439,26 +436,21 @@ class FeatureStore:
                 out[name] = np.full((sel.stop - sel.start, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
         return out
 
-    def _reseal(self, rows: np.ndarray) -> None:
-        """Recompute the checksums of the blocks holding `rows` (after a write not by whole blocks)."""
-        if not self.has_checksums or len(rows) == 0:
-            return
-        for block in np.unique(np.asarray(rows) // self.rows_per_chunk).tolist():
-            span = self.block_rows(block)
-            self.group["checksums"][block] = [crc(np.asarray(self.group[name][span.start:span.stop])) for name in CHECKED]
-
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
+        """Record rows as failed with their reasons (status and reasons only: their data stays as it is)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "reasons", _as_str_array([str(r)[:500] for r in reasons]))
         self._set_rows(idx, "status", np.full(len(idx), FAILED, np.uint8))
 
     def reset_rows(self, indices: Sequence[int]) -> None:
-        """Mark rows pending again (e.g. --retry-failed)."""
+        """Mark rows pending again (their data is kept until rewritten): the next extraction redoes them.
+        `--retry-failed` does not call this; it treats failed rows as pending in memory (resume.shard_work)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "status", np.full(len(idx), PENDING, np.uint8))
 
     @_string_arrays_known()
     def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
+        """Rows of one array, for the status-only writes (mark_failed, reset_rows); data goes through _write_blocks."""
         arr = self.group[name]
         if len(idx) == 0:
             return
@@ -473,47 +465,32 @@ class FeatureStore:
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
-    def info(self) -> dict:
-        """Counts per status and split, backbone, view, dims, classes and size on disk."""
-        status = self.status
-        splits = self.splits
+    @property
+    def schema_version(self) -> int:
+        return int(self.group.attrs["schema_version"])  # checked by `open`
+
+    def info(self) -> StoreInfo:
+        """Counts per status and split, how the store was made, classes and size on disk."""
+        status, splits, reasons = self.status, self.splits, self.reasons
         done = status == DONE
-        per_split = {}
-        for s in range(3):
-            per_split[str(s + 1)] = {
-                "train": int(((splits[s] == 1) & done).sum()),
-                "test": int(((splits[s] == 2) & done).sum()),
-                "unused": int(((splits[s] == 0) & done).sum()),
-            }
-        attrs = self.attrs
-        reasons = self.reasons
-        failures = {vid: reasons[i] for i, vid in enumerate(self.video_ids) if status[i] == FAILED}
-        return {
-            "path": str(self.path),
-            "videos": self.n_videos,
-            "clips_per_video": self.n_clips,
-            "feature_dim": self.feature_dim,
-            "status": {STATUS_NAMES[k]: int((status == k).sum()) for k in STATUS_NAMES},
-            "splits_done": per_split if self.has_split_membership() else "none (every video is SSL training data)",
-            "classes": len(self.class_names),
-            "dataset": attrs.get("dataset"),
-            "backbone": attrs.get("backbone", {}).get("name") if isinstance(attrs.get("backbone"), dict) else attrs.get("backbone"),
-            "checkpoint_sha256": attrs.get("checkpoint_sha256"),
-            "view": attrs.get("view"),
-            "precision": (f"{attrs['precision_resolved']} ({attrs.get('precision_reason', '')})"
-                          if attrs.get("precision_resolved") else attrs.get("precision")),
-            "schema_version": attrs.get("schema_version"),
-            "toolkit_version": attrs.get("toolkit_version"),
-            "disk_bytes": self.disk_bytes(),
-            "failures": failures,
-        }
+        parts = (("train", 1), ("test", 2), ("unused", 0))
+        per_split = {s + 1: {part: int(((splits[s] == code) & done).sum()) for part, code in parts} for s in range(3)}
+        return StoreInfo(
+            path=self.path, videos=self.n_videos, clips_per_video=self.n_clips, feature_dim=self.feature_dim,
+            status={STATUS_NAMES[k]: int((status == k).sum()) for k in STATUS_NAMES},
+            done_per_split=per_split if self.has_split_membership() else None,
+            classes=len(self.class_names), attrs=StoreAttrs.of(self), schema_version=self.schema_version,
+            disk_bytes=self.disk_bytes(),
+            failures={vid: reasons[i] for i, vid in enumerate(self.video_ids) if status[i] == FAILED},
+        )
 
     def fingerprint(self) -> str:
         """A short id of what the store holds (attrs + shape + status), for result files."""
         import hashlib
 
         payload = json.dumps(
-            {"attrs": self.attrs, "shape": [self.n_videos, self.n_clips, self.feature_dim], "done": int((self.status == DONE).sum())},
+            {"attrs": self.attrs, "shape": [self.n_videos, self.n_clips, self.feature_dim],
+             "done": int((self.status == DONE).sum())},
             sort_keys=True,
             default=str,
         )

@@ -26,6 +26,8 @@ from .names import escape_id, needs_escape, unescape_id
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
+# attributes the new store writes itself: an imported file's are dropped
+_STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -73,69 +75,91 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise ScaleError(f"{source}: missing arrays {', '.join(missing)} (required: {', '.join(REQUIRED)})")
-    feats = np.asarray(arrays["features"])
+    feats = _checked_features(np.asarray(arrays["features"]), source)
+    n, v, _ = feats.shape
+    attrs = _parsed_attrs(arrays, source)
+    coords = _shaped(arrays, source, "coords", (n, v, 6), "float").astype(np.float32)
+    if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
+        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] "
+                         "(Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
+    class_names = _unescaped(arrays, attrs, "class_names", source)
+    labels = _shaped(arrays, source, "labels", (n,), "int").astype(np.int32)
+    if labels.min() < -1 or labels.max() >= len(class_names):
+        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, "
+                         f"got [{labels.min()}, {labels.max()}]")
+    splits = _shaped(arrays, source, "splits", (3, n), "int").astype(np.int8)
+    if not np.isin(splits, (0, 1, 2)).all():
+        raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
+    video_ids = _unescaped(arrays, attrs, "video_ids", source)  # ids that were not UTF-8 travel escaped (store/names.py)
+    if len(video_ids) != n:
+        raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
+    if len(set(video_ids)) != n:
+        raise ScaleError(f"{source}: video_ids must be unique")
+    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids,
+           "class_names": class_names}
+    return {**out, **_optional_arrays(arrays, source, n, v), "attrs": attrs}
+
+
+def _checked_features(feats: np.ndarray, source: str) -> np.ndarray:
+    """Features float [N, V, D], not empty, finite and within float16's range."""
     if feats.ndim != 3 or not np.issubdtype(feats.dtype, np.floating):
         raise ScaleError(f"{source}: features must be a float array [N, V, D], got {feats.dtype} {feats.shape}")
-    n, v, _ = feats.shape
-    if n == 0 or v == 0:
+    if feats.shape[0] == 0 or feats.shape[1] == 0:
         raise ScaleError(f"{source}: features is empty {feats.shape}")
     if not np.isfinite(feats).all():
         bad = int((~np.isfinite(feats)).any(axis=(1, 2)).sum())
         raise ScaleError(f"{source}: features contain NaN or inf in {bad} video(s); fix or drop them before importing")
     if np.abs(feats).max() > np.finfo(np.float16).max:
         raise ScaleError(f"{source}: features exceed the float16 range of the store (max |x| 65504)")
+    return feats
 
-    attrs = {}
-    if "attrs" in arrays:
-        try:
-            attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise ScaleError(f"{source}: attrs must be a JSON string") from exc
-        if not isinstance(attrs, dict):
-            raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
-    def shaped(name: str, shape: tuple, kind: str) -> np.ndarray:
-        arr = np.asarray(arrays[name])
-        if arr.shape != shape:
-            raise ScaleError(f"{source}: {name} must have shape {list(shape)}, got {list(arr.shape)}")
-        if kind == "int" and not np.issubdtype(arr.dtype, np.integer):
-            raise ScaleError(f"{source}: {name} must be integers, got {arr.dtype}")
-        if kind == "float" and not np.issubdtype(arr.dtype, np.number):
-            raise ScaleError(f"{source}: {name} must be numeric, got {arr.dtype}")
-        return arr
 
-    coords = shaped("coords", (n, v, 6), "float").astype(np.float32)
-    if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
-        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] (Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
-    class_names = [str(c) for c in np.asarray(arrays["class_names"]).reshape(-1)]
+def _parsed_attrs(arrays: dict[str, np.ndarray], source: str) -> dict:
+    """The optional `attrs` JSON object ({} when absent)."""
+    if "attrs" not in arrays:
+        return {}
     try:
-        for i in attrs.get("escaped_class_names", []):
-            class_names[i] = unescape_id(class_names[i])
+        attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+    if not isinstance(attrs, dict):
+        raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
+    return attrs
+
+
+def _shaped(arrays: dict[str, np.ndarray], source: str, name: str, shape: tuple, kind: str) -> np.ndarray:
+    """Array `name` of exactly `shape`, of integers (`kind` "int"), numbers ("float") or anything ("any")."""
+    arr = np.asarray(arrays[name])
+    if arr.shape != shape:
+        raise ScaleError(f"{source}: {name} must have shape {list(shape)}, got {list(arr.shape)}")
+    if kind == "int" and not np.issubdtype(arr.dtype, np.integer):
+        raise ScaleError(f"{source}: {name} must be integers, got {arr.dtype}")
+    if kind == "float" and not np.issubdtype(arr.dtype, np.number):
+        raise ScaleError(f"{source}: {name} must be numeric, got {arr.dtype}")
+    return arr
+
+
+def _unescaped(arrays: dict[str, np.ndarray], attrs: dict, name: str, source: str) -> list[str]:
+    """The strings of `name`, those listed in attrs["escaped_<name>"] unescaped (store/names.py)."""
+    values = [str(x) for x in np.asarray(arrays[name]).reshape(-1)]
+    try:
+        for row in attrs.get(f"escaped_{name}", []):
+            values[row] = unescape_id(values[row])
     except (TypeError, IndexError):
-        raise ScaleError(f"{source}: attrs.escaped_class_names must list row numbers of class_names") from None
-    labels = shaped("labels", (n,), "int").astype(np.int32)
-    if labels.min() < -1 or labels.max() >= len(class_names):
-        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, got [{labels.min()}, {labels.max()}]")
-    splits = shaped("splits", (3, n), "int").astype(np.int8)
-    if not np.isin(splits, (0, 1, 2)).all():
-        raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
-    video_ids = [str(x) for x in np.asarray(arrays["video_ids"]).reshape(-1)]
-    try:  # ids that were not UTF-8 travel escaped (store/names.py); restore them
-        for row in attrs.get("escaped_video_ids", []):
-            video_ids[row] = unescape_id(video_ids[row])
-    except (TypeError, IndexError):
-        raise ScaleError(f"{source}: attrs.escaped_video_ids must list row numbers of video_ids") from None
-    if len(video_ids) != n:
-        raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
-    if len(set(video_ids)) != n:
-        raise ScaleError(f"{source}: video_ids must be unique")
-    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids, "class_names": class_names}
-    out["boxes"] = shaped("boxes", (n, v, 6), "int").astype(np.int32) if "boxes" in arrays else np.zeros((n, v, 6), np.int32)
-    out["flip"] = shaped("flip", (n, v), "any").astype(bool) if "flip" in arrays else np.zeros((n, v), bool)
-    status = shaped("status", (n,), "int").astype(np.uint8) if "status" in arrays else np.full(n, DONE, np.uint8)
+        raise ScaleError(f"{source}: attrs.escaped_{name} must list row numbers of {name}") from None
+    return values
+
+
+def _optional_arrays(arrays: dict[str, np.ndarray], source: str, n: int, v: int) -> dict:
+    """boxes, flip, status, video_meta and reasons: checked where given, their defaults otherwise."""
+    out = {"boxes": _shaped(arrays, source, "boxes", (n, v, 6), "int").astype(np.int32) if "boxes" in arrays
+           else np.zeros((n, v, 6), np.int32),
+           "flip": _shaped(arrays, source, "flip", (n, v), "any").astype(bool) if "flip" in arrays else np.zeros((n, v), bool)}
+    status = _shaped(arrays, source, "status", (n,), "int").astype(np.uint8) if "status" in arrays else np.full(n, DONE, np.uint8)
     if not np.isin(status, (0, 1, 2)).all():
         raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
     out["status"] = status
-    out["video_meta"] = (shaped("video_meta", (n, 4), "float").astype(np.float32) if "video_meta" in arrays
+    out["video_meta"] = (_shaped(arrays, source, "video_meta", (n, 4), "float").astype(np.float32) if "video_meta" in arrays
                          else np.zeros((n, 4), np.float32))
     if not np.isfinite(out["video_meta"]).all():
         raise ScaleError(f"{source}: video_meta must be finite")
@@ -143,7 +167,6 @@ def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.
     if len(reasons) != n:
         raise ScaleError(f"{source}: reasons must have {n} entries, got {len(reasons)}")
     out["reasons"] = reasons
-    out["attrs"] = attrs
     return out
 
 
@@ -162,7 +185,7 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
     n, v, d = data["features"].shape
-    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")}}
+    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in _STORE_OWN_ATTRS}}
     tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -215,7 +238,7 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     # ids as stored (non-UTF-8 ones escaped, listed in attrs.escaped_video_ids): valid UTF-8 for HDF5
     names = fs.class_names
     escaped_names = [i for i, c in enumerate(names) if needs_escape(c)]
-    strings = {"video_ids": [str(v) for v in fs.group["video_ids"][:]], "reasons": fs.reasons,
+    strings = {"video_ids": fs.stored_video_ids, "reasons": fs.reasons,
                "class_names": [escape_id(c) if i in escaped_names else c for i, c in enumerate(names)]}
     attrs = json.dumps({**fs.attrs, **({"escaped_class_names": escaped_names} if escaped_names else {})}, default=str)
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")

@@ -9,18 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.backbones import load_backbone
 from scale_toolkit.backbones.inference import embed_clips
-from scale_toolkit.extract.pipeline import BlockEmbedder, ShardLock
-from scale_toolkit.store import DONE, FAILED, FeatureStore
+from scale_toolkit.extract import ExtractConfig, run_extraction
+from scale_toolkit.extract.pipeline import BlockEmbedder
 from scale_toolkit.precision import resolve_precision
+from scale_toolkit.store import DONE, FAILED, FeatureStore
+from scale_toolkit.store.shard_lock import ShardLock
 
 ARRAYS = ("features", "coords", "boxes", "flip", "video_meta", "status")
 
 
 def _cfg(root, csv, out, **kw):
-    base = dict(backbone="tiny", dataset="csv", csv=csv, root=root, view="train16", out=out, workers=0, rows_per_chunk=2, threads=1)
+    base = dict(backbone="tiny", dataset="csv", csv=csv, root=root, view="train16", out=out, workers=0, rows_per_chunk=2,
+                threads=1)
     base.update(kw)
     return ExtractConfig(**base)
 
@@ -48,7 +50,8 @@ def test_extract_csv_dataset_all_rows(tiny_dataset, tmp_path):
     np.testing.assert_allclose(data["coords"], data["boxes"] / size, atol=1e-6)
     assert fs.attrs["backbone_name"] == "tiny" and fs.attrs["view"]["name"] == "train16"
     chosen = resolve_precision("auto", "cpu")  # the requested precision, what it resolved to and why
-    assert (fs.attrs["precision"], fs.attrs["precision_resolved"], fs.attrs["precision_reason"]) == ("auto", chosen.value, chosen.reason)
+    recorded = (fs.attrs["precision"], fs.attrs["precision_resolved"], fs.attrs["precision_reason"])
+    assert recorded == ("auto", chosen.value, chosen.reason)
     assert summary.precision == chosen.describe()
     # rerun: nothing left to do
     again = run_extraction(_cfg(root, csv, tmp_path / "s.zarr"))
@@ -82,16 +85,16 @@ def test_worker_processes_give_the_same_store(tiny_dataset, tmp_path):
 
 def _extract_cmd(root, csv, out, *extra):
     return [sys.executable, "-m", "cli.main", "extract", "--backbone", "tiny", "--dataset", "csv", "--csv", str(csv),
-            "--root", str(root), "--view", "train16", "--out", str(out), "--workers", "0", "--threads", "1", *extra]
+            "--root", str(root), "--view", "train16", "--out", str(out), "--workers", "0", "--threads", "1",
+            "--rows-per-chunk", "2", *extra]
 
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tiny_dataset, tmp_path):
     root, csv = tiny_dataset
-    env = {**os.environ, "SCALE_ROWS_PER_CHUNK": "2"}
-    subprocess.run(_extract_cmd(root, csv, tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
+    subprocess.run(_extract_cmd(root, csv, tmp_path / "ref.zarr"), check=True, capture_output=True)
     killed = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(_extract_cmd(root, csv, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_extract_cmd(root, csv, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 900  # hang guard only: a loaded machine may be slow to get there
     while time.monotonic() < deadline and proc.poll() is None:  # kill once some but not all blocks are written
         try:
@@ -105,16 +108,15 @@ def test_sigkill_then_rerun_equals_uninterrupted(tiny_dataset, tmp_path):
     proc.wait()
     partial = FeatureStore.open(killed)
     assert (partial.status != DONE).any(), "the run finished before it could be killed"
-    subprocess.run(_extract_cmd(root, csv, killed), check=True, env=env, capture_output=True)
+    subprocess.run(_extract_cmd(root, csv, killed), check=True, capture_output=True)
     _same_store(tmp_path / "ref.zarr", killed)
 
 
 @pytest.mark.slow
 def test_two_shards_equal_single_process(tiny_dataset, tmp_path):
     root, csv = tiny_dataset
-    env = {**os.environ, "SCALE_ROWS_PER_CHUNK": "2"}
-    subprocess.run(_extract_cmd(root, csv, tmp_path / "one.zarr"), check=True, env=env, capture_output=True)
-    shards = [subprocess.Popen(_extract_cmd(root, csv, tmp_path / "two.zarr", "--shard", f"{i}/2"), env=env,
+    subprocess.run(_extract_cmd(root, csv, tmp_path / "one.zarr"), check=True, capture_output=True)
+    shards = [subprocess.Popen(_extract_cmd(root, csv, tmp_path / "two.zarr", "--shard", f"{i}/2"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
     for p in shards:
         _, err = p.communicate()
@@ -125,11 +127,11 @@ def test_two_shards_equal_single_process(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_torchrun_ranks_shard_automatically(tiny_dataset, tmp_path):
     root, csv = tiny_dataset
-    env = {**os.environ, "SCALE_ROWS_PER_CHUNK": "2"}
-    subprocess.run(_extract_cmd(root, csv, tmp_path / "one.zarr"), check=True, env=env, capture_output=True)
+    subprocess.run(_extract_cmd(root, csv, tmp_path / "one.zarr"), check=True, capture_output=True)
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "cli.main", *_extract_cmd(root, csv, tmp_path / "ddp.zarr")[3:]]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29631", "-m", "cli.main",
+           *_extract_cmd(root, csv, tmp_path / "ddp.zarr")[3:]]
+    res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     _same_store(tmp_path / "one.zarr", tmp_path / "ddp.zarr")
 
@@ -137,7 +139,8 @@ def test_torchrun_ranks_shard_automatically(tiny_dataset, tmp_path):
 def test_refuses_other_backbone_or_view(tiny_dataset, tmp_path, run_cli):
     root, csv = tiny_dataset
     run_extraction(_cfg(root, csv, tmp_path / "s.zarr", limit=2))
-    base = ["extract", "--dataset", "csv", "--csv", csv, "--root", root, "--out", tmp_path / "s.zarr", "--limit", "2", "--workers", "0"]
+    base = ["extract", "--dataset", "csv", "--csv", csv, "--root", root, "--out", tmp_path / "s.zarr", "--limit", "2",
+            "--workers", "0"]
     code, _, err = run_cli(*base, "--backbone", "tiny", "--view", "eval15")
     assert code == 2 and "refusing to mix" in err
     code, _, err = run_cli(*base, "--backbone", "tiny", "--view", "train16", "--seed", "3")
@@ -178,7 +181,8 @@ def test_read_only_output_directory(tiny_dataset, tmp_path, run_cli):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root, "--out", ro / "s.zarr")
+    code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
+                           "--out", ro / "s.zarr")
     assert code == 2 and "cannot write" in err
 
 
@@ -236,9 +240,8 @@ def test_disk_full_is_one_line_and_leaves_the_block_pending(tiny_dataset, tmp_pa
         return original(self, block, results)
 
     monkeypatch.setattr(FeatureStore, "write_block", flaky)
-    monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "4")
     code, _, err = run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root,
-                           "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0")
+                           "--view", "train16", "--out", tmp_path / "s.zarr", "--workers", "0", "--rows-per-chunk", "4")
     lines = err.strip().splitlines()
     errors = [ln for ln in lines if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "No space left" in errors[0] and lines[-1] == errors[0]
@@ -277,11 +280,11 @@ def test_progress_in_a_log_counts_videos_written_to_the_store(tiny_dataset, tmp_
 
     root, csv = tiny_dataset
     scale = shutil.which("scale", path=os.path.dirname(sys.executable)) or "scale"
-    env = dict(os.environ, SCALE_ROWS_PER_CHUNK="4")  # 3 blocks of 4 videos
     with open(tmp_path / "err.log", "w") as err:
         done = subprocess.run([scale, "extract", "--backbone", "tiny", "--dataset", "csv", "--csv", str(csv), "--root",
-                               str(root), "--view", "eval15", "--out", str(tmp_path / "s.zarr"), "--workers", "0"],
-                              stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=600)
+                               str(root), "--view", "eval15", "--out", str(tmp_path / "s.zarr"), "--workers", "0",
+                               "--rows-per-chunk", "4"],  # 3 blocks of 4 videos
+                              stdout=subprocess.PIPE, stderr=err, text=True, timeout=600)
     assert done.returncode == 0
     lines = [ln for ln in (tmp_path / "err.log").read_text().splitlines() if " extract: " in ln]
     assert lines and "extract: 12/12 (100%)" in lines[-1] and "decoded 12" in lines[-1]

@@ -69,7 +69,7 @@ def test_probe_errors_are_one_line(make_store, run_cli, tmp_path):
     assert code == 2 and "--model" in err and "Traceback" not in err
     run = save_tiny_model(tmp_path / "run", input_dim=16)
     code, _, err = run_cli("probe", "--store", fs.path, "--model", run)
-    assert code == 2 and "expects 16-d features" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "expects 16-d clip features" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("probe", "--store", fs.path, "--split", "4")
     assert code == 2 and "--split" in err
     code, _, err = run_cli("probe", "--store", tmp_path / "missing.zarr")

@@ -117,7 +117,7 @@ def test_model_rows_use_the_model(make_store, tmp_path):
 def test_model_store_dimension_mismatch_is_a_clear_error(make_store, tmp_path):
     fs = make_store("separable", n_classes=3, per_class=10, dim=16)
     run = save_tiny_model(tmp_path / "run8", input_dim=8)
-    with pytest.raises(ScaleError, match="expects 8-d features"):
+    with pytest.raises(ScaleError, match="expects 8-d clip features"):
         run_probes(fs.path, model=run, options=ProbeOptions(split="1"))
     run2 = save_tiny_model(tmp_path / "run_other", input_dim=16, backbone_name="svt")
     with pytest.raises(ScaleError, match="'svt'"):

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _paused(mode: str, args: list, marker: Path) -> subprocess.Popen:
     """A real `scale` process stopped mid-work (holding its locks) until the test kills it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SCALE_ROWS_PER_CHUNK": "2"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, str(WORKER), mode, str(marker), *map(str, args)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600  # hang guard only
@@ -73,7 +73,7 @@ def videos(tmp_path):
 
 def _extract(csv, out, *extra):
     return ["extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", csv.parent, "--out", out,
-            "--workers", "0", "--threads", "1", *extra]
+            "--workers", "0", "--threads", "1", "--rows-per-chunk", "2", *extra]
 
 
 @pytest.mark.parametrize("running, second, words", [

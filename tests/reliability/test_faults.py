@@ -46,11 +46,11 @@ def inputs(tmp_path_factory):
 
 def _extract_args(csv, out):
     return ["extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", csv.parent, "--out", out,
-            "--workers", "0", "--threads", "1"]
+            "--workers", "0", "--threads", "1", "--rows-per-chunk", "2"]
 
 
 @pytest.fixture(params=["full", "read-only"])
-def disk(request, tmp_path, inputs, run_fd, monkeypatch):
+def disk(request, tmp_path, inputs, run_fd):
     """A 4 MiB tmpfs holding a store whose last block is pending, then filled or made read-only."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
@@ -58,7 +58,6 @@ def disk(request, tmp_path, inputs, run_fd, monkeypatch):
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()[:80]})")
     request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mnt)], capture_output=True))
-    monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "2")
     code, _, err = run_fd(*_extract_args(inputs[1], mnt / "s.zarr"))
     assert code == 0, err
     fs = FeatureStore.open(mnt / "s.zarr", mode="r+")

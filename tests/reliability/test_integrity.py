@@ -27,7 +27,7 @@ def clean(tmp_path_factory):
 
 def _extract(run_cli, csv, out):
     return run_cli("extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", csv.parent,
-                   "--out", out, "--workers", "0", "--threads", "1")
+                   "--out", out, "--workers", "0", "--threads", "1", "--rows-per-chunk", "2")
 
 
 def _flip_byte(path):
@@ -36,7 +36,7 @@ def _flip_byte(path):
     path.write_bytes(bytes(data))
 
 
-DAMAGE = {  # block 1 = rows 2-3 (SCALE_ROWS_PER_CHUNK=2)
+DAMAGE = {  # block 1 = rows 2-3 (--rows-per-chunk 2)
     "deleted features chunk": lambda s: (s / "features" / "c" / "1" / "0" / "0").unlink(),
     "truncated features chunk": lambda s: (s / "features" / "c" / "1" / "0" / "0").write_bytes(
         (s / "features" / "c" / "1" / "0" / "0").read_bytes()[:40]),
@@ -46,8 +46,7 @@ DAMAGE = {  # block 1 = rows 2-3 (SCALE_ROWS_PER_CHUNK=2)
 
 
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
-def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "2")
+def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, run_cli):
     ref = tmp_path / "ref.zarr"
     assert _extract(run_cli, clean[1], ref)[0] == 0
     store = tmp_path / "s.zarr"
@@ -74,8 +73,7 @@ def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, r
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_truncated_status_chunk_is_one_line(clean, tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("SCALE_ROWS_PER_CHUNK", "2")
+def test_truncated_status_chunk_is_one_line(clean, tmp_path, run_cli):
     assert _extract(run_cli, clean[1], tmp_path / "s.zarr")[0] == 0
     chunk = tmp_path / "s.zarr" / "status" / "c" / "1"
     chunk.write_bytes(chunk.read_bytes()[:3])

@@ -22,9 +22,9 @@ TRIALS = 3
 HANG_GUARD_S = 900  # only against a hung child; never reached on a healthy (even a loaded) machine
 
 
-def _cmd(root, csv, out):
+def _cmd(root, csv, out, *extra):
     return [sys.executable, "-m", "cli.main", "extract", "--backbone", "tiny", "--dataset", "csv", "--csv", str(csv),
-            "--root", str(root), "--view", "train16", "--out", str(out), "--workers", "0", "--threads", "1"]
+            "--root", str(root), "--view", "train16", "--out", str(out), "--workers", "0", "--threads", "1", *extra]
 
 
 def _check_partial(store_path, ref: dict, ref_ids: list[str]) -> int:
@@ -59,8 +59,8 @@ def _wait_until(proc, ready) -> None:
 def test_random_sigkills_then_reruns_equal_uninterrupted(tmp_path):
     root = tmp_path / "videos"
     csv = make_synthetic_dataset(root, SyntheticSpec(videos_per_class=2, frames=24, height=64, width=80, test_fraction=0.5))
-    env = {**os.environ, "SCALE_ROWS_PER_CHUNK": "2"}  # 12 videos -> 6 blocks of 2
-    res = subprocess.run(_cmd(root, csv, tmp_path / "ref.zarr"), env=env, capture_output=True, text=True,
+    small = ("--rows-per-chunk", "2")  # 12 videos -> 6 blocks of 2
+    res = subprocess.run(_cmd(root, csv, tmp_path / "ref.zarr", *small), capture_output=True, text=True,
                          timeout=HANG_GUARD_S)
     assert res.returncode == 0, res.stderr[-2000:]
     ref_fs = FeatureStore.open(tmp_path / "ref.zarr")
@@ -75,7 +75,7 @@ def test_random_sigkills_then_reruns_equal_uninterrupted(tmp_path):
         # kill once at least `target` rows are done: the kill then lands at an arbitrary moment of a
         # later block (decoding, embedding or writing it), wherever the machine's load puts it
         target = int(rng.integers(1, len(ref_ids) - 2))
-        proc = subprocess.Popen(_cmd(root, csv, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(_cmd(root, csv, out, *small), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_until(proc, lambda out=out, target=target: _done_rows(out) >= target)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -83,7 +83,7 @@ def test_random_sigkills_then_reruns_equal_uninterrupted(tmp_path):
         if done_before == len(ref_ids):
             continue
         interrupted += 1
-        res = subprocess.run(_cmd(root, csv, out), env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
+        res = subprocess.run(_cmd(root, csv, out, *small), capture_output=True, text=True, timeout=HANG_GUARD_S)
         assert res.returncode == 0, res.stderr[-2000:]
         m = re.search(r"(\d+) videos extracted now, (\d+) already done", res.stdout)
         assert m, res.stdout

@@ -27,7 +27,7 @@ SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
 def _interrupt(mode: str, args: list, marker: Path, signame: str) -> tuple[int, str]:
     """Run the CLI through the worker, wait for MARKER (the command is mid-work), send the signal."""
     signum, _ = SIGNALS[signame]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SCALE_ROWS_PER_CHUNK": "2"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, str(WORKER), mode, str(marker), *map(str, args)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 600  # hang guard only: a loaded machine may be slow to get there
@@ -56,13 +56,13 @@ def test_interrupted_extract_keeps_its_blocks_and_resumes(tmp_path, signame):
     root = tmp_path / "videos"
     csv = make_synthetic_dataset(root, SyntheticSpec(videos_per_class=2, frames=16, height=32, width=40))
     args = ["extract", "--backbone", "tiny", "--dataset", "csv", "--csv", csv, "--root", root, "--out",
-            tmp_path / "s.zarr", "--workers", "1", "--threads", "1"]
+            tmp_path / "s.zarr", "--workers", "1", "--threads", "1", "--rows-per-chunk", "2"]
     code, err = _interrupt("extract", args, tmp_path / "marker", signame)
     _assert_one_line(code, err, signame, "rerun the same command")
     kept = int((FeatureStore.open(tmp_path / "s.zarr").status == DONE).sum())
     assert 0 < kept < 12
     res = subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "SCALE_ROWS_PER_CHUNK": "2"}, timeout=600)
+                         timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert re.search(rf"(\d+) videos extracted now, {kept} already done", res.stdout), res.stdout
 

@@ -38,9 +38,10 @@ def _extract(csv, out, workers="0"):
 
 
 def test_refused_second_extraction_prints_exactly_one_line(videos, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SCALE_ROWS_PER_CHUNK": "2"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     marker = tmp_path / "marker"
-    first = subprocess.Popen([sys.executable, str(WORKER), "extract", str(marker), *_extract(videos, tmp_path / "s.zarr")],
+    first = subprocess.Popen([sys.executable, str(WORKER), "extract", str(marker), *_extract(videos, tmp_path / "s.zarr"),
+                              "--rows-per-chunk", "2"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 600  # hang guard only
@@ -48,7 +49,8 @@ def test_refused_second_extraction_prints_exactly_one_line(videos, tmp_path):
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-2000:]
             time.sleep(0.05)
         for _ in range(3):  # the message was rare: try a few times, with decode workers
-            res = subprocess.run([sys.executable, "-m", "cli.main", *_extract(videos, tmp_path / "s.zarr", "2")],
+            res = subprocess.run([sys.executable, "-m", "cli.main", *_extract(videos, tmp_path / "s.zarr", "2"),
+                                  "--rows-per-chunk", "2"],
                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
             assert res.returncode == 2 and res.stderr.startswith("error: another extraction"), res.stderr
             assert len(res.stderr.strip().splitlines()) == 1, res.stderr

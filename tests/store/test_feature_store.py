@@ -1,11 +1,13 @@
 import multiprocessing as mp
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.info import describe, store_table
 from scale_toolkit.store import DONE, FAILED, PENDING, FeatureStore
 from tests.store.helpers import make_store, random_arrays
 
@@ -139,7 +141,58 @@ def test_info_counts(tmp_path):
     fs = make_store(tmp_path / "s.zarr", random_arrays(n=9))
     fs.mark_failed([0], ["zero-byte file"])
     info = fs.info()
-    assert info["status"] == {"pending": 0, "done": 8, "failed": 1}
-    assert info["splits_done"]["1"] == {"train": 6, "test": 2, "unused": 0}
-    assert info["failures"] == {"class0/video 0.avi": "zero-byte file"}
-    assert info["disk_bytes"] > 0
+    assert info.status == {"pending": 0, "done": 8, "failed": 1}
+    assert info.done_per_split[1] == {"train": 6, "test": 2, "unused": 0}
+    assert info.failures == {"class0/video 0.avi": "zero-byte file"}
+    assert info.disk_bytes > 0
+    assert info.attrs.view_name == "eval15" and info.schema_version == 1
+
+
+def test_info_as_scale_info_shows_it(tmp_path):
+    fs = make_store(tmp_path / "s.zarr", random_arrays(n=9))
+    fs.mark_failed([0], ["zero-byte file"])
+    table = store_table(fs.info())
+    assert table["status"] == {"pending": 0, "done": 8, "failed": 1}
+    assert table["splits_done"]["1"] == {"train": 6, "test": 2, "unused": 0}
+    assert table["failures"] == {"class0/video 0.avi": "zero-byte file"}
+    assert table["view"] == {"name": "eval15", "clips": 4} and table["backbone"] is None
+    assert describe(fs.path) == table
+    a = random_arrays(n=4)
+    bare = FeatureStore.create(tmp_path / "folder.zarr", video_ids=a["video_ids"], labels=a["labels"],
+                               splits=np.zeros((3, 4), np.int8), class_names=a["class_names"], n_clips=4, feature_dim=8,
+                               attrs={"backbone": {"name": "tiny"}, "precision": "auto", "precision_resolved": "fp32",
+                                      "precision_reason": "no bf16"})
+    table = store_table(bare.info())
+    assert table["splits_done"].startswith("none (every video is SSL") and bare.info().done_per_split is None
+    assert table["backbone"] == "tiny" and table["precision"] == "fp32 (no bf16)"
+
+
+def test_zarrs_string_codec_warning_never_reaches_the_user(tmp_path, monkeypatch):
+    """zarr 3.0 / 3.1.0 warn each time a string array's metadata is read (its vlen-utf8 codec is not in
+    the v3 spec): every store operation keeps that warning to itself, and no filter outlives it."""
+    from zarr.codecs.vlen_utf8 import VLenUTF8Codec
+
+    from scale_toolkit.store.interchange import export_store, import_features
+
+    parse = VLenUTF8Codec.from_dict.__func__
+
+    def warning_parse(cls, data):  # as zarr 3.1.0 does
+        warnings.warn_explicit("The codec `vlen-utf8` is currently not part in the Zarr format 3 specification.",
+                               UserWarning, "vlen_utf8.py", 43, module="zarr.codecs.vlen_utf8")
+        return parse(cls, data)
+
+    monkeypatch.setattr(VLenUTF8Codec, "from_dict", classmethod(warning_parse))
+    a = random_arrays(n=6, v=2, d=3)
+    before = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fs = make_store(tmp_path / "s.zarr", a)
+        fs = FeatureStore.open(tmp_path / "s.zarr", mode="r+")
+        fs.write_block(1, {4: {"error": "cannot decode"}})
+        fs.mark_failed([0], ["broken"])
+        fs.reset_rows([0])
+        assert fs.video_ids == a["video_ids"] and fs.reasons[4] == "cannot decode" and fs.info().failures
+        export_store(fs.path, tmp_path / "e.npz")
+        assert import_features(tmp_path / "e.npz", tmp_path / "i.zarr").video_ids == a["video_ids"]
+        assert warnings.filters[0][0] == "error"  # nothing stacked on top of the caller's filters
+    assert warnings.filters == before
