@@ -110,3 +110,18 @@ def make_synthetic_dataset(root: str | Path, spec: SyntheticSpec = SyntheticSpec
         writer.writerow(["path", "label", "split"])
         writer.writerows(rows)
     return manifest
+
+
+ORDER_CLASSES = tuple(cls[0] for cls in CLASSES if cls[3] != cls[4])  # the classes that differ only by order
+
+
+def order_class_top1(class_names: list[str], labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Top-1 (%) on the videos of the order classes, found by NAME: a store sorts its class names, so
+    their indices are not the positions in CLASSES.
+
+    >>> order_class_top1(["blue_disc", "left_then_right", "right_then_left"], np.array([0, 1, 2]), np.array([0, 2, 2]))
+    50.0
+    """
+    order = [i for i, name in enumerate(class_names) if name in ORDER_CLASSES]
+    chosen = np.isin(labels, order)
+    return 100.0 * float((np.asarray(predictions)[chosen] == np.asarray(labels)[chosen]).mean())

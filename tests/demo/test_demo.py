@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from scale_toolkit.demo.run import DemoConfig, run_demo
-from scale_toolkit.demo.synthetic import CLASSES
+from scale_toolkit.demo.synthetic import ORDER_CLASSES, order_class_top1
 from scale_toolkit.probes import ROWS
 from scale_toolkit.store import FeatureStore
 
@@ -43,12 +43,18 @@ def test_demo_cli_rejects_a_file_as_output(tmp_path, run_cli):
 
 
 def _order_class_top1(store, result: dict) -> float:
-    """Top-1 (%) of one probe on the test videos of the order classes (the 4 that differ only by order)."""
+    """Top-1 (%) of one probe on the test videos of the 4 order classes."""
     rows = np.asarray(result["test_rows"])
-    labels = store.labels[rows]
-    pred = np.asarray(result["predictions"])
-    order = np.isin(labels, [i for i, c in enumerate(CLASSES) if c[3] != c[4]])
-    return 100.0 * float((pred[order] == labels[order]).mean())
+    return order_class_top1(store.class_names, store.labels[rows], np.asarray(result["predictions"]))
+
+
+def test_order_classes_are_found_by_name_in_a_store(tmp_path):
+    """A store sorts its class names: the order classes are the ones named *_then_*, not CLASSES[:4]."""
+    names = sorted(["left_then_right", "right_then_left", "up_then_down", "down_then_up", "red_disc", "blue_disc"])
+    assert sorted(ORDER_CLASSES) == [n for n in names if "_then_" in n]
+    labels = np.arange(6)
+    predictions = np.array([i if "_then_" in n else (i + 1) % 6 for i, n in enumerate(names)])  # only order classes right
+    assert order_class_top1(names, labels, predictions) == 100.0
 
 
 @pytest.mark.slow
