@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ScaleError
 from ..files import file_sha256
@@ -15,8 +15,16 @@ def model_fingerprint(path: str | Path) -> str:
     return file_sha256(model_file(path), n_hex=16)
 
 
-def load_retrieval_model(path: str | Path, device: str | None = None) -> tuple[Any, dict]:
-    """(model in eval mode, info) where info = {path, file, fingerprint, input_dim, hidden}."""
+class RetrievalModel(NamedTuple):
+    """A SCALE model loaded for retrieval: the module (eval mode) and what results record of it
+    (``info``: path, file, fingerprint, input_dim, hidden, meta_backbone)."""
+
+    module: Any
+    info: dict
+
+
+def load_retrieval_model(path: str | Path, device: str | None = None) -> RetrievalModel:
+    """The model of a run directory or model file, in eval mode, with its info (see ``RetrievalModel``)."""
     from ..model import load_model
 
     model, config = load_model(path, map_location=device or "cpu")
@@ -29,7 +37,7 @@ def load_retrieval_model(path: str | Path, device: str | None = None) -> tuple[A
         "hidden": model_config.get("hidden"),
         "meta_backbone": _trained_backbone(config.get("meta", {})),
     }
-    return model, info
+    return RetrievalModel(model, info)
 
 
 def _trained_backbone(meta: dict) -> str | None:
