@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import ScaleError
-from .synthetic import SyntheticSpec, make_synthetic_dataset
+from .synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
 
 Progress = Optional[Callable[[str, str], None]]  # (stage, message)
 # The README quotes the demo's numbers: fp32 on every machine computes the same thing (`auto`
@@ -123,7 +123,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     stages = _Stages(report, progress)
     spec = SyntheticSpec(videos_per_class=cfg.videos_per_class, seed=cfg.seed)
     videos = out / "videos"
-    csv = stages.run("synthesise", f"writing {6 * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
+    csv = stages.run("synthesise", f"writing {len(CLASSES) * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
 
     stores = {}
     for view in ("train16", "eval15"):
