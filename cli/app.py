@@ -1,7 +1,9 @@
-"""The Typer app, its one-line error handling and `--config FILE.toml` merging.
+"""The Typer app and what every command shares: the consoles, one-line errors (exit status 2),
+SIGINT/SIGTERM handling and `--config FILE.toml` merging.
 
-Commands live in cli/commands/, one module per command group; each parses flags,
-calls the library and renders with rich. No logic here.
+Commands live in cli/commands/, one module per command group; each parses flags, calls the library
+and renders with rich, and holds no logic of its own. Flag defaults come from the library's config
+dataclasses (cli/options.py).
 """
 from __future__ import annotations
 
