@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: list[str]) -> None:
     try:
-        from . import commands  # noqa: F401  (registers the commands; inside the try: an early Ctrl-C is one line too)
+        from .commands import register
 
+        register(args)  # inside the try: an early Ctrl-C is one line too
         code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None

@@ -1,14 +1,18 @@
 """`scale <command> --help` works for every registered command, so a new command is covered automatically."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import typer
 
-import cli.commands  # noqa: F401  (registers every command on the app)
 from cli.app import app
+from cli.commands import MODULES, register
 
+register()  # every command
 COMMANDS = typer.main.get_command(app)  # the click group Typer builds, whichever click it ships
 NAMES = sorted(COMMANDS.commands)
 
@@ -26,6 +30,22 @@ EVERY = dict(_every_command(COMMANDS))
 
 def test_every_documented_command_is_registered():
     assert {"extract", "train", "probe", "retrieve", "import", "export", "info", "backbones", "demo"} <= set(NAMES)
+
+
+def test_register_knows_the_module_of_every_command():
+    """`scale CMD` imports only CMD's module, found in cli.commands.MODULES."""
+    assert set(MODULES) == set(NAMES)
+
+
+def test_a_light_command_does_not_import_torch(tmp_path):
+    """`scale info` registers only its own command: the others' config dataclasses would import torch (seconds)."""
+    code = ("import sys; from cli.main import main\n"
+            "try:\n    main(['info', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
 
 
 @pytest.mark.parametrize("path", sorted(EVERY), ids=" ".join)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import typer
 
-import cli.commands  # noqa: F401  (registers every command on the app)
 from cli.app import app
+from cli.commands import register
 from cli.options import config_default, shown_default
 from scale_toolkit.demo.run import DemoConfig
 from scale_toolkit.extract import ExtractConfig
@@ -21,6 +21,7 @@ from scale_toolkit.retrieval.modes import RetrieveOptions
 from scale_toolkit.serve.options import ServeOptions
 from scale_toolkit.train.config import OFFICIAL_TRAIN, TrainConfig
 
+register()  # every command
 COMMANDS = typer.main.get_command(app).commands
 
 # command -> (the dataclasses its options set, {parameter name: field name (None: no field)} where they differ)
