@@ -42,7 +42,7 @@ def extract_cmd(
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `scale backbones`): cvmae, videomae-b, videomae-l, videomae-b-ft, rhobyol, svt, timm:<name>, tiny."),
     checkpoint: Optional[Path] = option_from(ExtractConfig, "checkpoint", "--checkpoint", help="Checkpoint file (or Hugging Face directory) of the backbone."),
     random_init: bool = option_from(ExtractConfig, "random_init", "--random-init", help="Run the backbone with (seeded) random weights instead of a checkpoint."),
-    strict: bool = option_from(ExtractConfig, "strict", "--strict/--no-strict", help="Fail on any missing/unexpected checkpoint key (default). --no-strict skips them and prints them."),
+    strict: bool = option_from(ExtractConfig, "strict", "--strict/--no-strict", help="Fail on any missing/unexpected checkpoint key. --no-strict skips them and prints them."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="rhobyol only: online or momentum (the SCALE paper used momentum)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Backbone variant where a family has several (rhobyol: 16x4 or 8x8)."),
     dataset: str = option_from(ExtractConfig, "dataset", "--dataset", help="ucf101, hmdb51, folder (<root>/<class>/<video>) or csv."),

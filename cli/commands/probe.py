@@ -54,7 +54,7 @@ def probe_cmd(
     seeds: Optional[List[str]] = option_from(ProbeOptions, "seeds", "--seeds", help="Seeds (e.g. 0,1,2); results are averaged. Default 0, or 0,1,2 with --low-shot."),
     device: str = option_from(ProbeOptions, "device", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every number, the config, fingerprints and seeds here."),
-    grid_preset: str = option_from(ProbeOptions, "grid_preset", "--grid-preset", help="Hyper-parameter grid: small (fast default) or paper (lr 1e-4..3e-1, weight decay and batch size searched, AdamW and SGD; slower)."),
+    grid_preset: str = option_from(ProbeOptions, "grid_preset", "--grid-preset", help="Hyper-parameter grid: small (fast) or paper (lr 1e-4..3e-1, weight decay and batch size searched, AdamW and SGD; slower)."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="TOML with per-probe grid overrides, sections [linear] [scale_linear] [mlp] [transformer] [scale_ft]; [transformer_model] sets the Transformer's ScaleConfig without --model."),
     epochs: Optional[int] = option_from(ProbeOptions, "epochs", "--epochs", help="Override the epochs of every trained probe."),
     val_fraction: float = option_from(ProbeOptions, "val_fraction", "--val-fraction", help="Class-stratified validation hold-out of the train split used to pick hyper-parameters."),

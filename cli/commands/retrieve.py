@@ -11,7 +11,16 @@ from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.ownership import check_replaceable
 from scale_toolkit.retrieval.index import IndexParams
-from scale_toolkit.retrieval.modes import RetrieveOptions
+from scale_toolkit.retrieval.modes import (
+    Mode,
+    RetrieveOptions,
+    RetrieveTargets,
+    build_store_index,
+    build_summary,
+    evaluate_store,
+    load_scale_model,
+    query_targets,
+)
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out, progress_bar, resolved
 from ..options import option_from, unset_option
@@ -26,8 +35,8 @@ def retrieve_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="SCALE run directory (or model file): also evaluate / index the SCALE descriptor."),
     descriptor: str = option_from(RetrieveOptions, "descriptor", "--descriptor", help="SCALE descriptor: set (SET token), set+mean (SET token ++ mean refined clip token) or refined (mean refined clip token)."),
     k: Optional[List[str]] = unset_option(RetrieveOptions, "ks", "--k", help="R@k values, repeated or comma-separated."),
-    center: bool = option_from(RetrieveOptions, "center", "--center/--no-center", help="Centre descriptors before L2 normalisation: by each split's own mean in evaluation (CoCLR-style), by the gallery mean in an index. Default off (VCOP/IIC-style)."),
-    index_type: str = option_from(IndexParams, "index_type", "--index-type", help="flat (exact, default) | ivf | hnsw | ivfpq (approximate, for large galleries: faster search, slightly lower recall; README, Retrieval)."),
+    center: bool = option_from(RetrieveOptions, "center", "--center/--no-center", help="Centre descriptors before L2 normalisation: by each split's own mean in evaluation (CoCLR-style), by the gallery mean in an index. Off: VCOP/IIC-style."),
+    index_type: str = option_from(IndexParams, "index_type", "--index-type", help="flat (exact) | ivf | hnsw | ivfpq (approximate, for large galleries: faster search, slightly lower recall; README, Retrieval)."),
     nlist: int = option_from(IndexParams, "nlist", "--nlist", help="ivf/ivfpq: number of k-means cells (0: ~sqrt(N))."),
     nprobe: int = option_from(IndexParams, "nprobe", "--nprobe", help="ivf/ivfpq: cells scanned per query (0: nlist/16); higher = better recall, slower."),
     hnsw_m: int = option_from(IndexParams, "hnsw_m", "--hnsw-m", help="hnsw: links per vector; higher = better recall, more memory, slower build."),
@@ -47,8 +56,6 @@ def retrieve_cmd(
 ) -> None:
     """Video retrieval: R@k (test queries vs train gallery), FAISS gallery indexes, nearest videos of a query."""
     flags = resolved(dict(locals()))
-    from scale_toolkit.retrieval.modes import Mode, RetrieveTargets, build_store_index, evaluate_store, load_model, query_targets
-
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
@@ -60,7 +67,7 @@ def retrieve_cmd(
     options = RetrieveOptions.from_flags(split=split, descriptor=descriptor, ks=parse_int_list(k, "--k"), center=center,
                                          index_params=params, thumbs=thumbs, top=top, include_self=include_self,
                                          allow_incomplete=allow_incomplete, device=device)
-    scale_model = load_model(targets, device)
+    scale_model = load_scale_model(targets, device)
 
     payload: dict = {"config": flags}
     if Mode.BUILD_INDEX in modes:
@@ -123,8 +130,6 @@ def _media_progress(bar):
 
 def _print_build(info: dict, build_index: Path, thumbs: Optional[bool]) -> dict:
     """What was written, and which gallery videos have no poster."""
-    from scale_toolkit.retrieval.modes import build_summary
-
     out.print(f"wrote {shown(build_index)} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
               f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {shown(build_index)}.json")

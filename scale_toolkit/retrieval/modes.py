@@ -107,7 +107,7 @@ class RetrieveTargets:
         return self.store if self.index is not None else None
 
 
-def load_model(targets: RetrieveTargets, device: str = RetrieveOptions.device) -> Optional[RetrievalModel]:
+def load_scale_model(targets: RetrieveTargets, device: str = RetrieveOptions.device) -> Optional[RetrievalModel]:
     """--model, loaded when a mode of this run reads it (``RetrieveTargets.loads_model``), else None."""
     if not targets.loads_model():
         return None
