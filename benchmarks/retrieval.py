@@ -3,8 +3,9 @@ indexes against exact search (IndexFlatIP), all measured in the same run on the 
 
 The gallery is synthetic but clustered like real video descriptors (N vectors around
 `--centres` random centres, default 100 like UCF101's 101 classes, plus isotropic noise,
-L2-normalised); queries are drawn from the same distribution. Uniform random vectors would be a poor stand-in: in 768-d their nearest
-neighbours are barely nearer than anything else and no approximate index can find them.
+L2-normalised); queries are drawn from the same distribution. Uniform random vectors would be a
+poor stand-in: in 768-d their nearest neighbours are barely nearer than anything else and no
+approximate index can find them.
 
     python benchmarks/retrieval.py                  # 1M x 768 gallery, 1000 queries (a few minutes on 2 cores)
     python benchmarks/retrieval.py --quick          # 50k x 768, 200 queries (seconds)
@@ -128,67 +129,86 @@ def widths(kind: str, p: IndexParams) -> list[tuple[str, int]]:
     return [("exact", 0)]
 
 
-def run(args) -> dict:
-    if args.threads:
-        faiss.omp_set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
+def make_data(args, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, dict]:
+    """(gallery, its labels, queries, their labels, what the data is) for `--data clustered|manifold`."""
     d = args.d
-    t0 = time.perf_counter()
     if args.data == "clustered":
         centres = rng.standard_normal((args.centres, d), dtype=np.float32)
         gallery, g_labels = clustered(args.n, d, centres, args.noise, rng)
         queries, q_labels = clustered(args.queries, d, centres, args.noise, rng)
-        data = {"data": "clustered", "centres": args.centres, "noise": args.noise}
-    else:
-        basis = rng.standard_normal((args.intrinsic, d), dtype=np.float32) / np.sqrt(args.intrinsic)
-        noise = 0.1 if args.noise == 1.0 else args.noise
-        gallery, g_labels = manifold(args.n, d, basis, noise, rng)
-        queries, q_labels = manifold(args.queries, d, basis, noise, rng)
-        data = {"data": "manifold", "intrinsic_dim": args.intrinsic, "noise": noise}
+        return gallery, g_labels, queries, q_labels, {"data": "clustered", "centres": args.centres, "noise": args.noise}
+    basis = rng.standard_normal((args.intrinsic, d), dtype=np.float32) / np.sqrt(args.intrinsic)
+    noise = 0.1 if args.noise == 1.0 else args.noise
+    gallery, g_labels = manifold(args.n, d, basis, noise, rng)
+    queries, q_labels = manifold(args.queries, d, basis, noise, rng)
+    return gallery, g_labels, queries, q_labels, {"data": "manifold", "intrinsic_dim": args.intrinsic, "noise": noise}
+
+
+# the knobs each index type reports
+REPORTED_PARAMS = {"ivf": ("nlist", "nprobe", "train_size"), "ivfpq": ("nlist", "nprobe", "pq_m", "pq_bits", "train_size"),
+                   "hnsw": ("hnsw_m", "ef_construction", "ef_search")}
+
+
+def run(args) -> dict:
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    gallery, g_labels, queries, q_labels, data = make_data(args, rng)
     gen_s = time.perf_counter() - t0
-    report = {"n": args.n, "d": d, "queries": args.queries, "k": K, **data,
+    report = {"n": args.n, "d": args.d, "queries": args.queries, "k": K, **data,
               "threads": faiss.omp_get_max_threads(), "cpu_count": os.cpu_count(), "faiss": faiss.__version__,
               "gallery_bytes": int(gallery.nbytes), "generate_s": round(gen_s, 2), "indexes": []}
-    exact_ids = None
-    exact_batch = exact_single = None
+    exact: dict = {}  # the flat index's ids and timings, measured first: the reference of the others
     for kind in args.types:
-        gc.collect()
-        rss0 = rss_bytes()
-        t0 = time.perf_counter()
-        index, p = build_index(gallery, IndexParams(kind, ef_construction=args.ef_construction, hnsw_m=args.hnsw_m,
-                                                     nlist=args.nlist))
-        build_s = time.perf_counter() - t0
-        held = rss_bytes() - rss0
-        entry = {"type": kind, "build_s": round(build_s, 2), "rss_growth_bytes": int(held),
-                 "index_bytes": int(index_size_bytes(index)),
-                 "params": {k: v for k, v in vars(p).items() if k in {"ivf": ("nlist", "nprobe", "train_size"),
-                            "ivfpq": ("nlist", "nprobe", "pq_m", "pq_bits", "train_size"),
-                            "hnsw": ("hnsw_m", "ef_construction", "ef_search")}.get(kind, ())},
-                 "search": []}
-        for knob, val in widths(kind, p):
-            if knob == "nprobe":
-                faiss.extract_index_ivf(index).nprobe = val
-            elif knob == "efSearch":
-                index.hnsw.efSearch = val
-            _, ids, t = timed_queries(index, queries)
-            if kind == "flat":
-                exact_ids, exact_batch, exact_single = ids, t["batch_s"], t["single_query_ms_median"]
-            row = {knob: val, **t}
-            if g_labels is not None:
-                row["R@1"] = round(label_recall(ids, g_labels, q_labels, 1), 2)
-                row["R@10"] = round(label_recall(ids, g_labels, q_labels, 10), 2)
-            if exact_ids is not None:
-                row["recall@10_vs_exact"] = round(recall_vs_exact(ids, exact_ids), 4)
-                row["batch_speedup_vs_exact"] = round(exact_batch / max(t["batch_s"], 1e-9), 2)
-                row["single_speedup_vs_exact"] = round(exact_single / max(t["single_query_ms_median"], 1e-9), 2)
-            entry["search"].append(row)
-            print(f"{kind:6s} {knob}={val:<5} build {build_s:7.1f}s  batch {t['batch_ms_per_query']:9.3f} ms/q  "
-                  f"single {t['single_query_ms_median']:8.2f} ms  recall@10 {row.get('recall@10_vs_exact', 1.0):.3f}  R@1 {row.get('R@1', '-')}  "
-                  f"mem +{held / 2**30:.2f} GiB (index {entry['index_bytes'] / 2**30:.2f} GiB)", flush=True)
-        report["indexes"].append(entry)
-        del index
+        report["indexes"].append(measure_index(kind, args, gallery, queries, g_labels, q_labels, exact))
     report["peak_rss_bytes"] = int(__import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss * 1024)
     return report
+
+
+def measure_index(kind: str, args, gallery: np.ndarray, queries: np.ndarray, g_labels: np.ndarray | None,
+                  q_labels: np.ndarray | None, exact: dict) -> dict:
+    """Build one index type, then query it at each search width; fills `exact` when `kind` is flat."""
+    gc.collect()
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    index, p = build_index(gallery, IndexParams(kind, ef_construction=args.ef_construction, hnsw_m=args.hnsw_m,
+                                                 nlist=args.nlist))
+    build_s = time.perf_counter() - t0
+    held = rss_bytes() - rss0
+    entry = {"type": kind, "build_s": round(build_s, 2), "rss_growth_bytes": int(held),
+             "index_bytes": int(index_size_bytes(index)),
+             "params": {k: v for k, v in vars(p).items() if k in REPORTED_PARAMS.get(kind, ())}, "search": []}
+    for knob, val in widths(kind, p):
+        if knob == "nprobe":
+            faiss.extract_index_ivf(index).nprobe = val
+        elif knob == "efSearch":
+            index.hnsw.efSearch = val
+        _, ids, t = timed_queries(index, queries)
+        if kind == "flat":
+            exact.update(ids=ids, batch_s=t["batch_s"], single_ms=t["single_query_ms_median"])
+        row = {knob: val, **t, **search_quality(ids, t, g_labels, q_labels, exact)}
+        entry["search"].append(row)
+        print(f"{kind:6s} {knob}={val:<5} build {build_s:7.1f}s  batch {t['batch_ms_per_query']:9.3f} ms/q  "
+              f"single {t['single_query_ms_median']:8.2f} ms  recall@10 {row.get('recall@10_vs_exact', 1.0):.3f}  "
+              f"R@1 {row.get('R@1', '-')}  "
+              f"mem +{held / 2**30:.2f} GiB (index {entry['index_bytes'] / 2**30:.2f} GiB)", flush=True)
+    del index
+    return entry
+
+
+def search_quality(ids: np.ndarray, timing: dict, g_labels: np.ndarray | None, q_labels: np.ndarray | None,
+                   exact: dict) -> dict:
+    """R@1/R@10 against the labels (clustered data), and recall and speed-up against exact search."""
+    row = {}
+    if g_labels is not None:
+        row["R@1"] = round(label_recall(ids, g_labels, q_labels, 1), 2)
+        row["R@10"] = round(label_recall(ids, g_labels, q_labels, 10), 2)
+    if exact:
+        row["recall@10_vs_exact"] = round(recall_vs_exact(ids, exact["ids"]), 4)
+        row["batch_speedup_vs_exact"] = round(exact["batch_s"] / max(timing["batch_s"], 1e-9), 2)
+        row["single_speedup_vs_exact"] = round(exact["single_ms"] / max(timing["single_query_ms_median"], 1e-9), 2)
+    return row
 
 
 def main(argv=None) -> None:

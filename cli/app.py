@@ -1,7 +1,9 @@
-"""The Typer app, its one-line error handling and `--config FILE.toml` merging.
+"""The Typer app and what every command shares: the consoles, one-line errors (exit status 2),
+SIGINT/SIGTERM handling and `--config FILE.toml` merging.
 
-Commands live in cli/commands/, one module per command group; each parses flags,
-calls the library and renders with rich. No logic here.
+Commands live in cli/commands/, one module per command group; each parses flags, calls the library
+and renders with rich, and holds no logic of its own. Flag defaults come from the library's config
+dataclasses (cli/options.py).
 """
 from __future__ import annotations
 
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: list[str]) -> None:
     try:
-        from . import commands  # noqa: F401  (registers the commands; inside the try: an early Ctrl-C is one line too)
+        from .commands import register
 
+        register(args)  # inside the try: an early Ctrl-C is one line too
         code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None

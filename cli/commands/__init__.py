@@ -1,8 +1,26 @@
-"""Importing this package registers every command on the app, in the order `scale --help` lists them."""
-from . import extract  # noqa: F401
-from . import train  # noqa: F401
-from . import probe  # noqa: F401
-from . import retrieve  # noqa: F401
-from . import store_cmds  # noqa: F401  (import, export, info, backbones)
-from . import demo  # noqa: F401
-from . import serve  # noqa: F401
+"""The commands, one module per command group; ``register`` imports them, which registers them on the app.
+
+A command's module reads its flags' defaults from the library's config dataclasses, and importing
+those imports torch (seconds). So ``register(args)`` imports only the module of the command that
+``args`` names; with no known command named (``scale --help``, a typo) it imports every module, in
+the order `scale --help` lists them.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Sequence
+
+MODULES = {  # command -> its module, in `scale --help` order
+    "extract": "extract", "train": "train", "probe": "probe", "retrieve": "retrieve",
+    "import": "store_cmds", "export": "store_cmds", "info": "store_cmds", "backbones": "store_cmds",
+    "demo": "demo", "serve": "serve",
+}
+
+
+def register(args: Sequence[str] = ()) -> None:
+    """Register the command `args` names (their first argument that is not an option: the root
+    command's only option, --debug, takes no value), else every command."""
+    named = next((arg for arg in args if not arg.startswith("-")), None)
+    modules = [MODULES[named]] if named in MODULES else list(dict.fromkeys(MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"{__name__}.{module}")

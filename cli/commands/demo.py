@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from rich.table import Table
 from rich.text import Text
 
+from scale_toolkit.demo.run import DemoConfig
+from scale_toolkit.demo.synthetic import CLASS_STORY, CLASSES
+
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
+from ..options import option_from
 from ..text import shown
 
 
@@ -28,15 +31,15 @@ def results_table(probes: dict, retrieval: dict) -> Table:
 
 @app.command("demo")
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("scale-demo"), "--out", help="Folder for the videos, stores, run, pictures (reused if it exists)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic data, clip sampling and training."),
-    epochs: int = typer.Option(100, "--epochs", help="SCALE training epochs."),
-    probe_epochs: int = typer.Option(100, "--probe-epochs", help="Epochs of every trained probe."),
-    videos_per_class: int = typer.Option(12, "--videos-per-class", help="Synthetic videos per class (6 classes)."),
+    out_dir: Path = option_from(DemoConfig, "out", "--out", help="Folder for the videos, stores, run, pictures (reused if it exists)."),
+    seed: int = option_from(DemoConfig, "seed", "--seed", help="Seed of the synthetic data, clip sampling and training."),
+    epochs: int = option_from(DemoConfig, "epochs", "--epochs", help="SCALE training epochs."),
+    probe_epochs: int = option_from(DemoConfig, "probe_epochs", "--probe-epochs", help="Epochs of every trained probe."),
+    videos_per_class: int = option_from(DemoConfig, "videos_per_class", "--videos-per-class", help=f"Synthetic videos per class ({len(CLASSES)} classes)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Synthesise a small video dataset, extract, train SCALE, probe, retrieve, and draw the results."""
-    from scale_toolkit.demo.run import DemoConfig, run_demo
+    from scale_toolkit.demo.run import run_demo
 
     on_interrupt(f"finished stages in {out_dir} are kept; rerun the same command to continue")
 
@@ -45,8 +48,8 @@ def demo_cmd(
 
     report = run_demo(DemoConfig(out=out_dir, seed=seed, epochs=epochs, videos_per_class=videos_per_class, probe_epochs=probe_epochs), progress)
     out.print(results_table(report.probes, report.retrieval))
-    out.print("Classes: 4 differ only by the ORDER of two motions (left/right, up/down), 2 by appearance.")
-    out.print("Clip-averaged probes cannot separate the order pairs; SCALE sees each clip's place in time.")
+    for line in CLASS_STORY:
+        out.print(line)
     timing = Table(title="time per stage (s)")
     timing.add_column("stage")
     timing.add_column("seconds", justify="right")

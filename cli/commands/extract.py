@@ -8,7 +8,10 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from scale_toolkit.extract import ExtractConfig
+
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
+from ..options import option_from
 from ..text import shown
 
 
@@ -37,33 +40,33 @@ class _ExtractProgress:
 @app.command("extract")
 def extract_cmd(
     backbone: str = typer.Option(..., "--backbone", help="Backbone name (see `scale backbones`): cvmae, videomae-b, videomae-l, videomae-b-ft, rhobyol, svt, timm:<name>, tiny."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (or Hugging Face directory) of the backbone."),
-    random_init: bool = typer.Option(False, "--random-init", help="Run the backbone with (seeded) random weights instead of a checkpoint."),
-    strict: bool = typer.Option(True, "--strict/--no-strict", help="Fail on any missing/unexpected checkpoint key (default). --no-strict skips them and prints them."),
+    checkpoint: Optional[Path] = option_from(ExtractConfig, "checkpoint", "--checkpoint", help="Checkpoint file (or Hugging Face directory) of the backbone."),
+    random_init: bool = option_from(ExtractConfig, "random_init", "--random-init", help="Run the backbone with (seeded) random weights instead of a checkpoint."),
+    strict: bool = option_from(ExtractConfig, "strict", "--strict/--no-strict", help="Fail on any missing/unexpected checkpoint key. --no-strict skips them and prints them."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="rhobyol only: online or momentum (the SCALE paper used momentum)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Backbone variant where a family has several (rhobyol: 16x4 or 8x8)."),
-    dataset: str = typer.Option("folder", "--dataset", help="ucf101, hmdb51, folder (<root>/<class>/<video>) or csv."),
+    dataset: str = option_from(ExtractConfig, "dataset", "--dataset", help="ucf101, hmdb51, folder (<root>/<class>/<video>) or csv."),
     root: Path = typer.Option(..., "--root", help="Dataset root folder (the official layout for ucf101/hmdb51)."),
-    splits: Optional[Path] = typer.Option(None, "--splits", help="Folder of the official split files (ucfTrainTestlist or testTrainMulti_7030_splits)."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV manifest (path,label[,split]) for --dataset csv."),
-    view: str = typer.Option("eval15", "--view", help="train16 (16 augmented clips, for SSL training) or eval15 (5x3 clips, for probes/retrieval)."),
+    splits: Optional[Path] = option_from(ExtractConfig, "splits", "--splits", help="Folder of the official split files (ucfTrainTestlist or testTrainMulti_7030_splits)."),
+    csv_path: Optional[Path] = option_from(ExtractConfig, "csv", "--csv", help="CSV manifest (path,label[,split]) for --dataset csv."),
+    view: str = option_from(ExtractConfig, "view", "--view", help="train16 (16 augmented clips, for SSL training) or eval15 (5x3 clips, for probes/retrieval)."),
     out_store: Path = typer.Option(..., "--out", help="The feature store to write (STORE.zarr); rerunning continues where it stopped."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-    batch_size: int = typer.Option(32, "--batch-size", help="Clips per backbone forward pass."),
-    workers: int = typer.Option(-1, "--workers", help="Decode worker processes (-1: from the core count; 0: decode in this process)."),
-    threads: int = typer.Option(0, "--threads", help="Torch threads for the backbone (0: torch's default)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N videos (sorted by id)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the clip sampling (train16 crops, flips and positions)."),
-    decoder: str = typer.Option("auto", "--decoder", help="auto (decord, PyAV fallback), decord or pyav."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry videos recorded as failed."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: do only this shard's blocks (job arrays). Under torchrun ranks shard automatically."),
-    timeout: float = typer.Option(300.0, "--timeout", help="Seconds one video may take to decode before it is recorded as failed."),
-    rows_per_chunk: int = typer.Option(16, "--rows-per-chunk", hidden=True, help="Videos per store chunk, for a new store (tests use small ones)."),
+    device: str = option_from(ExtractConfig, "device", "--device", help="cpu, cuda or cuda:N."),
+    precision: str = option_from(ExtractConfig, "precision", "--precision", help=PRECISION_HELP),
+    batch_size: int = option_from(ExtractConfig, "batch_size", "--batch-size", help="Clips per backbone forward pass."),
+    workers: int = option_from(ExtractConfig, "workers", "--workers", help="Decode worker processes (-1: from the core count; 0: decode in this process)."),
+    threads: int = option_from(ExtractConfig, "threads", "--threads", help="Torch threads for the backbone (0: torch's default)."),
+    limit: Optional[int] = option_from(ExtractConfig, "limit", "--limit", help="Only the first N videos (sorted by id)."),
+    seed: int = option_from(ExtractConfig, "seed", "--seed", help="Seed of the clip sampling (train16 crops, flips and positions)."),
+    decoder: str = option_from(ExtractConfig, "decoder", "--decoder", help="auto (decord, PyAV fallback), decord or pyav."),
+    retry_failed: bool = option_from(ExtractConfig, "retry_failed", "--retry-failed", help="Also retry videos recorded as failed."),
+    shard: Optional[str] = option_from(ExtractConfig, "shard", "--shard", help="i/n: do only this shard's blocks (job arrays). Under torchrun ranks shard automatically."),
+    timeout: float = option_from(ExtractConfig, "timeout_s", "--timeout", help="Seconds one video may take to decode before it is recorded as failed."),
+    rows_per_chunk: int = option_from(ExtractConfig, "rows_per_chunk", "--rows-per-chunk", hidden=True, help="Videos per store chunk, for a new store (tests use small ones)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
-    from scale_toolkit.extract import ExtractConfig, run_extraction
+    from scale_toolkit.extract import run_extraction
 
     on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
     options = {k: v for k, v in {"encoder": encoder, "variant": variant}.items() if v is not None}

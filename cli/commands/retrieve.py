@@ -10,8 +10,20 @@ from rich.table import Table
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.ownership import check_replaceable
+from scale_toolkit.retrieval.index import IndexParams
+from scale_toolkit.retrieval.modes import (
+    Mode,
+    RetrieveOptions,
+    RetrieveTargets,
+    build_store_index,
+    build_summary,
+    evaluate_store,
+    load_scale_model,
+    query_targets,
+)
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out, progress_bar, resolved
+from ..options import option_from, unset_option
 from ..parsing import parse_int_list
 from ..text import shown
 
@@ -19,34 +31,31 @@ from ..text import shown
 @app.command("retrieve")
 def retrieve_cmd(
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store (EVAL15.zarr) to evaluate or index; with --query, overrides the store recorded in the index."),
-    split: Optional[int] = typer.Option(None, "--split", help="Split 1..3. Evaluation: queries = its test videos, gallery = its train videos (default 1). --build-index: index its train videos (default: all extracted videos of the store)."),
+    split: Optional[int] = option_from(RetrieveOptions, "split", "--split", help="Split 1..3. Evaluation: queries = its test videos, gallery = its train videos (default 1). --build-index: index its train videos (default: all extracted videos of the store)."),
     model: Optional[Path] = typer.Option(None, "--model", help="SCALE run directory (or model file): also evaluate / index the SCALE descriptor."),
-    descriptor: str = typer.Option("set", "--descriptor", help="SCALE descriptor: set (SET token), set+mean (SET token ++ mean refined clip token) or refined (mean refined clip token)."),
-    k: Optional[List[str]] = typer.Option(None, "--k", help="R@k values, repeated or comma-separated (default 1,5,10,20,50)."),
-    center: bool = typer.Option(False, "--center/--no-center", help="Centre descriptors before L2 normalisation: by each split's own mean in evaluation (CoCLR-style), by the gallery mean in an index. Default off (VCOP/IIC-style)."),
-    index_type: str = typer.Option("flat", "--index-type", help="flat (exact, default) | ivf | hnsw | ivfpq (approximate, for large galleries: faster search, slightly lower recall; README, Retrieval)."),
-    nlist: int = typer.Option(0, "--nlist", help="ivf/ivfpq: number of k-means cells (0: ~sqrt(N))."),
-    nprobe: int = typer.Option(0, "--nprobe", help="ivf/ivfpq: cells scanned per query (0: nlist/16); higher = better recall, slower."),
-    hnsw_m: int = typer.Option(32, "--hnsw-m", help="hnsw: links per vector; higher = better recall, more memory, slower build."),
-    ef_construction: int = typer.Option(40, "--ef-construction", help="hnsw: build-time search width."),
-    ef_search: int = typer.Option(128, "--ef-search", help="hnsw: query-time search width (at least --top); higher = better recall, slower."),
-    pq_m: int = typer.Option(0, "--pq-m", help="ivfpq: bytes per vector (sub-quantizers; 0: dim/8)."),
+    descriptor: str = option_from(RetrieveOptions, "descriptor", "--descriptor", help="SCALE descriptor: set (SET token), set+mean (SET token ++ mean refined clip token) or refined (mean refined clip token)."),
+    k: Optional[List[str]] = unset_option(RetrieveOptions, "ks", "--k", help="R@k values, repeated or comma-separated."),
+    center: bool = option_from(RetrieveOptions, "center", "--center/--no-center", help="Centre descriptors before L2 normalisation: by each split's own mean in evaluation (CoCLR-style), by the gallery mean in an index. Off: VCOP/IIC-style."),
+    index_type: str = option_from(IndexParams, "index_type", "--index-type", help="flat (exact) | ivf | hnsw | ivfpq (approximate, for large galleries: faster search, slightly lower recall; README, Retrieval)."),
+    nlist: int = option_from(IndexParams, "nlist", "--nlist", help="ivf/ivfpq: number of k-means cells (0: ~sqrt(N))."),
+    nprobe: int = option_from(IndexParams, "nprobe", "--nprobe", help="ivf/ivfpq: cells scanned per query (0: nlist/16); higher = better recall, slower."),
+    hnsw_m: int = option_from(IndexParams, "hnsw_m", "--hnsw-m", help="hnsw: links per vector; higher = better recall, more memory, slower build."),
+    ef_construction: int = option_from(IndexParams, "ef_construction", "--ef-construction", help="hnsw: build-time search width."),
+    ef_search: int = option_from(IndexParams, "ef_search", "--ef-search", help="hnsw: query-time search width (at least --top); higher = better recall, slower."),
+    pq_m: int = option_from(IndexParams, "pq_m", "--pq-m", help="ivfpq: bytes per vector (sub-quantizers; 0: dim/8)."),
     build_index: Optional[Path] = typer.Option(None, "--build-index", help="Write a FAISS index of the gallery here (INDEX, plus sidecar INDEX.json), atomically."),
-    thumbs: Optional[bool] = typer.Option(None, "--thumbs/--no-thumbs", help="--build-index: write a poster and a short preview per gallery video into INDEX.media/ for `scale serve` (default: when the videos are reachable)."),
+    thumbs: Optional[bool] = option_from(RetrieveOptions, "thumbs", "--thumbs/--no-thumbs", help="--build-index: write a poster and a short preview per gallery video into INDEX.media/ for `scale serve` (default: when the videos are reachable)."),
     index: Optional[Path] = typer.Option(None, "--index", help="An index written by --build-index, to query."),
     query: Optional[str] = typer.Option(None, "--query", help="A video id of the store, or a video file (decoded and embedded with the store's backbone and checkpoint)."),
-    top: int = typer.Option(10, "--top", help="Number of nearest videos to show for --query."),
-    include_self: bool = typer.Option(False, "--include-self", help="Keep the query video in its own results when it is in the gallery."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Proceed although some videos are still pending extraction (they are left out and counted)."),
-    device: str = typer.Option("cpu", "--device", help="Device for the SCALE model and for embedding query files."),
+    top: int = option_from(RetrieveOptions, "top", "--top", help="Number of nearest videos to show for --query."),
+    include_self: bool = option_from(RetrieveOptions, "include_self", "--include-self", help="Keep the query video in its own results when it is in the gallery."),
+    allow_incomplete: bool = option_from(RetrieveOptions, "allow_incomplete", "--allow-incomplete", help="Proceed although some videos are still pending extraction (they are left out and counted)."),
+    device: str = option_from(RetrieveOptions, "device", "--device", help="Device for the SCALE model and for embedding query files."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every number, the protocol and fingerprints to this JSON file."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Video retrieval: R@k (test queries vs train gallery), FAISS gallery indexes, nearest videos of a query."""
     flags = resolved(dict(locals()))
-    from scale_toolkit.retrieval.index import IndexParams
-    from scale_toolkit.retrieval.modes import Mode, RetrieveTargets, build_store_index, evaluate_store, query_targets
-
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
@@ -55,28 +64,22 @@ def retrieve_cmd(
         check_replaceable(json_out, "json", "--json")
     targets = RetrieveTargets(store=store, model=model, build_index=build_index, index=index, query=query)
     modes = targets.modes()
-    model_obj = model_info = None
-    if targets.loads_model():
-        from scale_toolkit.retrieval.models import load_retrieval_model
-
-        model_obj, model_info = load_retrieval_model(model, device)
+    options = RetrieveOptions.from_flags(split=split, descriptor=descriptor, ks=parse_int_list(k, "--k"), center=center,
+                                         index_params=params, thumbs=thumbs, top=top, include_self=include_self,
+                                         allow_incomplete=allow_incomplete, device=device)
+    scale_model = load_scale_model(targets, device)
 
     payload: dict = {"config": flags}
     if Mode.BUILD_INDEX in modes:
         with progress_bar("posters and previews") as bar:
-            info = build_store_index(store, build_index, split=split, model=model_obj, model_info=model_info,
-                                     descriptor=descriptor, center=center, params=params,
-                                     allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
-                                     thumbs_progress=_media_progress(bar))
+            info = build_store_index(store, build_index, options, scale_model, media_progress=_media_progress(bar))
         payload["build"] = _print_build(info, build_index, thumbs)
     if Mode.EVALUATE in modes:
-        ks = parse_int_list(k, "--k")
         with console.status("computing descriptors and searching"):
-            result = evaluate_store(store, split=split, model=model_obj, model_info=model_info, descriptor=descriptor,
-                                    ks=ks, center=center, params=params, allow_incomplete=allow_incomplete, device=device)
+            result = evaluate_store(store, options, scale_model)
         payload.update(_print_evaluation(result, descriptor))
     if Mode.QUERY in modes:
-        payload["query"] = _print_query(query_targets(targets, top=top, device=device, include_self=include_self))
+        payload["query"] = _print_query(query_targets(targets, options))
     if json_out is not None:
         if not Path(json_out).parent.is_dir():
             raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
@@ -127,8 +130,6 @@ def _media_progress(bar):
 
 def _print_build(info: dict, build_index: Path, thumbs: Optional[bool]) -> dict:
     """What was written, and which gallery videos have no poster."""
-    from scale_toolkit.retrieval.modes import build_summary
-
     out.print(f"wrote {shown(build_index)} ({info['index_params']['index_type']}, {info['n_videos']} videos of "
               f"{info['gallery']}, descriptor {info['descriptor']}, centring {'on' if info['center'] else 'off'}, "
               f"{info['index_bytes'] / 2**20:.1f} MiB) and its sidecar {shown(build_index)}.json")

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-
 from ..app import CONFIG_OPTION, app, on_interrupt, out
 from ..text import shown
 

@@ -8,7 +8,11 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.train.config import OFFICIAL_TRAIN, OFFICIAL_WARMUP_FRACTION, TrainConfig
+
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
+from ..options import option_from, shown_default, unset_option
 from ..text import shown
 
 
@@ -50,34 +54,43 @@ class _TrainProgress:
             self.bar.stop()
 
 
+# what `--official` sets where it differs from the defaults, for the help texts
+_OFFICIAL = {**OFFICIAL_TRAIN, "warmup": f"{OFFICIAL_WARMUP_FRACTION:.0%} of --epochs", "heads": "hidden/32",
+             "mask_mode": ScaleConfig.official().mask_mode}
+
+
 @app.command("train")
 def train_cmd(
     store: Path = typer.Option(..., "--store", help="Feature store of the training clips (a train16 store, STORE.zarr)."),
-    split: int = typer.Option(1, "--split", help="Split 1..3; only its train videos are used."),
+    split: int = option_from(TrainConfig, "split", "--split", help="Split 1..3; only its train videos are used."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, metrics.jsonl, curves.png, model.pt)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (one epoch = every train video once) [default: 500]."),
+    # None = not given: --official fills these with its own values (resolve_train_config), a flag given wins
+    epochs: Optional[int] = unset_option(TrainConfig, "epochs", "--epochs", help="Epochs (one epoch = every train video once)."),
     steps: int = typer.Option(0, "--steps", help="At least this many optimiser steps: a small training set runs more epochs (0: --epochs decides)."),
-    ssl_val: float = typer.Option(0.1, "--ssl-val", help="Fraction of the train videos held out for the held-out MCM/SET metrics (0: none)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per step (global across torchrun ranks) [default: 512]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate [default: 1e-3; --official: 3e-4]."),
-    wd: Optional[float] = typer.Option(None, "--wd", help="AdamW weight decay, never on biases, norms or learned tokens [default: 0.05; --official: 1e-4]."),
-    warmup: Optional[float] = typer.Option(None, "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it [default: 10; --official: 5 % of --epochs]."),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this; 0 = off [default: 1.0; --official: 0]."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, batches, clip sets and masks."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP + " [default: auto; --official: fp32]"),
-    save_every: int = typer.Option(50, "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    ssl_val: float = option_from(TrainConfig, "ssl_val", "--ssl-val", help="Fraction of the train videos held out for the held-out MCM/SET metrics (0: none)."),
+    batch_size: Optional[int] = unset_option(TrainConfig, "batch_size", "--batch-size", help="Videos per step (global across torchrun ranks)."),
+    lr: Optional[float] = unset_option(TrainConfig, "lr", "--lr", help="Peak AdamW learning rate.", official=_OFFICIAL["lr"]),
+    wd: Optional[float] = unset_option(TrainConfig, "wd", "--wd", help="AdamW weight decay, never on biases, norms or learned tokens.", official=_OFFICIAL["wd"]),
+    warmup: Optional[float] = unset_option(TrainConfig, "warmup", "--warmup", help="Linear warm-up length in epochs; cosine decay per step after it.", official=_OFFICIAL["warmup"]),
+    grad_clip: Optional[float] = unset_option(TrainConfig, "grad_clip", "--grad-clip", help="Clip the gradient norm to this; 0 = off.", official=_OFFICIAL["grad_clip"]),
+    seed: int = option_from(TrainConfig, "seed", "--seed", help="Seed of the initialisation, batches, clip sets and masks."),
+    device: str = option_from(TrainConfig, "device", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = unset_option(TrainConfig, "precision", "--precision", help=PRECISION_HELP, official=_OFFICIAL["precision"]),
+    save_every: int = option_from(TrainConfig, "save_every", "--save-every", help="Keep a checkpoint every N epochs (checkpoint_last.pt is rewritten every epoch)."),
+    resume: bool = option_from(TrainConfig, "resume", "--resume", help="Continue the run in --out from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default)."),
-    compile_step: bool = typer.Option(False, "--compile", help="torch.compile the training step: up to a minute of compiling, then CPU steps measured -3 to +12 % faster (single process; for long runs)."),
-    mask_ratio: Optional[float] = typer.Option(None, "--mask-ratio", help="Fraction of each clip set that is masked [default: 0.25]."),
-    mask_mode: Optional[str] = typer.Option(None, "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 masked per set, except under --official [default: fixed; --official: bernoulli]."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="Transformer width [default: 256]."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="Transformer layers [default: 2]."),
-    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads [default: 4; --official: hidden/32]."),
-    tau: Optional[float] = typer.Option(None, "--tau", help="InfoNCE temperature of MCM and SET [default: 0.2]."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
-    official: bool = typer.Option(False, "--official", help="Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, lr 3e-4, wd 1e-4, 5 % warm-up, no clipping, fp32 (flags given still win; see docs/training.md)."),
+    compile_step: bool = option_from(TrainConfig, "compile", "--compile", help="torch.compile the training step: up to a minute of compiling, then CPU steps measured -3 to +12 % faster (single process; for long runs)."),
+    mask_ratio: Optional[float] = unset_option(ScaleConfig, "mask_ratio", "--mask-ratio", help="Fraction of each clip set that is masked."),
+    mask_mode: Optional[str] = unset_option(ScaleConfig, "mask_mode", "--mask-mode", help="fixed (round(ratio*K) clips) or bernoulli (each clip with p=ratio); >=1 masked per set, except under --official.", official=_OFFICIAL["mask_mode"]),
+    hidden: Optional[int] = unset_option(ScaleConfig, "hidden", "--hidden", help="Transformer width."),
+    layers: Optional[int] = unset_option(ScaleConfig, "layers", "--layers", help="Transformer layers."),
+    heads: Optional[int] = unset_option(ScaleConfig, "heads", "--heads", help="Attention heads.", official=_OFFICIAL["heads"]),
+    tau: Optional[float] = unset_option(ScaleConfig, "tau", "--tau", help="InfoNCE temperature of MCM and SET."),
+    allow_incomplete: bool = option_from(TrainConfig, "allow_incomplete", "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
+    official: bool = typer.Option(False, "--official", help=(
+        "Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, "
+        f"lr {shown_default(_OFFICIAL['lr'])}, wd {shown_default(_OFFICIAL['wd'])}, a warm-up of {_OFFICIAL['warmup']}, "
+        f"no clipping, {_OFFICIAL['precision']} (flags given still win; see docs/training.md).")),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ScaleError
 from ..run_files import CONFIG_FILE, CURVES_FILE, LAST_CHECKPOINT
-from .synthetic import SyntheticSpec, make_synthetic_dataset
+from .synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
 
 Progress = Optional[Callable[[str, str], None]]  # (stage, message)
 # The README quotes the demo's numbers: fp32 on every machine computes the same thing (`auto`
@@ -115,7 +115,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     stages = _Stages(report, progress)
     videos = out / "videos"
     spec = SyntheticSpec(videos_per_class=cfg.videos_per_class, seed=cfg.seed)
-    csv = stages.run("synthesise", f"writing {6 * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
+    csv = stages.run("synthesise", f"writing {len(CLASSES) * cfg.videos_per_class} synthetic videos", lambda: make_synthetic_dataset(videos, spec))
     stores = {view: _extract_store(cfg, stages, view, csv, videos, out / f"{view}.zarr") for view in ("train16", "eval15")}
     run_dir = _train_scale(cfg, stages, stores["train16"], out / "run")
     report.probes = _probe_rows(cfg, stages, stores["eval15"], run_dir)

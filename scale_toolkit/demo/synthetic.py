@@ -24,6 +24,11 @@ CLASSES = (
     ("red_disc", "disc", (230, 40, 40), "still", "still"),
     ("blue_disc", "disc", (40, 60, 230), "still", "still"),
 )
+ORDER_CLASSES = tuple(cls[0] for cls in CLASSES if cls[3] != cls[4])  # same two motions, opposite order
+# the classes above in words, for the lines under `scale demo`'s table
+CLASS_STORY = (f"Classes: {len(ORDER_CLASSES)} differ only by the ORDER of two motions (left/right, up/down), "
+               f"{len(CLASSES) - len(ORDER_CLASSES)} by appearance.",
+               "Clip-averaged probes cannot separate the order pairs; SCALE sees each clip's place in time.")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ runner: select on validation, retrain, test once), `official` (the official eval
 and `report` (the result document and its table).
 """
 from .knn import knn_evaluate, knn_scores
-from .options import ROW_LABELS, ROWS, ProbeOptions, default_rows, rows_for
+from .options import ROW_LABELS, ROWS, ProbeOptions, default_rows, probe_request, rows_for
 from .protocol import run_probes
 from .subsets import class_balanced_subset, stratified_holdout
 
-__all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "rows_for", "run_probes", "knn_evaluate", "knn_scores",
-           "class_balanced_subset", "stratified_holdout"]
+__all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "probe_request", "rows_for", "run_probes",
+           "knn_evaluate", "knn_scores", "class_balanced_subset", "stratified_holdout"]

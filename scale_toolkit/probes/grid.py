@@ -144,9 +144,11 @@ def resolve_grids(preset: str = "small", overrides: dict[str, dict[str, Any]] | 
     return grids
 
 
-def load_grid_file(path) -> dict[str, dict[str, Any]]:
-    """Per-probe overrides from a TOML file with sections [linear], [scale_linear], [mlp], [transformer], [scale_ft]."""
+def load_grid_file(path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """A `--grid` TOML file as (per-probe overrides from its sections [linear], [scale_linear], [mlp],
+    [transformer], [scale_ft]; its [transformer_model] section: ScaleConfig fields of the Transformer row)."""
     data = read_toml(path, "grid file")
     if not all(isinstance(v, dict) for v in data.values()):
         raise ScaleError(f"{path}: put grid keys in per-probe sections like [linear]")
-    return data
+    transformer_model = data.pop("transformer_model", {})
+    return data, transformer_model

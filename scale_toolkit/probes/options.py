@@ -5,10 +5,12 @@ Everything here is checked before any store is opened, so a wrong flag fails in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from ..checks import check_numbers
 from ..errors import ScaleError
+from .grid import load_grid_file
 from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE
 from .transformer import HEADS
 
@@ -140,6 +142,29 @@ def rows_for(*, knn: bool = False, linear: bool = False, mlp: bool = False, tran
             raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
         rows.append("scale_ft")
     return rows
+
+
+def probe_request(*, knn: Optional[list[int]] = None, linear: bool = False, mlp: bool = False,
+                  transformer: bool = False, ft: bool = False, has_model: bool = False,
+                  grid_file: Optional[str | Path] = None, **options: Any) -> tuple[list[str], ProbeOptions]:
+    """`scale probe`'s flags as (rows, options).
+
+    The rows are ``rows_for``'s (``knn`` None: no --knn flag); --knn's values, when given, are the
+    k-NN ks (else ``ProbeOptions``' default); a --grid file fills ``grid`` and ``transformer_model``;
+    every other keyword is a ``ProbeOptions`` field.
+
+    >>> rows, options = probe_request(knn=[10, 20], linear=True, split="all")
+    >>> rows, options.knn_k, options.splits()
+    (['knn', 'linear'], [10, 20], [1, 2, 3])
+    >>> probe_request(mlp=True)[1].knn_k == ProbeOptions().knn_k
+    True
+    """
+    rows = rows_for(knn=knn is not None, linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=has_model)
+    if knn:
+        options["knn_k"] = list(knn)
+    if grid_file is not None:
+        options["grid"], options["transformer_model"] = load_grid_file(grid_file)
+    return rows, ProbeOptions(**options)
 
 
 def checked_rows(rows: Optional[list[str]], has_model: bool) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..model.layers import feature_stats
+from ..retrieval.descriptors import l2_normalize
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, build_context
@@ -172,11 +173,11 @@ class StandardRunner:
         idx = view.rows(rows)
         if kind == "knn":
             return view.features[idx].float().mean(1).cpu().numpy()
-        sets = torch.nn.functional.normalize(view.set_token[idx].float(), dim=-1)
-        if self.ctx.options.scale_knn_feature == "set+refined":
-            refined = torch.nn.functional.normalize(view.refined[idx].float().mean(1), dim=-1)
-            sets = torch.cat([sets, refined], dim=-1)
-        return sets.cpu().numpy()
+        sets = l2_normalize(view.set_token[idx].float().cpu().numpy())
+        if self.ctx.options.scale_knn_feature == "set+refined":  # each half unit length: both weigh the same
+            refined = l2_normalize(view.refined[idx].float().mean(1).cpu().numpy())
+            sets = np.concatenate([sets, refined], axis=1)
+        return sets
 
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
         """k-NN (or SCALE_kNN) with every k: memory = the train videos, queries = the test videos."""

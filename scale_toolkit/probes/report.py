@@ -154,6 +154,21 @@ def result_document(context: ProbeContext, runner: Any, results: dict[str, dict]
     }
 
 
+def table_title(doc: dict, store_name: str) -> str:
+    """The table's title: dataset (else `store_name`), backbone, split, low-shot, protocol, and a
+    warning when rows were selected on the test split.
+
+    >>> table_title({"store": {"dataset": "ucf101", "backbone": {"name": "tiny"}}, "protocol_name": "standard",
+    ...              "config": {"split": "1", "low_shot": 0.1}, "select_on_test": False}, "s.zarr")
+    'ucf101 · tiny · split 1 · low-shot 0.1 · protocol standard'
+    """
+    config, store = doc["config"], doc["store"]
+    low_shot = config.get("low_shot")
+    return (f"{store.get('dataset') or store_name} · {store['backbone'].get('name') or 'features'} · "
+            f"split {config['split']}" + (f" · low-shot {low_shot:g}" if low_shot else "")
+            + f" · protocol {doc['protocol_name']}" + (" · SELECTED ON TEST" if doc["select_on_test"] else ""))
+
+
 def _format(entry: dict, metric: str) -> str:
     value = entry[metric]
     std = entry.get(f"{metric}_std")

@@ -16,15 +16,24 @@ Modules (each readable on its own):
   and embedded with the store's backbone and checkpoint, then through the SCALE model when
   the index was built with one).
 * ``modes``: ``scale retrieve``'s three modes (evaluate, build an index, query) as functions,
-  and the rules for which flags go with which mode (``RetrieveTargets``).
+  the rules for which flags go with which mode (``RetrieveTargets``) and the options that
+  decide a run (``RetrieveOptions``, the defaults of its flags).
 * ``models``: loading a SCALE model for retrieval, and its check against a store.
 
 CLI: ``scale retrieve --store EVAL15.zarr [--split 1] [--model RUN] [--center] --json R.json``;
 ``scale retrieve --store EVAL15.zarr [--model RUN] --build-index G.faiss``;
 ``scale retrieve --index G.faiss --query VIDEO_FILE|VIDEO_ID --top 10``.
 """
-from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, SCALE_KINDS, descriptor_mean, finalize_descriptors,
-                          l2_normalize, store_descriptors, video_descriptors)
+from .descriptors import (
+    BASELINE_KIND,
+    DESCRIPTOR_KINDS,
+    SCALE_KINDS,
+    descriptor_mean,
+    finalize_descriptors,
+    l2_normalize,
+    store_descriptors,
+    video_descriptors,
+)
 
 __all__ = ["BASELINE_KIND", "DESCRIPTOR_KINDS", "SCALE_KINDS", "descriptor_mean", "finalize_descriptors",
            "l2_normalize", "store_descriptors", "video_descriptors"]

@@ -23,12 +23,14 @@ import numpy as np
 from .. import __version__
 from ..errors import ScaleError
 from ..store import DONE, FAILED, PENDING, FeatureStore
-from ..store.attributes import StoreAttrs, check_model_fits_store
+from ..store.attributes import StoreAttrs
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
 
 DEFAULT_KS = (1, 5, 10, 20, 50)
 PROTOCOL_NAME = "video retrieval, test queries vs train gallery (VCOP/IIC/CoCLR convention)"
+SCALE_DESCRIPTOR_TEXT = {"set": "SCALE SET token", "refined": "mean of SCALE refined clip tokens",
+                         "set+mean": "SCALE SET token ++ mean refined clip token (each half L2-normalised)"}
 PROTOCOL_NOTE = ("Convention of the video self-supervised retrieval literature, not of the SCALE paper; "
                  "only R@1 is comparable to the CrossVideoMAE retrieval table (R@1 only).")
 
@@ -117,14 +119,11 @@ def evaluate_retrieval(
     """
     ks = check_ks(ks)
     params = index_params or IndexParams()
-    if model is not None and scale_descriptor not in SCALE_KINDS:
-        raise ScaleError(f"SCALE descriptor must be one of {', '.join(SCALE_KINDS)}, got {scale_descriptor!r}")
-    if model is not None and model_info:
-        check_model_fits_store(model_info.get("path"), model_info.get("input_dim"),
-                               StoreAttrs.of(model_info.get("trained_on")), store)
+    if model is not None:
+        _check_scale_model(store, scale_descriptor, model_info)
     q_rows, q_counts = _split_rows(store, split, "test", allow_incomplete)
     g_rows, g_counts = _split_rows(store, split, "train", allow_incomplete)
-    labels = store.labels
+    labels = store.labels  # one read of the array
     q_labels, g_labels = labels[q_rows], labels[g_rows]
     if (q_labels < 0).any():
         raise ScaleError(f"{int((q_labels < 0).sum())} test videos of split {split} have no label (-1); "
@@ -149,19 +148,32 @@ def evaluate_retrieval(
         qd, gd = _descriptor_pair(store, q_rows, g_rows, scale_descriptor, model, center, device)
         result["scale_recall"] = recall_at_k(qd, q_labels, gd, g_labels, ks, params)
         result["scale_descriptor_dim"] = int(qd.shape[1])
-        result["protocol"]["scale_descriptor"] = {
-            "set": "SCALE SET token", "refined": "mean of SCALE refined clip tokens",
-            "set+mean": "SCALE SET token ++ mean refined clip token (each half L2-normalised)"}[scale_descriptor]
-    store_attrs = StoreAttrs.of(store)
-    result["store"] = {"path": str(store.path), "fingerprint": store.fingerprint(),
-                       "backbone": store_attrs.backbone_name, "view": store_attrs.view_name,
-                       "dataset": store_attrs.dataset}
-    result["model"] = ({k: model_info.get(k) for k in ("path", "fingerprint")} if model is not None and model_info
-                       else None)
+        result["protocol"]["scale_descriptor"] = SCALE_DESCRIPTOR_TEXT[scale_descriptor]
+    result.update(_provenance(store, model, model_info))
     result["index_params"] = asdict(params.resolved(len(g_rows), result["descriptor_dim"]))
     result["seconds"] = round(time.perf_counter() - t0, 3)
     result["toolkit_version"] = __version__
     return result
+
+
+def _check_scale_model(store: FeatureStore, scale_descriptor: str, model_info: dict | None) -> None:
+    """A known SCALE descriptor, and a model that can read the store's features."""
+    if scale_descriptor not in SCALE_KINDS:
+        raise ScaleError(f"SCALE descriptor must be one of {', '.join(SCALE_KINDS)}, got {scale_descriptor!r}")
+    if model_info:
+        from .models import check_loaded_model_fits
+
+        check_loaded_model_fits(model_info, store)
+
+
+def _provenance(store: FeatureStore, model: Any, model_info: dict | None) -> dict:
+    """The store and model a result was computed from, with their fingerprints."""
+    store_attrs = StoreAttrs.of(store)
+    return {
+        "store": {"path": str(store.path), "fingerprint": store.fingerprint(), "backbone": store_attrs.backbone_name,
+                  "view": store_attrs.view_name, "dataset": store_attrs.dataset},
+        "model": {k: model_info.get(k) for k in ("path", "fingerprint")} if model is not None and model_info else None,
+    }
 
 
 def _protocol(split: int, center: bool, ks: Sequence[int], params: IndexParams) -> dict[str, Any]:

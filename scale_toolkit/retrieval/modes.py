@@ -12,15 +12,18 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import ScaleError
 from ..store import FeatureStore
 from .evaluate import DEFAULT_KS
 from .index import IndexParams
+
+if TYPE_CHECKING:  # pragma: no cover  (models imports torch; a mode that needs it imports it then)
+    from .models import RetrievalModel
 
 # per-video lists of the sidecar: in the index file already, too long for a result document
 _SIDECAR_LISTS = ("video_ids", "labels", "class_names", "center_vector", "media")
@@ -30,6 +33,35 @@ class Mode(str, Enum):
     EVALUATE = "evaluate"
     BUILD_INDEX = "build-index"
     QUERY = "query"
+
+
+@dataclass(frozen=True)
+class RetrieveOptions:
+    """Everything that decides a `scale retrieve` run besides its paths: the defaults of its flags.
+
+    >>> options = RetrieveOptions.from_flags(split=None, ks=None, top=5)
+    >>> options.split, options.ks, options.top, options.descriptor
+    (None, (1, 5, 10, 20, 50), 5, 'set')
+    """
+
+    split: Optional[int] = None  # evaluation: None = split 1; an index: its train videos, None = every extracted one
+    descriptor: str = "set"  # the SCALE descriptor, with a model: set | set+mean | refined (descriptors.py)
+    ks: tuple[int, ...] = DEFAULT_KS  # the k of R@k
+    center: bool = False  # evaluation: each split by its own mean (CoCLR); an index: by the gallery mean
+    index_params: IndexParams = field(default_factory=IndexParams)
+    thumbs: Optional[bool] = None  # an index's posters and previews for `scale serve`; None: when the videos are there
+    top: int = 10  # nearest videos of a query
+    include_self: bool = False  # keep a query video that is in the gallery in its own results
+    allow_incomplete: bool = False  # leave out (and count) videos still pending extraction
+    device: str = "cpu"  # for the SCALE model and for embedding a query file
+
+    @classmethod
+    def from_flags(cls, **given: Any) -> "RetrieveOptions":
+        """The options from flags, where None means "not given" (the default)."""
+        values = {name: value for name, value in given.items() if value is not None}
+        if "ks" in values:
+            values["ks"] = tuple(values["ks"]) or DEFAULT_KS
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -75,30 +107,39 @@ class RetrieveTargets:
         return self.store if self.index is not None else None
 
 
-def evaluate_store(store: Path, *, split: Optional[int], model: Any = None, model_info: Optional[dict] = None,
-                   descriptor: str = "set", ks: Optional[Sequence[int]] = None, center: bool = False,
-                   params: Optional[IndexParams] = None, allow_incomplete: bool = False, device: str = "cpu") -> dict:
-    """R@k of split `split` (default 1): its test videos query its train videos (see ``evaluate``)."""
+def load_scale_model(targets: RetrieveTargets, device: str = RetrieveOptions.device) -> Optional[RetrievalModel]:
+    """--model, loaded when a mode of this run reads it (``RetrieveTargets.loads_model``), else None."""
+    if not targets.loads_model():
+        return None
+    from .models import load_retrieval_model
+
+    return load_retrieval_model(targets.model, device)
+
+
+def evaluate_store(store: Path, options: RetrieveOptions, model: Optional[RetrievalModel] = None) -> dict:
+    """R@k of split ``options.split`` (default 1): its test videos query its train videos (see ``evaluate``);
+    with a model, also of its SCALE ``options.descriptor``."""
     from .evaluate import evaluate_retrieval
 
-    return evaluate_retrieval(FeatureStore.open(store), split or 1, model=model, model_info=model_info,
-                              scale_descriptor=descriptor, ks=tuple(ks or DEFAULT_KS), center=center,
-                              index_params=params, allow_incomplete=allow_incomplete, device=device)
+    module, info = model if model is not None else (None, None)
+    return evaluate_retrieval(FeatureStore.open(store), options.split or 1, model=module, model_info=info,
+                              scale_descriptor=options.descriptor, ks=tuple(options.ks), center=options.center,
+                              index_params=options.index_params, allow_incomplete=options.allow_incomplete,
+                              device=options.device)
 
 
-def build_store_index(store: Path, index: Path, *, split: Optional[int], model: Any = None,
-                      model_info: Optional[dict] = None, descriptor: str = "set", center: bool = False,
-                      params: Optional[IndexParams] = None, allow_incomplete: bool = False, device: str = "cpu",
-                      thumbs: Optional[bool] = None,
-                      thumbs_progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """Write a gallery index of the store (its `split` train videos, or every extracted one); the
-    SCALE `descriptor` when a model is given, else the mean of the clip features."""
+def build_store_index(store: Path, index: Path, options: RetrieveOptions, model: Optional[RetrievalModel] = None,
+                      media_progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """Write a gallery index of the store (the train videos of ``options.split``, or every extracted
+    one): the SCALE ``options.descriptor`` when a model is given, else the mean of the clip features.
+    ``media_progress(done, total)`` follows the posters and previews (``options.thumbs``)."""
     from .query import build_gallery_index
 
-    return build_gallery_index(FeatureStore.open(store), index, split=split, model=model, model_info=model_info,
-                               descriptor=descriptor if model is not None else None, center=center, params=params,
-                               allow_incomplete=allow_incomplete, device=device, thumbs=thumbs,
-                               thumbs_progress=thumbs_progress)
+    module, info = model if model is not None else (None, None)
+    return build_gallery_index(FeatureStore.open(store), index, split=options.split, model=module, model_info=info,
+                               descriptor=options.descriptor if module is not None else None, center=options.center,
+                               params=options.index_params, allow_incomplete=options.allow_incomplete,
+                               device=options.device, thumbs=options.thumbs, thumbs_progress=media_progress)
 
 
 def build_summary(info: dict) -> dict:
@@ -110,9 +151,9 @@ def build_summary(info: dict) -> dict:
     return {key: value for key, value in info.items() if key not in _SIDECAR_LISTS}
 
 
-def query_targets(targets: RetrieveTargets, *, top: int = 10, device: str = "cpu", include_self: bool = False) -> dict:
-    """The `top` nearest gallery videos of ``targets.query`` in ``targets.index_to_query()``."""
+def query_targets(targets: RetrieveTargets, options: RetrieveOptions) -> dict:
+    """The ``options.top`` nearest gallery videos of ``targets.query`` in ``targets.index_to_query()``."""
     from .query import query_index
 
-    return query_index(targets.index_to_query(), targets.query, top=top, store_path=targets.store_for_query(),
-                       device=device, exclude_self=not include_self)
+    return query_index(targets.index_to_query(), targets.query, top=options.top, store_path=targets.store_for_query(),
+                       device=options.device, exclude_self=not options.include_self)

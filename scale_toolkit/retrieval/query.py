@@ -23,11 +23,18 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ScaleError
-from ..store import DONE, PENDING, FeatureStore
-from ..store.attributes import StoreAttrs, check_model_fits_store
-from .descriptors import (BASELINE_KIND, DESCRIPTOR_KINDS, check_kind, descriptor_mean, finalize_descriptors,
-                          store_descriptors, video_descriptors)
 from ..ownership import check_replaceable
+from ..store import DONE, PENDING, FeatureStore
+from ..store.attributes import StoreAttrs
+from .descriptors import (
+    BASELINE_KIND,
+    DESCRIPTOR_KINDS,
+    check_kind,
+    descriptor_mean,
+    finalize_descriptors,
+    store_descriptors,
+    video_descriptors,
+)
 from .index import IndexParams, build_index, index_bytes, load_index, save_index, search
 
 
@@ -66,18 +73,12 @@ def build_gallery_index(
     are reachable; see scale_toolkit.serve.media). Returns the sidecar plus build timings
     ("build_seconds", "descriptor_seconds", "media_seconds").
     """
-    kind = descriptor or (BASELINE_KIND if model is None else "set")
-    check_kind(kind, model is not None)
-    check_replaceable(index_path, "index", "--build-index")  # before any work: never replace a user's file
-    if model is not None and kind == BASELINE_KIND:
-        raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
-    if model is not None and model_info:
-        check_model_fits_store(model_info.get("path"), model_info.get("input_dim"),
-                               StoreAttrs.of(model_info.get("trained_on")), store)
+    kind = _checked_kind(descriptor, store, index_path, model, model_info)
     rows, gallery = _gallery_rows(store, split, allow_incomplete)
+    gallery_ids = [store.video_ids[i] for i in rows]
     # checked before minutes of descriptors: an explicit --thumbs needs the videos
     store_attrs = StoreAttrs.of(store)
-    media_files = _media_files([store.video_ids[i] for i in rows], store_attrs, thumbs)
+    media_files = _media_files(gallery_ids, store_attrs, thumbs)
     t0 = time.perf_counter()
     raw = store_descriptors(store, rows, kind=kind, model=model, device=device)
     center_vec = descriptor_mean(raw) if center else None
@@ -85,7 +86,6 @@ def build_gallery_index(
     t1 = time.perf_counter()
     index, resolved = build_index(desc, params)
     t2 = time.perf_counter()
-    gallery_ids = [store.video_ids[i] for i in rows]
     media = None
     if media_files is not None:
         from ..serve.media import write_gallery_media
@@ -104,9 +104,7 @@ def build_gallery_index(
         "center_vector": None if center_vec is None else [float(v) for v in center_vec],
         "similarity": "cosine (inner product of L2-normalised descriptors)",
         "index_params": asdict(resolved),
-        "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
-                  "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(store.attrs)},
-        "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+        **_provenance(store, model, model_info),
         "media": media,
         "toolkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -114,6 +112,31 @@ def build_gallery_index(
     save_index(index, index_path, sidecar)
     return {**sidecar, "descriptor_seconds": round(t1 - t0, 3), "build_seconds": round(t2 - t1, 3),
             "media_seconds": round(t3 - t2, 3), "index_bytes": index_bytes(index)}
+
+
+def _checked_kind(descriptor: str | None, store: FeatureStore, index_path: str | Path, model: Any,
+                  model_info: dict | None) -> str:
+    """The gallery's descriptor kind, after every check that needs no descriptor: a known kind that
+    fits the model (or its absence), an index path scale may replace, a model that fits the store."""
+    kind = descriptor or (BASELINE_KIND if model is None else "set")
+    check_kind(kind, model is not None)
+    check_replaceable(index_path, "index", "--build-index")  # before any work: never replace a user's file
+    if model is not None and kind == BASELINE_KIND:
+        raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
+    if model is not None and model_info:
+        from .models import check_loaded_model_fits
+
+        check_loaded_model_fits(model_info, store)
+    return kind
+
+
+def _provenance(store: FeatureStore, model: Any, model_info: dict | None) -> dict:
+    """What the sidecar records of the store and the model, so a query is embedded as the gallery was."""
+    return {
+        "store": {"path": str(Path(store.path).resolve()), "fingerprint": store.fingerprint(),
+                  "n_clips": store.n_clips, "feature_dim": store.feature_dim, "attrs": _json_safe(store.attrs)},
+        "model": None if model is None else {k: (model_info or {}).get(k) for k in ("path", "file", "fingerprint")},
+    }
 
 
 def _gallery_rows(store: FeatureStore, split: int | None, allow_incomplete: bool) -> tuple[np.ndarray, str]:

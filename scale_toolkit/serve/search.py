@@ -31,8 +31,10 @@ import numpy as np
 from ..errors import ScaleError
 from ..retrieval.query import OpenIndex, video_path
 from .media import media_dir
+from .options import ServeOptions
 
 EXCLUDE_MODES = ("none", "video", "group")
+DEFAULT_LIMIT = 20  # results per page (and ids per lookup) when a request names none
 MAX_LIMIT = 200
 RECENT_QUERIES = 64  # uploads remembered for paging (a descriptor each: a few KB)
 _UCF_NAME = re.compile(r"^v_([A-Za-z0-9]+)_g(\d+)_c\d+", re.IGNORECASE)
@@ -123,7 +125,8 @@ class FileEmbedder:
 class SearchService:
     """One index opened for many queries; thread-safe (FAISS calls are serialised)."""
 
-    def __init__(self, index_path: str | Path, *, device: str | None = "cpu", embed_timeout_s: float = 300.0) -> None:
+    def __init__(self, index_path: str | Path, *, device: str | None = ServeOptions.device,
+                 embed_timeout_s: float = ServeOptions.embed_timeout_s) -> None:
         self.oi = OpenIndex(index_path, device=device)
         meta = self.oi.meta
         self.index_path = Path(index_path)
@@ -205,7 +208,7 @@ class SearchService:
                 "class_name": self._class_name(label), "group": group_key(video_id),
                 "path": video_path(self.oi.store_attrs, video_id), **self.media_urls(video_id)}
 
-    def find(self, text: str, limit: int = 20) -> list[str]:
+    def find(self, text: str, limit: int = DEFAULT_LIMIT) -> list[str]:
         """Video ids (gallery first, then the rest of the store) containing `text`, case-insensitive."""
         text = text.lower()
         seen, out = set(), []
@@ -263,6 +266,7 @@ class SearchService:
                                f"but the index holds {d}-d descriptors", 422)
         if not np.isfinite(vec).all():
             raise RequestError("vector holds NaN or infinite values", 422)
+        # not descriptors.l2_normalize: float64 here, so any finite vector (even one past float32's range) has a direction
         norm = float(np.linalg.norm(vec))
         if norm == 0.0:
             raise RequestError("vector is all zeros: it has no direction to compare", 422)
@@ -323,7 +327,7 @@ class SearchService:
             out |= self.groups == query["group"]
         return out
 
-    def search(self, desc: np.ndarray, query: dict, *, limit: int = 20, offset: int = 0,
+    def search(self, desc: np.ndarray, query: dict, *, limit: int = DEFAULT_LIMIT, offset: int = 0,
                class_name: str | None = None, exclude: str = "video") -> dict:
         """One page of results, ranked by similarity after exclusion; see the module doc."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:

@@ -1,0 +1,49 @@
+"""How `scale serve` serves an index: the defaults of its flags and their checks (importable without FastAPI)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ScaleError
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where the server listens and what a query may cost.
+
+    >>> ServeOptions(port=70000).validate()
+    Traceback (most recent call last):
+    ...
+    scale_toolkit.errors.ScaleError: --port must be in 0..65535, got 70000
+    """
+
+    host: str = "127.0.0.1"  # loopback: other machines can neither query nor upload
+    port: int = 8000  # 0: any free port
+    max_upload_mb: float = 100.0  # the largest video file a query may upload
+    device: str = "cpu"  # for the SCALE model and for embedding uploaded videos
+    embed_timeout_s: float = 300.0  # seconds an uploaded video may take to decode and embed
+
+    def url(self, port: int) -> str:
+        """The page's address on `port` (the bound one: with --port 0 the system picks it).
+
+        >>> ServeOptions().url(8000), ServeOptions(host="::1").url(8001)
+        ('http://127.0.0.1:8000/', 'http://[::1]:8001/')
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}/"
+
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the server."""
+        return self.host in ("127.0.0.1", "localhost", "::1")
+
+    def validate(self) -> None:
+        """A ScaleError naming the flag of the first value out of range."""
+        if not 0 <= self.port <= 65535:
+            raise ScaleError(f"--port must be in 0..65535, got {self.port}")
+        if self.embed_timeout_s <= 0:
+            raise ScaleError(f"--embed-timeout must be positive, got {self.embed_timeout_s}")
+        check_max_upload(self.max_upload_mb)
+
+
+def check_max_upload(max_upload_mb: float) -> None:
+    if max_upload_mb <= 0:
+        raise ScaleError(f"--max-upload-mb must be positive, got {max_upload_mb}")
