@@ -15,10 +15,15 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from scale_toolkit.errors import ScaleError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported in the functions that compute: the config modules import this one for
+# check_precision, and `scale train --help` must not wait for torch
 
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
 # bf16 must beat fp32 by this factor in the micro-measurement to be chosen where the CPU is ambiguous
@@ -35,6 +40,8 @@ class CpuReport:
 
     @classmethod
     def of_this_machine(cls) -> "CpuReport":
+        import torch
+
         cpu = torch.cpu
         return cls(capability=torch.backends.cpu.get_cpu_capability(),
                    avx512_bf16=bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()),
@@ -54,6 +61,8 @@ class Precision:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        import torch
+
         return torch.bfloat16 if self.value == "bf16" else None
 
     def describe(self) -> str:
@@ -106,6 +115,8 @@ def choose_precision(requested: str, device_type: str, cpu: CpuReport | None = N
 
 def resolve_precision(requested: str, device: torch.device | str) -> Precision:
     """``choose_precision`` on this machine for ``device`` (cached for the process)."""
+    import torch
+
     dev = torch.device(device)
     return _resolve(check_precision(requested), dev.type, dev.index)
 
@@ -115,6 +126,8 @@ def _resolve(requested: str, device_type: str, index: int | None) -> Precision:
     if requested != "auto" or device_type not in ("cpu", "cuda"):
         return choose_precision(requested, device_type)
     if device_type == "cuda":
+        import torch
+
         return choose_precision("auto", "cuda", cuda_bf16=torch.cuda.is_bf16_supported())
     cpu = CpuReport.of_this_machine()
     first = choose_precision("auto", "cpu", cpu)
@@ -126,6 +139,8 @@ def _resolve(requested: str, device_type: str, index: int | None) -> Precision:
 def bf16_gain_on_cpu(rows: int = 1024, inner: int = 256, cols: int = 1024, seconds: float = 0.1) -> float:
     """bf16 over fp32 throughput of one matmul the size of a training step's largest products
     (``seconds`` of each, after one untimed call)."""
+    import torch
+
     rates = {}
     for dtype in (torch.float32, torch.bfloat16):
         a, b = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, cols, dtype=dtype)

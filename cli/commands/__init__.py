@@ -1,9 +1,10 @@
 """The commands, one module per command group; ``register`` imports them, which registers them on the app.
 
-A command's module reads its flags' defaults from the library's config dataclasses, and importing
-those imports torch (seconds). So ``register(args)`` imports only the module of the command that
-``args`` names; with no known command named (``scale --help``, a typo) it imports every module, in
-the order `scale --help` lists them.
+A command's module reads its flags' defaults from the library's config dataclasses; those modules
+import no torch, zarr or FAISS (tests/cli/test_help.py), and ``register(args)`` still imports only
+the module of the command that ``args`` names, so `scale CMD` loads nothing of the others. With no
+known command named (``scale --help``, a typo) it imports every module, in the order `scale --help`
+lists them.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from scale_toolkit.extract import ExtractConfig
+from scale_toolkit.extract.config import ExtractConfig
 
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
 from ..options import option_from

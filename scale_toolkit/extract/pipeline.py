@@ -26,40 +26,11 @@ from ..errors import ScaleError
 from ..precision import Precision, check_precision, resolve_precision
 from ..runtime import dist_from_env, torch_threads
 from ..store import FeatureStore
-from ..store.layout import DEFAULT_ROWS_PER_CHUNK
 from ..store.resume import create_or_resume, shard_work
 from ..store.shard_lock import ShardLock
+from .config import DECODERS, ExtractConfig
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
-
-DECODERS = ("auto", "decord", "pyav")
-
-
-@dataclass
-class ExtractConfig:
-    backbone: str
-    out: Path
-    root: Path
-    dataset: str = "folder"
-    view: str = "eval15"
-    checkpoint: Path | None = None
-    random_init: bool = False
-    strict: bool = True
-    backbone_options: dict = field(default_factory=dict)  # e.g. {"encoder": "momentum"}
-    splits: Path | None = None
-    csv: Path | None = None
-    device: str = "cpu"
-    precision: str = "auto"  # auto | bf16 | fp32 (scale_toolkit.precision)
-    batch_size: int = 32  # clips per backbone forward
-    workers: int = -1  # -1: pick from the core count; 0: decode in-process
-    threads: int = 0  # torch intra-op threads for the backbone; 0 = torch's default
-    limit: int | None = None
-    seed: int = 0
-    decoder: str = "auto"
-    retry_failed: bool = False
-    shard: str | None = None  # "i/n"
-    timeout_s: float = 300.0
-    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK  # videos per store chunk = the unit of work, resume and sharding
 
 
 @dataclass

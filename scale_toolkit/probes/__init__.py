@@ -6,10 +6,12 @@ One module per probe — `knn`, `linear`, `mlp`, `transformer` (Transformer and 
 runner: select on validation, retrain, test once), `official` (the official eval code's protocol)
 and `report` (the result document and its table).
 """
-from .knn import knn_evaluate, knn_scores
-from .options import ROW_LABELS, ROWS, ProbeOptions, default_rows, probe_request, rows_for
-from .protocol import run_probes
-from .subsets import class_balanced_subset, stratified_holdout
+from ..lazy_exports import lazy_exports
 
 __all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "probe_request", "rows_for", "run_probes",
            "knn_evaluate", "knn_scores", "class_balanced_subset", "stratified_holdout"]
+# `options` alone imports no torch: `scale probe --help` reads its flag defaults from it
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **{name: ".options" for name in ("ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "probe_request", "rows_for")},
+    "run_probes": ".protocol", "knn_evaluate": ".knn", "knn_scores": ".knn",
+    "class_balanced_subset": ".subsets", "stratified_holdout": ".subsets"})

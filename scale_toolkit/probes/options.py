@@ -10,9 +10,7 @@ from typing import Any, Optional
 
 from ..checks import check_numbers
 from ..errors import ScaleError
-from .grid import load_grid_file
 from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE
-from .transformer import HEADS
 
 ROWS = ("knn", "scale_knn", "linear", "scale_linear", "mlp", "transformer", "scale_ft")  # the paper's order
 ROW_LABELS = {"knn": "k-NN", "scale_knn": "SCALE_kNN", "linear": "Linear", "scale_linear": "SCALE_linear",
@@ -74,6 +72,8 @@ class ProbeOptions:
 
     def validate(self) -> None:
         """Raise a ScaleError naming the flag of the first option out of range."""
+        from .transformer import HEADS  # imports torch: not at the top, which `scale probe --help` reads
+
         check_numbers(self, flags={"knn_k": "--knn"})
         self.splits()
         if not self.knn_k or any(int(k) < 1 for k in self.knn_k):
@@ -163,6 +163,8 @@ def probe_request(*, knn: Optional[list[int]] = None, linear: bool = False, mlp:
     if knn:
         options["knn_k"] = list(knn)
     if grid_file is not None:
+        from .grid import load_grid_file  # imports torch (through .fit): not at the top, for `scale probe --help`
+
         options["grid"], options["transformer_model"] = load_grid_file(grid_file)
     return rows, ProbeOptions(**options)
 

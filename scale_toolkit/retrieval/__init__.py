@@ -24,16 +24,9 @@ CLI: ``scale retrieve --store EVAL15.zarr [--split 1] [--model RUN] [--center] -
 ``scale retrieve --store EVAL15.zarr [--model RUN] --build-index G.faiss``;
 ``scale retrieve --index G.faiss --query VIDEO_FILE|VIDEO_ID --top 10``.
 """
-from .descriptors import (
-    BASELINE_KIND,
-    DESCRIPTOR_KINDS,
-    SCALE_KINDS,
-    descriptor_mean,
-    finalize_descriptors,
-    l2_normalize,
-    store_descriptors,
-    video_descriptors,
-)
+from ..lazy_exports import lazy_exports
 
 __all__ = ["BASELINE_KIND", "DESCRIPTOR_KINDS", "SCALE_KINDS", "descriptor_mean", "finalize_descriptors",
            "l2_normalize", "store_descriptors", "video_descriptors"]
+# on first use: `scale retrieve --help` imports `modes` and `index` only
+__getattr__, __dir__ = lazy_exports(__name__, {name: ".descriptors" for name in __all__})

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .. import __version__
 from ..errors import ScaleError
-from ..store import DONE, FAILED, PENDING, FeatureStore
 from ..store.attributes import StoreAttrs
+from ..store.layout import DONE, FAILED, PENDING
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
+
+if TYPE_CHECKING:  # zarr on first use: `scale retrieve --help` reads DEFAULT_KS
+    from ..store import FeatureStore
 
 DEFAULT_KS = (1, 5, 10, 20, 50)
 PROTOCOL_NAME = "video retrieval, test queries vs train gallery (VCOP/IIC/CoCLR convention)"

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import ScaleError
-from ..store import FeatureStore
 from .evaluate import DEFAULT_KS
 from .index import IndexParams
 
@@ -119,6 +118,7 @@ def load_scale_model(targets: RetrieveTargets, device: str = RetrieveOptions.dev
 def evaluate_store(store: Path, options: RetrieveOptions, model: Optional[RetrievalModel] = None) -> dict:
     """R@k of split ``options.split`` (default 1): its test videos query its train videos (see ``evaluate``);
     with a model, also of its SCALE ``options.descriptor``."""
+    from ..store import FeatureStore
     from .evaluate import evaluate_retrieval
 
     module, info = model if model is not None else (None, None)
@@ -133,6 +133,7 @@ def build_store_index(store: Path, index: Path, options: RetrieveOptions, model:
     """Write a gallery index of the store (the train videos of ``options.split``, or every extracted
     one): the SCALE ``options.descriptor`` when a model is given, else the mean of the clip features.
     ``media_progress(done, total)`` follows the posters and previews (``options.thumbs``)."""
+    from ..store import FeatureStore
     from .query import build_gallery_index
 
     module, info = model if model is not None else (None, None)

@@ -2,11 +2,14 @@
 blocks, the status codes of a row (the contract is in feature_store.py's docstring)."""
 from __future__ import annotations
 
-import numpy as np
-import zarr
+from typing import TYPE_CHECKING
 
 from ..errors import ScaleError
 from .integrity import CHECKED
+
+if TYPE_CHECKING:  # annotations only: ExtractConfig reads DEFAULT_ROWS_PER_CHUNK without zarr
+    import numpy as np
+    import zarr
 
 PENDING, DONE, FAILED = 0, 1, 2  # a row's status
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
