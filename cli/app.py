@@ -80,6 +80,17 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _during_interrupt(exc: BaseException) -> bool:
+    """True for an error a library raised while unwinding from Ctrl-C / SIGTERM (torch's
+    checkpoint writer, stopped mid-file, fails as it closes): the interruption is what happened."""
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
+
+
 def _interrupted() -> SystemExit:
     signum = _state["signal"]
     print(f"scale: interrupted by {signal.Signals(signum).name}: {_state['on_interrupt']}", file=sys.stderr)
@@ -166,6 +177,10 @@ def _run(args: list[str]) -> None:
             raise
         print(f"error: {os_error_message(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:
+        if _during_interrupt(exc):
+            raise _interrupted() from None
+        raise
     # non-standalone typer turns an interrupt inside a command into a returned 130, not an exception
     if code == 130:
         raise _interrupted()
