@@ -11,6 +11,19 @@ VAL_KEYS = ("val_mcm_loss", "val_set_loss", "val_mcm_acc", "val_set_acc")
 # below this many held-out videos the accuracies move in steps too coarse to call a plateau: the
 # demo's 5 stalled for 20 epochs twice, then SET top-1 rose from 0.80 to 1.00; curves are still logged
 MIN_VIDEOS_TO_WARN = 16
+MAX_HELD_OUT_SCORES = 100  # points on the held-out curve per run; more only costs time
+
+
+def held_out_due(epoch: int, epochs: int) -> bool:
+    """Whether the held-out videos are scored after ``epoch`` (1-based): the first and last epochs and
+    every ``ceil(epochs / MAX_HELD_OUT_SCORES)``-th, so a long run on a small set (the demo: hundreds of
+    epochs of 2 steps) does not spend a third of its time scoring 5 videos.
+
+    >>> [e for e in range(1, 301) if held_out_due(e, 300)][:4], sum(held_out_due(e, 300) for e in range(1, 301))
+    ([1, 3, 6, 9], 101)
+    """
+    every = -(-epochs // MAX_HELD_OUT_SCORES)
+    return epoch == 1 or epoch == epochs or epoch % every == 0
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +49,8 @@ class PlateauMonitor:
     A window of ``max(10, epochs // 5)`` epochs counts as stalled when neither accuracy rose above its
     best before the window by more than ``min_gain`` (absolute). Checked from the second window on,
     up to half the run: later, a flat curve is the expected end of training. Never with fewer than
-    ``MIN_VIDEOS_TO_WARN`` held-out videos.
+    ``MIN_VIDEOS_TO_WARN`` held-out videos. Windows are counted in epochs, so scores need not come
+    every epoch (``held_out_due``).
     """
 
     def __init__(self, epochs: int, n_videos: int = MIN_VIDEOS_TO_WARN, min_gain: float = 0.005):
@@ -51,9 +65,10 @@ class PlateauMonitor:
         """Record one epoch's held-out accuracies; returns the warning text the first time they stall."""
         self.history.append((epoch, mcm_acc, set_acc))
         w = self.window
-        if self.warned or self.too_few or len(self.history) < 2 * w or epoch > self.epochs // 2:
+        if self.warned or self.too_few or epoch < 2 * w or epoch > self.epochs // 2:
             return None
-        before, recent = np.array(self.history[:-w]), np.array(self.history[-w:])
+        scores = np.array(self.history)
+        before, recent = scores[scores[:, 0] <= epoch - w], scores[scores[:, 0] > epoch - w]
         gain = recent[:, 1:].max(0) - before[:, 1:].max(0)
         if (gain > self.min_gain).any():
             return None

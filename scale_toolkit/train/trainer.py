@@ -27,7 +27,7 @@ from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.evaluate import ssl_metrics
-from scale_toolkit.train.health import PlateauMonitor, holdout_split
+from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
 from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import plot_curves
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
@@ -361,8 +361,8 @@ def _seed_epoch(seed: int, epoch: int, device: torch.device) -> torch.Generator:
 
 def _score_held_out(run: _Run, held_out: Optional[tuple[np.ndarray, np.ndarray]], monitor: PlateauMonitor,
                     epoch: int, line: dict[str, Any]) -> None:
-    """Add the held-out videos' metrics to the epoch's ``line``; warn once when they stall."""
-    if held_out is None:
+    """Add the held-out videos' metrics to the epoch's ``line`` when due; warn once when they stall."""
+    if held_out is None or not held_out_due(epoch, run.plan.epochs):
         return
     line.update(_held_out(run.model, held_out, run.plan.batch, run.config.seed))
     note = monitor.update(epoch, line["val_mcm_acc"], line["val_set_acc"])

@@ -85,3 +85,13 @@ def test_a_warm_up_longer_than_the_run_is_warned_about(tmp_path):
     long = train(TrainConfig(out=str(tmp_path / "long"), epochs=3, warmup=1, batch_size=12, precision="fp32",
                              ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), data=(f, c))
     assert not any("never reaches" in w for w in long["warnings"])
+
+
+def test_held_out_scores_at_most_about_100_times_and_plateau_counts_epochs_not_scores():
+    from scale_toolkit.train.health import held_out_due
+    assert all(held_out_due(e, 40) for e in range(1, 41))  # short runs: every epoch
+    due = [e for e in range(1, 1001) if held_out_due(e, 1000)]
+    assert due[:3] == [1, 10, 20] and due[-1] == 1000 and len(due) == 101
+    sparse = PlateauMonitor(1000)  # window 200 epochs, scores every 10th
+    notes = {e: sparse.update(e, 0.02, 0.15) for e in due}
+    assert [e for e, n in notes.items() if n] == [400]  # two windows of epochs, not of scores
