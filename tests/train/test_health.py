@@ -80,11 +80,15 @@ def test_a_warm_up_longer_than_the_run_is_warned_about(tmp_path):
     events = []
     summary = train(TrainConfig(out=str(tmp_path / "short"), epochs=3, warmup=10, batch_size=12, precision="fp32",
                                 ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), progress=events.append, data=(f, c))
-    warned = [e for e in events if e["event"] == "warning"]
-    assert len(warned) == 1 and "never reaches --lr" in warned[0]["message"] and summary["warnings"] == [warned[0]["message"]]
+    warned = [e["message"] for e in events if e["event"] == "warning"]
+    assert summary["warnings"] == warned and len(warned) == 2
+    assert "never reaches --lr" in warned[0] and "only 6 optimiser steps" in warned[1]  # 3 epochs of 2 steps
     long = train(TrainConfig(out=str(tmp_path / "long"), epochs=3, warmup=1, batch_size=12, precision="fp32",
                              ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), data=(f, c))
     assert not any("never reaches" in w for w in long["warnings"])
+    enough = train(TrainConfig(out=str(tmp_path / "enough"), epochs=1, steps=1000, warmup=1, batch_size=12, precision="fp32",
+                               ssl_val=0, save_every=0, model=ScaleConfig(**TINY_MODEL)), data=(f, c))
+    assert enough["steps"] == 1000 and enough["warnings"] == []
 
 
 def test_held_out_scores_at_most_about_100_times_and_plateau_counts_epochs_not_scores():
