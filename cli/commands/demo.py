@@ -14,18 +14,20 @@ from ..options import option_from
 from ..text import shown
 
 
-def results_table(probes: dict, retrieval: dict) -> Table:
+def results_table(probes: dict, retrieval: dict, order_top1: dict[str, float]) -> Table:
     from scale_toolkit.probes import ROW_LABELS
 
     table = Table(title="synthetic demo, split 1 (test videos)")
     table.add_column("probe")
     table.add_column("top-1 %", justify="right")
     table.add_column("top-5 %", justify="right")
+    table.add_column("top-1 %, order classes", justify="right")
     for row, res in probes.get("results", {}).items():
-        table.add_row(ROW_LABELS.get(row, row), f"{res['top1']:.1f}", f"{res['top5']:.1f}")
+        order = f"{order_top1[row]:.1f}" if row in order_top1 else ""
+        table.add_row(ROW_LABELS.get(row, row), f"{res['top1']:.1f}", f"{res['top5']:.1f}", order)
     for key, label in (("recall", "retrieval R@k, mean of clips"), ("scale_recall", "retrieval R@k, SCALE SET token")):
         if key in retrieval:
-            table.add_row(label, "  ".join(f"R@{k} {v:.1f}" for k, v in retrieval[key].items()), "")
+            table.add_row(label, "  ".join(f"R@{k} {v:.1f}" for k, v in retrieval[key].items()), "", "")
     return table
 
 
@@ -47,7 +49,7 @@ def demo_cmd(
         console.print(Text(stage, style="bold cyan"), Text(f": {message}"), sep="")
 
     report = run_demo(DemoConfig(out=out_dir, seed=seed, epochs=epochs, videos_per_class=videos_per_class, probe_epochs=probe_epochs), progress)
-    out.print(results_table(report.probes, report.retrieval))
+    out.print(results_table(report.probes, report.retrieval, report.order_top1))
     for line in CLASS_STORY:
         out.print(line)
     timing = Table(title="time per stage (s)")

@@ -1,10 +1,12 @@
 """A small labelled video dataset whose classes differ by the temporal ORDER of motions.
 
-Half the classes are pairs that contain the same two motions in opposite order
-("left-then-right" vs "right-then-left"): every single short clip of one looks like some
-clip of the other, so averaging clip features cannot tell them apart, while a model that
-sees where in time each clip lies (SCALE's crop coordinates) can. The other classes differ
-by appearance (colour and shape), which any probe solves. Written with PyAV (MPEG-4 Part 2).
+Four classes are two pairs that contain the same two motions in opposite order ("up then down" vs
+"down then up", "grow then shrink" vs "shrink then grow"): every short clip of one looks like some
+clip of the other, so averaging clip features can hardly tell them apart, while a model that sees
+where in time each clip lies (SCALE's crop coordinates) can. The motions are vertical or a change
+of size because training clips are flipped left-right at random: a left/right pair would look the
+same to the SSL. The other classes differ by appearance (colour and shape), which any probe
+solves. Written with PyAV (MPEG-4 Part 2).
 """
 from __future__ import annotations
 
@@ -14,21 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-# (name, shape, colour RGB, first motion, second motion); motions are unit (dy, dx) per frame
-MOTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0), "still": (0, 0)}
+# per-frame change of each motion: (dy, dx) in units of the speed, and the radius's direction
+MOTIONS = {"up": (-1, 0, 0), "down": (1, 0, 0), "grow": (0, 0, 1), "shrink": (0, 0, -1), "still": (0, 0, 0)}
+# (name, shape, colour RGB, first motion, second motion)
 CLASSES = (
-    ("left_then_right", "square", (240, 240, 240), "left", "right"),
-    ("right_then_left", "square", (240, 240, 240), "right", "left"),
     ("up_then_down", "square", (240, 240, 240), "up", "down"),
     ("down_then_up", "square", (240, 240, 240), "down", "up"),
+    ("grow_then_shrink", "square", (240, 240, 240), "grow", "shrink"),
+    ("shrink_then_grow", "square", (240, 240, 240), "shrink", "grow"),
     ("red_disc", "disc", (230, 40, 40), "still", "still"),
     ("blue_disc", "disc", (40, 60, 230), "still", "still"),
 )
 ORDER_CLASSES = tuple(cls[0] for cls in CLASSES if cls[3] != cls[4])  # same two motions, opposite order
 # the classes above in words, for the lines under `scale demo`'s table
-CLASS_STORY = (f"Classes: {len(ORDER_CLASSES)} differ only by the ORDER of two motions (left/right, up/down), "
+CLASS_STORY = (f"Classes: {len(ORDER_CLASSES)} differ only by the ORDER of two motions (up/down, grow/shrink), "
                f"{len(CLASSES) - len(ORDER_CLASSES)} by appearance.",
-               "Clip-averaged probes cannot separate the order pairs; SCALE sees each clip's place in time.")
+               "Clip-averaged rows (k-NN, Linear) see what happens but hardly when; the SCALE rows also see "
+               "each clip's place in time.")
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,25 @@ def render_video(cls: tuple, spec: SyntheticSpec, rng: np.random.Generator) -> n
     _, shape, colour, first, second = cls
     t, h, w = spec.frames, spec.height, spec.width
     background = rng.integers(0, 40, size=(h, w, 3), dtype=np.uint8)
-    radius = int(rng.integers(9, 14))
+    radius = float(rng.integers(9, 14))
     y, x = h / 2 + rng.uniform(-8, 8), w / 2 + rng.uniform(-8, 8)
     jitter = rng.uniform(0.8, 1.2)
     yy, xx = np.mgrid[0:h, 0:w]
     video = np.empty((t, h, w, 3), np.uint8)
-    # start where the two motions keep the object inside the frame
-    dy1, dx1 = MOTIONS[first]
+    half = max(1, t // 2)
+    growth = 8.0 / half  # a growing or shrinking object changes its radius by 8 pixels over a half
+    # start where the first motion has half of its way to go to the middle of the frame, or, for a
+    # change of size, where the whole change keeps the object between 7 and 15 pixels
+    dy1, dx1, dr1 = MOTIONS[first]
     y -= dy1 * spec.speed * jitter * t / 4
     x -= dx1 * spec.speed * jitter * t / 4
+    if dr1:
+        radius = 11.0 - 4.0 * dr1
     for i in range(t):
-        dy, dx = MOTIONS[first] if i < t // 2 else MOTIONS[second]
+        dy, dx, dr = MOTIONS[first] if i < half else MOTIONS[second]
         y = float(np.clip(y + dy * spec.speed * jitter, radius, h - radius - 1))
         x = float(np.clip(x + dx * spec.speed * jitter, radius, w - radius - 1))
+        radius = float(np.clip(radius + dr * growth * jitter, 4.0, min(h, w) / 2 - 1))
         if shape == "disc":
             mask = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
         else:
@@ -116,8 +126,6 @@ def make_synthetic_dataset(root: str | Path, spec: SyntheticSpec = SyntheticSpec
         writer.writerows(rows)
     return manifest
 
-
-ORDER_CLASSES = tuple(cls[0] for cls in CLASSES if cls[3] != cls[4])  # the classes that differ only by order
 
 
 def order_class_top1(class_names: list[str], labels: np.ndarray, predictions: np.ndarray) -> float:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from scale_toolkit.demo.run import DemoConfig, run_demo
-from scale_toolkit.demo.synthetic import ORDER_CLASSES, order_class_top1
+from scale_toolkit.demo.synthetic import CLASSES, ORDER_CLASSES, order_class_top1
 from scale_toolkit.probes import ROWS
 from scale_toolkit.store import FeatureStore
 
@@ -19,7 +19,8 @@ def test_demo_end_to_end(tmp_path):
     # the long stages show life inside: every epoch here (4 < 10), and every finished probe
     assert [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")] == [f"epoch {e}/4" for e in range(1, 5)]
     assert [m for s, m in lines if s == "probe"][-1] == f"{len(ROWS)}/{len(ROWS)} probes done"
-    assert set(report.probes["results"]) == set(ROWS)
+    assert set(report.probes["results"]) == set(ROWS) == set(report.order_top1)
+    assert all(0 <= v <= 100 for v in report.order_top1.values())
     for res in report.probes["results"].values():
         assert 0 <= res["top1"] <= res["top5"] <= 100
     assert set(report.retrieval["recall"]) == {"1", "5", "10"} and "scale_recall" in report.retrieval
@@ -42,15 +43,9 @@ def test_demo_cli_rejects_a_file_as_output(tmp_path, run_cli):
     assert code == 2 and "is a file" in err
 
 
-def _order_class_top1(store, result: dict) -> float:
-    """Top-1 (%) of one probe on the test videos of the 4 order classes."""
-    rows = np.asarray(result["test_rows"])
-    return order_class_top1(store.class_names, store.labels[rows], np.asarray(result["predictions"]))
-
-
 def test_order_classes_are_found_by_name_in_a_store(tmp_path):
     """A store sorts its class names: the order classes are the ones named *_then_*, not CLASSES[:4]."""
-    names = sorted(["left_then_right", "right_then_left", "up_then_down", "down_then_up", "red_disc", "blue_disc"])
+    names = sorted(c[0] for c in CLASSES)
     assert sorted(ORDER_CLASSES) == [n for n in names if "_then_" in n]
     labels = np.arange(6)
     predictions = np.array([i if "_then_" in n else (i + 1) % 6 for i, n in enumerate(names)])  # only order classes right
@@ -59,11 +54,21 @@ def test_order_classes_are_found_by_name_in_a_store(tmp_path):
 
 @pytest.mark.slow
 def test_demo_frozen_scale_features_beat_clip_averages_on_the_order_classes(tmp_path):
-    """The paper's claim at the demo's default size: frozen SCALE rows above their clip-averaged baselines."""
+    """The paper's claim at the demo's default size: frozen SCALE rows well above their clip-averaged
+    baselines on the order classes, also above k-NN on centred features (the official code's protocol),
+    which removes the features' common vector that holds raw k-NN down."""
+    from scale_toolkit.probes import ProbeOptions, run_probes
+
     report = run_demo(DemoConfig(out=tmp_path), None)
+    acc = report.order_top1
     eval15 = FeatureStore.open(report.paths["eval15 store"])
-    res = report.probes["results"]
-    acc = {row: _order_class_top1(eval15, res[row]) for row in ("knn", "scale_knn", "linear", "scale_linear")}
-    assert acc["scale_knn"] > acc["knn"] and acc["scale_linear"] > acc["linear"], acc
+    centred = run_probes(eval15.path, rows=["knn"], options=ProbeOptions(split="1", device="cpu", knn_center="train"))
+    res = centred["results"]["knn"]
+    test_labels = eval15.labels[np.asarray(res["test_rows"])]
+    acc["knn_centred"] = order_class_top1(eval15.class_names, test_labels, np.asarray(res["predictions"]))
+    assert max(acc["knn"], acc["knn_centred"], acc["linear"]) <= 65, acc  # clip averages near the pair ceiling (50)
+    assert acc["scale_knn"] >= max(acc["knn"], acc["knn_centred"]) + 20 and acc["scale_linear"] >= acc["linear"] + 20, acc
     metrics = [json.loads(line) for line in (report.paths["run"] / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    assert metrics[-1]["val_set_acc"] > metrics[0]["val_set_acc"]  # held-out SSL metrics rise
+    held = [m for m in metrics if "val_set_acc" in m]
+    # held-out SET rises; held-out MCM does not on 86 training videos (6 % to 7 %, seed 0: it overfits)
+    assert held[-1]["val_set_acc"] > held[0]["val_set_acc"] and held[-1]["val_set_loss"] < held[0]["val_set_loss"]
