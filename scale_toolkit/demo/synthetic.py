@@ -132,7 +132,7 @@ def order_class_top1(class_names: list[str], labels: np.ndarray, predictions: np
     """Top-1 (%) on the videos of the order classes, found by NAME: a store sorts its class names, so
     their indices are not the positions in CLASSES.
 
-    >>> order_class_top1(["blue_disc", "left_then_right", "right_then_left"], np.array([0, 1, 2]), np.array([0, 2, 2]))
+    >>> order_class_top1(["blue_disc", "down_then_up", "up_then_down"], np.array([0, 1, 2]), np.array([0, 2, 2]))
     50.0
     """
     order = [i for i, name in enumerate(class_names) if name in ORDER_CLASSES]
