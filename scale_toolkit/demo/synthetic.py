@@ -59,8 +59,8 @@ def render_video(cls: tuple, spec: SyntheticSpec, rng: np.random.Generator) -> n
     video = np.empty((t, h, w, 3), np.uint8)
     half = max(1, t // 2)
     growth = 8.0 / half  # a growing or shrinking object changes its radius by 8 pixels over a half
-    # start where the first motion has half of its way to go to the middle of the frame, or, for a
-    # change of size, where the whole change keeps the object between 7 and 15 pixels
+    # start so that the first motion crosses the middle of the frame halfway through its half (both
+    # motions stay inside the frame); a change of size starts at 7 or 15 pixels and spans about 8
     dy1, dx1, dr1 = MOTIONS[first]
     y -= dy1 * spec.speed * jitter * t / 4
     x -= dx1 * spec.speed * jitter * t / 4
@@ -125,7 +125,6 @@ def make_synthetic_dataset(root: str | Path, spec: SyntheticSpec = SyntheticSpec
         writer.writerow(["path", "label", "split"])
         writer.writerows(rows)
     return manifest
-
 
 
 def order_class_top1(class_names: list[str], labels: np.ndarray, predictions: np.ndarray) -> float:
