@@ -126,7 +126,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoR
     run_dir = _train_scale(cfg, stages, stores["train16"], out / "run")
     report.probes = _probe_rows(cfg, stages, stores["eval15"], run_dir)
     eval_store = FeatureStore.open(stores["eval15"])
-    report.order_top1 = _order_top1(eval_store, report.probes["results"])
+    report.order_top1 = top1_on_order_classes(eval_store, report.probes["results"])
     model, model_info = load_retrieval_model(run_dir)
     report.retrieval = stages.run("retrieve", "evaluating retrieval R@k",
                                   lambda: evaluate_retrieval(eval_store, 1, model=model, model_info=model_info, ks=(1, 5, 10)))
@@ -191,7 +191,7 @@ def _probe_rows(cfg: DemoConfig, stages: _Stages, eval_store: Path, run_dir: Pat
                                          progress=_probe_events(stages.progress)))
 
 
-def _order_top1(store, results: dict) -> dict[str, float]:
+def top1_on_order_classes(store, results: dict) -> dict[str, float]:
     """Each row's top-1 (%) on the test videos of the order classes, the classes the demo is built around."""
     labels = store.labels
     return {row: order_class_top1(store.class_names, labels[np.asarray(res["test_rows"])], np.asarray(res["predictions"]))

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from scale_toolkit.demo.run import DemoConfig, run_demo
+from scale_toolkit.demo.run import DemoConfig, run_demo, top1_on_order_classes
 from scale_toolkit.demo.synthetic import CLASSES, ORDER_CLASSES, order_class_top1
 from scale_toolkit.probes import ROWS
 from scale_toolkit.store import FeatureStore
@@ -63,9 +63,7 @@ def test_demo_frozen_scale_features_beat_clip_averages_on_the_order_classes(tmp_
     acc = report.order_top1
     eval15 = FeatureStore.open(report.paths["eval15 store"])
     centred = run_probes(eval15.path, rows=["knn"], options=ProbeOptions(split="1", device="cpu", knn_center="train"))
-    res = centred["results"]["knn"]
-    test_labels = eval15.labels[np.asarray(res["test_rows"])]
-    acc["knn_centred"] = order_class_top1(eval15.class_names, test_labels, np.asarray(res["predictions"]))
+    acc["knn_centred"] = top1_on_order_classes(eval15, centred["results"])["knn"]
     assert max(acc["knn"], acc["knn_centred"], acc["linear"]) <= 65, acc  # clip averages near the pair ceiling (50)
     assert acc["scale_knn"] >= max(acc["knn"], acc["knn_centred"]) + 20 and acc["scale_linear"] >= acc["linear"] + 20, acc
     metrics = [json.loads(line) for line in (report.paths["run"] / "metrics.jsonl").read_text().splitlines() if line.strip()]
