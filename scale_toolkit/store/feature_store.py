@@ -25,7 +25,7 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import zarr
@@ -39,6 +39,7 @@ from .names import escape_id, needs_escape, printable, unescape_id
 from .summary import StoreInfo
 
 SCHEMA_VERSION = 1
+_WRITTEN_AT_CREATION = ("labels", "splits", "video_ids")  # never rewritten: kept once read, in any mode
 
 
 @contextmanager
@@ -72,6 +73,12 @@ class FeatureStore:
     def __init__(self, path: Path, group: zarr.Group) -> None:
         self.path = Path(path)
         self.group = group
+        self._arrays: dict[str, zarr.Array] = {}
+        # Whole per-video metadata arrays, read at most once per open store: labels, splits and ids
+        # are written only at creation; status, reasons and checksums also change while a store is
+        # written, so they are kept only by a read-only open (a snapshot of the store as opened).
+        self._kept: dict[str, Any] = {}
+        self._row_of_id: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
@@ -155,19 +162,19 @@ class FeatureStore:
 
     @property
     def n_videos(self) -> int:
-        return int(self.group["features"].shape[0])
+        return int(self._array("features").shape[0])
 
     @property
     def n_clips(self) -> int:
-        return int(self.group["features"].shape[1])
+        return int(self._array("features").shape[1])
 
     @property
     def feature_dim(self) -> int:
-        return int(self.group["features"].shape[2])
+        return int(self._array("features").shape[2])
 
     @property
     def rows_per_chunk(self) -> int:
-        return int(self.group["status"].chunks[0])
+        return int(self._array("status").chunks[0])
 
     @property
     def n_blocks(self) -> int:
@@ -177,10 +184,33 @@ class FeatureStore:
     def class_names(self) -> list[str]:
         return list(self.group.attrs.get("class_names", []))
 
+    def _array(self, name: str) -> zarr.Array:
+        """An array of the group, its metadata read once per open store (not on every row read)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
+
+    def _keeps(self, name: str) -> bool:
+        """Whether a whole array, once read, is kept for the life of this open store."""
+        return name in _WRITTEN_AT_CREATION or bool(self.group.read_only)
+
     def _whole(self, name: str) -> np.ndarray:
-        """A whole per-video array; a truncated or garbled chunk is one clear line, not a codec traceback."""
+        """A whole per-video array, the caller's own copy (a memory copy of a kept array, not a read);
+        a truncated or garbled chunk is one clear line, not a codec traceback."""
+        if name not in self._kept:
+            values = self._rows_of(name, 0, None)
+            if not self._keeps(name):
+                return values
+            self._kept[name] = values
+        return self._kept[name].copy()
+
+    def _rows_of(self, name: str, start: int, stop: int | None) -> np.ndarray:
+        """Rows start..stop-1 of a per-row or per-block array: from the kept whole array when there is
+        one, else only the chunks that hold them."""
+        if name in self._kept:
+            return self._kept[name][start:stop]
         try:
-            return np.asarray(self.group[name][:])
+            return np.asarray(self._array(name)[start:stop])
         except Exception as exc:  # zarr's codecs raise many types
             raise ScaleError(f"{self.path} is damaged: its {name} array cannot be read ({type(exc).__name__}); "
                              "restore the store from a copy or extract it again into a new --out") from exc
@@ -201,10 +231,26 @@ class FeatureStore:
 
     @property
     def video_ids(self) -> list[str]:
-        ids = self.stored_video_ids
-        for row in self.group.attrs.get("escaped_video_ids", []):
-            ids[row] = unescape_id(ids[row])
-        return ids
+        """The ids (a new list each time: index a local copy in loops, or use `row_of`)."""
+        if "ids" not in self._kept:
+            ids = self.stored_video_ids
+            for row in self.group.attrs.get("escaped_video_ids", []):
+                ids[row] = unescape_id(ids[row])
+            self._kept["ids"] = ids
+        return list(self._kept["ids"])
+
+    def row_of(self, video_id: str) -> int | None:
+        """The row of a video id, or None: a dict built once per open store, not a scan per lookup."""
+        if self._row_of_id is None:
+            self._row_of_id = {vid: row for row, vid in enumerate(self.video_ids)}
+        return self._row_of_id.get(video_id)
+
+    def status_of(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The status of some rows, reading only the blocks that hold them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if "status" in self._kept or rows.size == 0:
+            return np.asarray(self.status[rows], dtype=np.uint8)
+        return np.asarray(self.read(rows, names=("status",))["status"], dtype=np.uint8)
 
     @property
     def status(self) -> np.ndarray:
@@ -263,14 +309,29 @@ class FeatureStore:
     # ------------------------------------------------------------------ reading
     @property
     def has_checksums(self) -> bool:
-        return "checksums" in self.group
+        if "has_checksums" not in self._kept:
+            self._kept["has_checksums"] = "checksums" in self.group
+        return self._kept["has_checksums"]
 
     def _scan_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Recorded checksums and, per block, whether it holds a done row."""
-        sums = np.asarray(self.group["checksums"][:], dtype=np.int64)
+        """Recorded checksums and, per block, whether it holds a done row (every block)."""
+        sums = np.asarray(self._whole("checksums"), dtype=np.int64)
         done = self.status == DONE
         has_done = np.zeros(self.n_blocks, bool)
         np.logical_or.at(has_done, np.arange(self.n_videos) // self.rows_per_chunk, done)
+        return sums, has_done
+
+    def _block_checks(self, blocks: np.ndarray) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
+        """Recorded checksums and whether it holds a done row, of just these blocks: a read checks
+        what it reads at a cost in proportion to it, not to the store."""
+        rpc, sums, has_done = self.rows_per_chunk, {}, {}
+        for run in block_runs(blocks):
+            first, stop = run[0], run[-1] + 1
+            recorded = np.asarray(self._rows_of("checksums", first, stop), dtype=np.int64)
+            done = self._rows_of("status", first * rpc, min(stop * rpc, self.n_videos)) == DONE
+            for b in run:
+                sums[b] = recorded[b - first]
+                has_done[b] = bool(done[(b - first) * rpc:(b - first + 1) * rpc].any())
         return sums, has_done
 
     def _damage(self, name: str, block: int, problem: str) -> ScaleError:
@@ -279,17 +340,22 @@ class FeatureStore:
                           f"{problem}; `scale info --verify {self.path}` lists the damaged rows and rerunning "
                           "`scale extract` re-extracts them")
 
-    def _read_checked(self, name: str, rows: np.ndarray, sums: np.ndarray, has_done: np.ndarray) -> np.ndarray:
+    def _read_checked(self, name: str, rows: np.ndarray, blocks: np.ndarray, sums: dict, has_done: dict) -> np.ndarray:
         """Rows of a checksummed array, every block they touch checked first (ScaleError if damaged)."""
-        arr = self.group[name]
+        arr = self._array(name)
         out = np.zeros((len(rows), *arr.shape[1:]), dtype=arr.dtype)
         if len(rows) == 0:
             return out
         rpc = self.rows_per_chunk
-        for block, data, problem in scan(self.group, name, np.unique(rows // rpc), rpc, sums, has_done):
+        # rows grouped by block once (a stable sort), not one scan of all rows per block
+        order = np.argsort(rows // rpc, kind="stable")
+        bounds = np.searchsorted(rows[order] // rpc, blocks, side="left")
+        ends = np.searchsorted(rows[order] // rpc, blocks, side="right")
+        where = {int(b): order[lo:hi] for b, lo, hi in zip(blocks, bounds, ends)}
+        for block, data, problem in scan(arr, name, blocks, rpc, sums, has_done):
             if problem is not None:
                 raise self._damage(name, block, problem)
-            pos = np.flatnonzero(rows // rpc == block)
+            pos = where[block]
             out[pos] = data[rows[pos] - block * rpc]
         return out
 
@@ -302,7 +368,7 @@ class FeatureStore:
         blocks = np.flatnonzero(has_done) if blocks is None else np.array(sorted(b for b in blocks if has_done[b]), np.int64)
         found: dict[int, dict] = {}
         for name in CHECKED:
-            for block, _, problem in scan(self.group, name, blocks, self.rows_per_chunk, sums, has_done):
+            for block, _, problem in scan(self._array(name), name, blocks, self.rows_per_chunk, sums, has_done):
                 if problem is not None:
                     rows = self.block_rows(block)
                     entry = found.setdefault(block, {"block": block, "rows": [rows.start, rows.stop - 1], "arrays": {}})
@@ -325,13 +391,17 @@ class FeatureStore:
             sel = np.asarray(indices, dtype=np.int64)
         checked = [n for n in names if n in CHECKED] if verify and self.has_checksums else []
         if checked:
-            sums, has_done = self._scan_inputs()
             rows = np.arange(self.n_videos)[sel] if isinstance(sel, slice) else sel
+            blocks = np.unique(rows // self.rows_per_chunk)
+            sums, has_done = self._block_checks(blocks)
         for name in names:
             if name in checked:
-                out[name] = self._read_checked(name, rows, sums, has_done)
+                out[name] = self._read_checked(name, rows, blocks, sums, has_done)
                 continue
-            arr = self.group[name]
+            if name in self._kept:
+                out[name] = np.array(self._kept[name][sel])
+                continue
+            arr = self._array(name)
             if isinstance(sel, slice):
                 out[name] = np.asarray(arr[sel])
                 continue

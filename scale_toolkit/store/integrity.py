@@ -35,14 +35,15 @@ def block_runs(blocks: np.ndarray) -> Iterator[list[int]]:
         yield run
 
 
-def scan(group, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.ndarray,
-         has_done: np.ndarray) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """(block, its data or None, what is wrong or None) for each of `blocks` of array `name`.
+def scan(arr, name: str, blocks: np.ndarray, rows_per_chunk: int, sums,
+         has_done) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(block, its data or None, what is wrong or None) for each of `blocks` of the zarr array `arr` (named `name`).
 
-    A block with done rows must match its recorded checksum; blocks without done rows (pending or
-    failed) hold no data anyone trusts and are not checked.
+    `sums[b]` is block b's recorded checksum row and `has_done[b]` whether it holds a done row
+    (arrays over every block, or mappings over just these). A block with done rows must match its
+    recorded checksum; blocks without done rows (pending or failed) hold no data anyone trusts and
+    are not checked.
     """
-    arr = group[name]
     col = CHECKED.index(name)
     n = arr.shape[0]
     for run in block_runs(np.asarray(blocks)):
@@ -64,8 +65,8 @@ def scan(group, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.nda
                 piece = data[(b - run[0]) * rows_per_chunk:(b - run[0] + 1) * rows_per_chunk]
                 problem = None
             if problem is None and has_done[b]:
-                if sums[b, col] < 0:
+                if sums[b][col] < 0:
                     problem = "checksum missing"
-                elif crc(piece) != sums[b, col]:
+                elif crc(piece) != sums[b][col]:
                     problem = "checksum mismatch"
             yield b, piece, problem
