@@ -82,21 +82,40 @@ class View:
         return torch.as_tensor(rows_here, dtype=torch.long, device=self.features.device)
 
 
-def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
-    """Read every done row of `store` onto `device` (features stay float16)."""
-    data = store.read(None, names=("features", "coords", "flip"))
+def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
+              wanted: Optional[np.ndarray] = None) -> View:
+    """Read the done rows of `store` onto `device` (features stay float16): only those of the eval-store
+    rows `wanted` (the probes' train and test videos) when given, every done row otherwise. Videos
+    the probes never use (unused, pending, other splits) are not read."""
     done = store.status == DONE
-    if eval_store is None:
-        row_of = np.where(done, np.arange(store.n_videos), -1)
-    else:
-        here = {vid: i for i, vid in enumerate(store.video_ids) if done[i]}
-        row_of = np.array([here.get(vid, -1) for vid in eval_store.video_ids], dtype=np.int64)
+    eval_rows_of_store = np.arange(store.n_videos)  # eval-store row -> its row here (eval store: itself)
+    if eval_store is not None:
+        eval_ids = eval_store.video_ids
+        eval_rows_of_store = np.array([store.row_of(vid) if store.row_of(vid) is not None else -1 for vid in eval_ids],
+                                      dtype=np.int64)
+    usable = (eval_rows_of_store >= 0) & done[np.maximum(eval_rows_of_store, 0)]
+    if wanted is not None:
+        keep = np.zeros(len(usable), bool)
+        keep[np.asarray(wanted, dtype=np.int64)] = True
+        usable &= keep
+    rows_here = eval_rows_of_store[usable]
+    order = np.argsort(rows_here, kind="stable")  # the store is read in row order, once
+    data = store.read(rows_here[order], names=("features", "coords", "flip"))
+    row_of = np.full(len(usable), -1, dtype=np.int64)
+    row_of[np.flatnonzero(usable)[order]] = np.arange(len(rows_here))
     return View(
         features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
         coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
         row_of=row_of,
         flip=np.asarray(data["flip"], dtype=bool),
     )
+
+
+def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
+    """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D], computed in pieces of
+    `rows` videos: never a float32 copy of every video's clips at once."""
+    parts = [features[idx[start:start + rows]].float().mean(1).cpu().numpy() for start in range(0, len(idx), rows)]
+    return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
 
 
 @torch.no_grad()
