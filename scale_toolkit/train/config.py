@@ -46,6 +46,7 @@ class TrainConfig:
     allow_incomplete: bool = False  # train on the done videos of a split still being extracted
     ssl_val: float = 0.1  # fraction of the train-split videos held out for the held-out SSL metrics (0: none)
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
+    max_memory: str = ""  # train split budget ("16G"); above it the split streams from the store ("": half of what is free)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,10 @@ class TrainConfig:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         check_precision(self.precision)
+        if self.max_memory:
+            from scale_toolkit.train.stream import parse_size
+
+            parse_size(self.max_memory)
         if self.epochs < 1 or self.batch_size < 2:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.wd < 0 or self.warmup < 0:
