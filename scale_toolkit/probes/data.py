@@ -87,6 +87,51 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
     """Read the done rows of `store` onto `device` (features stay float16): only those of the eval-store
     rows `wanted` (the probes' train and test videos) when given, every done row otherwise. Videos
     the probes never use (unused, pending, other splits) are not read."""
+    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    data = store.read(rows_here, names=("features", "coords", "flip"))
+    return View(
+        features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
+        coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
+        row_of=row_of,
+        flip=np.asarray(data["flip"], dtype=bool),
+    )
+
+
+def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
+                   wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None,
+                   batch_videos: int = 256) -> View:
+    """What the k-NN rows read, streamed from the store: per video the mean clip feature (and with a
+    model the SET token and the mean refined clip), computed `batch_videos` at a time exactly as
+    `load_view` + `embed_view` + `clip_mean` compute them, so the numbers are the same while memory
+    holds a vector per video instead of every clip. Means are kept as one "clip" [N, 1, D] float32."""
+    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    names = ("features", "coords", "flip") if model is not None else ("features",)
+    means, sets, refined = [], [], []
+    if model is not None:
+        model.eval()
+        model.to(device)
+    for start in range(0, len(rows_here), batch_videos):
+        data = store.read(rows_here[start:start + batch_videos], names=names)
+        feats = torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device)
+        means.append(feats.float().mean(1))
+        if model is not None:
+            piece = View(feats, torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
+                         row_of, flip=np.asarray(data["flip"], dtype=bool))
+            embed_view(piece, model, batch_videos)
+            sets.append(piece.set_token)
+            refined.append(piece.refined.float().mean(1))
+    dim = store.feature_dim
+    mean = torch.cat(means) if means else torch.zeros((0, dim), device=device)
+    view = View(features=mean[:, None, :], coords=torch.zeros((len(mean), 1, 6), device=device), row_of=row_of)
+    if model is not None:
+        view.set_token = torch.cat(sets)
+        view.refined = torch.cat(refined)[:, None, :]
+    return view
+
+
+def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: Optional[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(the store rows a view reads, in store order; eval-store row -> position in the view or -1)."""
     done = store.status == DONE
     eval_rows_of_store = np.arange(store.n_videos)  # eval-store row -> its row here (eval store: itself)
     if eval_store is not None:
@@ -100,15 +145,9 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
         usable &= keep
     rows_here = eval_rows_of_store[usable]
     order = np.argsort(rows_here, kind="stable")  # the store is read in row order, once
-    data = store.read(rows_here[order], names=("features", "coords", "flip"))
     row_of = np.full(len(usable), -1, dtype=np.int64)
     row_of[np.flatnonzero(usable)[order]] = np.arange(len(rows_here))
-    return View(
-        features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
-        coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
-        row_of=row_of,
-        flip=np.asarray(data["flip"], dtype=bool),
-    )
+    return rows_here[order], row_of
 
 
 def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
