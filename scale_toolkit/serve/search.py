@@ -83,7 +83,8 @@ class FileEmbedder:
         self.attrs, self.feature_dim, self.device, self.timeout_s = attrs, feature_dim, device, timeout_s
         self.max_mpix = max_mpix
         self.worker = embed_upload  # (path, attrs, feature_dim, device, max_mpix) -> (feats, coords, poster); picklable
-        self.pool = WorkerPool(workers, wait_s=timeout_s)
+        # a queued upload may wait for one whole upload ahead of it (which may run to its time limit)
+        self.pool = WorkerPool(workers, wait_s=timeout_s + 30)
 
     def embed(self, path: Path, name: str) -> tuple[np.ndarray, np.ndarray, bytes | None]:
         """(features [1, V, D], coords [1, V, 6], poster JPEG or None), or a RequestError naming `name`."""
@@ -184,8 +185,9 @@ class SearchService:
         return self.class_names[label] if label is not None and 0 <= label < len(self.class_names) else None
 
     def info(self) -> dict:
+        """The index as the page's panel and GET /api/index show it (every text valid UTF-8)."""
         meta, attrs = self.oi.meta, self.oi.store_attrs
-        return {
+        info = {
             "index": self.index_path.name,
             "backbone": attrs.backbone_label,
             "checkpoint": Path(attrs.checkpoint).name if attrs.checkpoint else None,
@@ -207,6 +209,7 @@ class SearchService:
             "created": meta.get("created"),
             "notes": self.notes(),
         }
+        return {k: shown(v) if isinstance(v, str) else v for k, v in info.items()}
 
     def notes(self) -> list[str]:
         return [self.hide_paths(n) for n in self.oi.notes]

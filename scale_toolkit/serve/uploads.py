@@ -33,6 +33,11 @@ def plain_reason(text: str) -> str:
     return text or "the decoder could not read it"
 
 
+def _reason(exc: BaseException) -> str:
+    """PyAV's own words without the errno or the file name (the user knows which file they sent)."""
+    return plain_reason(getattr(exc, "strerror", None) or str(exc))
+
+
 def header_size(path: str | Path) -> tuple[int, int, int]:
     """(width, height, frames) of the first video stream, from the header and the packets only."""
     import av
@@ -40,7 +45,7 @@ def header_size(path: str | Path) -> tuple[int, int, int]:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ScaleError(f"not a video the decoder can read ({plain_reason(exc)})") from None
+        raise ScaleError(f"not a video the decoder can read ({_reason(exc)})") from None
     try:
         if not container.streams.video:
             raise ScaleError("the file holds no video stream")
@@ -51,7 +56,7 @@ def header_size(path: str | Path) -> tuple[int, int, int]:
             frames += packet.size > 0
         frames = max(frames, int(stream.frames or 0))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ScaleError(f"the video's container is damaged ({plain_reason(exc)})") from None
+        raise ScaleError(f"the video's container is damaged ({_reason(exc)})") from None
     finally:
         container.close()
     if width <= 0 or height <= 0 or frames <= 0:

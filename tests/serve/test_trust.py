@@ -269,3 +269,19 @@ def _is_our_worker(pid: str) -> bool:
         return f" {os.getpid()} " in stat.split(")")[1][:40] and "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return False
+
+
+def test_a_bug_answers_one_line_500_and_logs_one_line(model_index, caplog):
+    """The last line of defence: an exception in a route is one JSON line, the server goes on."""
+    app = create_app(model_index["index"])
+
+    def broken():
+        raise ZeroDivisionError("a bug\nwith two lines")
+
+    app.state.service.info = broken
+    with caplog.at_level("ERROR"), local_client(app) as client:
+        res = client.get("/api/index")
+        assert res.status_code == 500 and res.json() == {"error": "internal error (ZeroDivisionError); the server goes on"}
+        assert client.get("/healthz").status_code == 200
+    assert "Traceback" not in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["scale serve: internal error on GET /api/index: ZeroDivisionError: a bug"]
