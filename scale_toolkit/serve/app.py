@@ -21,6 +21,7 @@ Everything the page needs is served here (no CDN, no web fonts): it works offlin
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import tempfile
@@ -30,7 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +49,7 @@ from .search import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RequestError, SearchSe
 HERE = Path(__file__).resolve().parent
 DEFAULT_MAX_UPLOAD_MB = ServeOptions.max_upload_mb
 MAX_JSON_BYTES = 1 << 20  # a 4096-d vector written out in full is ~100 KB
+MAX_MEDIA_BYTES = 16 << 20  # a poster is ~10 KB, a preview ~100 KB
 FORM_ROOM = 64 << 10  # the multipart form's own fields and boundaries, beside the file
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
@@ -165,8 +167,8 @@ def _add_read_routes(app: FastAPI, svc: SearchService, max_upload_mb: float) -> 
         return svc.item(video_id)
 
     def media(video_id: str, kind: str, mime: str):
-        return FileResponse(svc.media_file(video_id, kind), media_type=mime,
-                            headers={"Cache-Control": "public, max-age=3600"})
+        data = read_media(svc.media_file(video_id, kind))
+        return Response(data, media_type=mime, headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get("/media/{video_id:path}/poster.jpg")
     async def poster(video_id: str):
@@ -237,6 +239,20 @@ async def _json_search(svc: SearchService, request: Request) -> dict:
     else:
         desc, query = svc.query_by_vector(body.vector, body.class_name)
     return await run_in_threadpool(lambda: svc.search(desc, query, **body.as_kwargs()))
+
+
+def read_media(path: Path) -> bytes:
+    """A media file's bytes; the last part is never followed as a symlink (it was checked to be a
+    file inside INDEX.media/, and may have been swapped since). Posters and previews are small."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_MEDIA_BYTES + 1)
+    except OSError:
+        raise RequestError(f"the media file {path.name} is gone; rebuild the index's media", 404) from None
+    if len(data) > MAX_MEDIA_BYTES:
+        raise RequestError(f"the media file {path.name} is larger than a poster or preview can be", 404)
+    return data
 
 
 def _save_upload(src, path: Path, limit: int) -> int:
