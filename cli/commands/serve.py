@@ -25,20 +25,22 @@ def serve_cmd(
     """Browse and query a video index in a web page (JSON API: /api/index, /api/gallery, /api/search, /api/items, /media, /healthz)."""
     from rich.text import Text
 
-    from scale_toolkit.runtime import resolve_device
     from scale_toolkit.serve.app import bind_socket, create_app, run_server
+    from scale_toolkit.serve.ids import for_terminal
+    from scale_toolkit.serve.options import serve_device
 
     options = ServeOptions(host=host, port=port, max_upload_mb=max_upload_mb, max_upload_mpix=max_upload_mpix,
                            device=device, embed_timeout_s=embed_timeout)
     options.validate()
-    device = str(resolve_device(device))
+    device = serve_device(device)
     on_interrupt("the server stopped (nothing to keep); start it again to serve the index")
-    with console.status(Text(f"opening {index}")):  # Text: a path is never read as markup
+    shown = for_terminal(str(index))  # a path is printed as text: no markup, no escape sequences
+    with console.status(Text(f"opening {shown}")):
         web = create_app(index, max_upload_mb=max_upload_mb, max_upload_mpix=max_upload_mpix, device=device,
                          embed_timeout_s=embed_timeout, host=host)
     sock = bind_socket(host, port)
     info = web.state.service.info()
-    out.print(Text(f"serving {index} ({info['n_videos']} videos, {info['media']} with posters) at "
+    out.print(Text(f"serving {shown} ({info['n_videos']} videos, {info['media']} with posters) at "
                    f"{options.url(sock.getsockname()[1])}  (Ctrl-C stops)"), highlight=False, soft_wrap=True)
     if not options.loopback_only():
         console.print(f"note: listening on {host}: anyone who can reach this machine can query it and upload videos")

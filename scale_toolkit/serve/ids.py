@@ -8,9 +8,12 @@ unchanged. A request may name a video either way.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from ..store.names import escape_id, needs_escape, printable, unescape_id
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def public_id(video_id: str) -> str:
@@ -40,3 +43,12 @@ def resolve_id(shown: str, known: Callable[[str], bool]) -> str | None:
 def shown(text: str) -> str:
     """Any text (a class name, a message naming an id) as valid UTF-8 for JSON and HTML."""
     return printable(text)
+
+
+def for_terminal(text: str) -> str:
+    r"""Text safe to print: control characters (escape sequences, bells, carriage returns) as \xHH.
+
+    >>> for_terminal("runs/\x1b[31mred\x07.faiss")
+    'runs/\\x1b[31mred\\x07.faiss'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown(text))

@@ -59,3 +59,13 @@ class ServeOptions:
 def check_max_upload(max_upload_mb: float) -> None:
     if not (isinstance(max_upload_mb, (int, float)) and math.isfinite(max_upload_mb)) or max_upload_mb <= 0:
         raise ScaleError(f"--max-upload-mb must be a positive finite number, got {max_upload_mb}")
+
+
+def serve_device(name: str) -> str:
+    """The torch device `--device` names, as a string; only the CPU or a present CUDA GPU (one line otherwise)."""
+    from ..runtime import resolve_device
+
+    device = resolve_device(name)
+    if device.type not in ("cpu", "cuda"):
+        raise ScaleError(f"--device {name}: scale serve runs on cpu or cuda[:N], not {device.type}")
+    return str(device)

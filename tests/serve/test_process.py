@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
     ("--max-upload-mpix", "0", "--max-upload-mpix must be positive"),
     ("--device", "banana", "unknown --device 'banana'"),
     ("--device", "cuda:7", "--device cuda:7"),
+    ("--device", "meta", "scale serve runs on cpu or cuda"),
 ])
 def test_bad_flags_are_one_line_and_status_2(run_cli, model_index, flag, value, needle):
     if value == "cuda:7":
@@ -64,12 +65,13 @@ def _stopped(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
 
 
 def test_markup_in_the_index_path_is_printed_as_text_and_ctrl_c_is_one_line(tmp_path, model_index):
-    folder = tmp_path / "runs [red]x[" / "bold]"  # ".../runs [red]x[/bold]": a closing tag rich cannot match
-    folder.mkdir(parents=True)
+    folder = tmp_path / "runs [red]x[" / "bold]\x1b[2J\a"  # ".../runs [red]x[/bold]": a closing tag rich cannot match
+    folder.mkdir(parents=True)  # and a "clear screen" escape sequence and a bell
     for suffix in ("", ".json"):
         shutil.copy(str(model_index["index"]) + suffix, folder / ("g.faiss" + suffix))
     proc, line = _start(folder / "g.faiss")
-    assert str(folder / "g.faiss") in line
+    assert str(tmp_path / "runs [red]x[" / "bold]\\x1b[2J\\x07" / "g.faiss") in line
+    assert "\x1b" not in line and "\a" not in line
     code, err = _stopped(proc, signal.SIGINT)
     assert code == 130 and "Traceback" not in err, err
     assert err.strip().splitlines() == ["scale: interrupted by SIGINT: the server stopped (nothing to keep); "
