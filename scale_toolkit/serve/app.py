@@ -288,8 +288,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def run_server(app, sock: socket.socket) -> None:
-    """Serve `app` on an already bound socket until SIGINT/SIGTERM (uvicorn handles both, then re-raises)."""
+    """Serve `app` on an already bound socket until SIGINT/SIGTERM (uvicorn handles both, then re-raises).
+
+    At the signal the upload workers are ended first: an upload being embedded then answers at
+    once (it could take minutes), so the graceful stop never runs out of time.
+    """
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            app.state.service.close()  # kills worker processes; never blocks on the event loop
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])

@@ -36,7 +36,7 @@ from .ids import public_id, resolve_id, shown
 from .media import media_dir
 from .options import ServeOptions
 from .uploads import embed_upload, plain_reason
-from .workers import JobFailed, WorkerBusy, WorkerCrashed, WorkerPool, WorkerTimeout
+from .workers import JobFailed, PoolClosed, WorkerBusy, WorkerCrashed, WorkerPool, WorkerTimeout
 
 EXCLUDE_MODES = ("none", "video", "group")
 DEFAULT_LIMIT = 20  # results per page (and ids per lookup) when a request names none
@@ -95,6 +95,8 @@ class FileEmbedder:
             raise RequestError(f"embedding {name} took longer than {self.timeout_s:g} s; send a shorter video", 422) from None
         except WorkerCrashed:
             raise RequestError(f"the decoder crashed on {name}; is it a video file?", 422) from None
+        except PoolClosed:  # the one 5xx: not the request's fault, and worth retrying once the server is back
+            raise RequestError(f"the server is stopping; {name} was not embedded", 503) from None
         except WorkerBusy:
             raise RequestError("the server is busy embedding other uploads; try again in a minute", 429) from None
         except JobFailed as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 
@@ -25,6 +26,10 @@ class WorkerTimeout(Exception):
 
 class WorkerBusy(Exception):
     """No worker became free in time."""
+
+
+class PoolClosed(Exception):
+    """The server is stopping: the job was not run, or its worker was ended."""
 
 
 class JobFailed(Exception):
@@ -79,18 +84,24 @@ class WorkerPool:
 
     def run(self, fn: Callable, args: tuple, timeout_s: float) -> Any:
         """`fn(*args)` in a worker process: its result, or one of this module's exceptions."""
-        if not self._slots.acquire(timeout=self.wait_s):
-            raise WorkerBusy(f"every upload worker stayed busy for {self.wait_s:g} s")
+        self._wait_for_slot()
         worker = None
         try:
             with self._lock:
                 if self._closed:
-                    raise WorkerCrashed("the server is stopping")
+                    raise PoolClosed("the server is stopping")
                 worker = self._idle.pop() if self._idle else None
             worker = worker or _Worker()
             with self._lock:
+                if self._closed:  # closed while this worker was starting: close() did not see it
+                    raise PoolClosed("the server is stopping")
                 self._running.add(worker)
-            return self._job(worker, fn, args, timeout_s)
+            try:
+                return self._job(worker, fn, args, timeout_s)
+            except WorkerCrashed:
+                if self._closed:
+                    raise PoolClosed("the server is stopping") from None
+                raise
         finally:
             if worker is not None:
                 with self._lock:
@@ -101,6 +112,15 @@ class WorkerPool:
                 if not keep:
                     worker.kill()
             self._slots.release()
+
+    def _wait_for_slot(self) -> None:
+        """Take a slot, waiting up to wait_s; in short steps, so that close() also ends the waiting."""
+        deadline = time.monotonic() + self.wait_s
+        while not self._slots.acquire(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
+            if self._closed:
+                raise PoolClosed("the server is stopping")
+            if time.monotonic() >= deadline:
+                raise WorkerBusy(f"every upload worker stayed busy for {self.wait_s:g} s")
 
     def _job(self, worker: _Worker, fn: Callable, args: tuple, timeout_s: float) -> Any:
         try:

@@ -240,6 +240,7 @@ def test_one_uploads_timeout_never_fails_another(tmp_path):
     slow, quick = tmp_path / "slow.mp4", tmp_path / "quick.mp4"
     slow.write_text("3600")
     quick.write_text("1.5")
+    before = _our_workers()
     embedder = FileEmbedder({}, 4, None, timeout_s=4)
     embedder.worker = _workers.slow_then_fine
     answers: dict = {}
@@ -262,7 +263,11 @@ def test_one_uploads_timeout_never_fails_another(tmp_path):
     assert answers["slow.mp4"] == "embedding slow.mp4 took longer than 4 s; send a shorter video"
     assert answers["quick.mp4"] == (1, 3, 4)
     assert answers["q2.mp4"] == (1, 3, 4)
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_our_worker(p)]
+    assert _our_workers() <= before  # the killed worker and the others are gone
+
+
+def _our_workers() -> set[str]:
+    return {p for p in os.listdir("/proc") if p.isdigit() and _is_our_worker(p)}
 
 
 def _is_our_worker(pid: str) -> bool:
@@ -287,3 +292,32 @@ def test_a_bug_answers_one_line_500_and_logs_one_line(model_index, caplog):
         assert client.get("/healthz").status_code == 200
     assert "Traceback" not in caplog.text
     assert [r.getMessage() for r in caplog.records] == ["scale serve: internal error on GET /api/index: ZeroDivisionError: a bug"]
+
+
+def test_stopping_the_server_ends_running_and_queued_uploads_at_once(tmp_path):
+    """What a signal does (run_server closes the service first): uploads answer now, not at their time limit."""
+    import time
+
+    hung = tmp_path / "hung.mp4"
+    hung.write_text("3600")
+    embedder = FileEmbedder({}, 4, None, timeout_s=600, workers=1)
+    embedder.worker = _workers.slow_then_fine
+    answers: dict = {}
+
+    def upload(name):
+        try:
+            embedder.embed(hung, name)
+        except RequestError as exc:
+            answers[name] = (exc.status, str(exc))
+
+    threads = [threading.Thread(target=upload, args=(name,)) for name in ("running.mp4", "queued.mp4")]
+    for t in threads:
+        t.start()
+        time.sleep(1.0)
+    start = time.monotonic()
+    embedder.close()
+    for t in threads:
+        t.join(30)
+    assert time.monotonic() - start < 10
+    assert answers == {"running.mp4": (503, "the server is stopping; running.mp4 was not embedded"),
+                       "queued.mp4": (503, "the server is stopping; queued.mp4 was not embedded")}
