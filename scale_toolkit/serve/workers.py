@@ -42,6 +42,7 @@ class JobFailed(Exception):
 
 def _worker_main(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn: see _Worker
     from ..errors import ScaleError
 
     while True:
@@ -63,7 +64,13 @@ class _Worker:
         ctx = mp.get_context("spawn")  # no fork of a threaded server
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="scale-serve-upload")
-        self.proc.start()
+        # Ctrl-C in a terminal signals the whole process group: a worker still starting up would print
+        # a KeyboardInterrupt traceback. The child inherits this blocked mask until _worker_main ignores SIGINT.
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
         child.close()
 
     def kill(self) -> None:
