@@ -195,7 +195,7 @@ def test_query_by_clicking_shows_cards_with_loaded_images(server, video_index, t
 
 
 def test_phone_width_needs_no_sideways_scrolling(server, video_index):
-    """At 390 px (an iPhone 12-15) the gallery, a query with P@k and a class filter fit the width."""
+    """At 390 px (an iPhone 12-15) the gallery, a query with P@k and a class filter fit the width; at 360 px too."""
     _chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
     with sync_api.sync_playwright() as p:
@@ -213,6 +213,8 @@ def test_phone_width_needs_no_sideways_scrolling(server, video_index):
             box = page.locator("#checkpoint").bounding_box()
             assert box["x"] + box["width"] <= 390  # the checkpoint is shown whole, wrapped inside the width
             assert page.locator("#checkpoint").evaluate("e => e.scrollWidth <= e.clientWidth")
+            page.set_viewport_size({"width": 360, "height": 740})  # the narrowest phones in use
+            assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("document.documentElement.scrollWidth")
         finally:
             browser.close()
 
