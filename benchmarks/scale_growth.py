@@ -15,6 +15,7 @@ script on one machine. Steps (each its own process):
 * import: `scale import` of an .npz export of the eval15 store
 * verify: `scale info --verify`
 * train: `scale train`, one epoch, a small model (hidden 64, 1 layer): the data handling is what grows
+* train_budget: the same with `--max-memory 256M`: a split larger than that streams from the store
 * knn, linear: `scale probe --knn 20`, `scale probe --linear --epochs 2`
 * recall: `scale retrieve` (R@k of split 1's test videos against its train videos)
 * build_index: `scale retrieve --build-index` (flat, no media)
@@ -147,6 +148,9 @@ def measure(n: int, dim: int, work: Path, repo: Path, skip: set[str]) -> dict:
         "train": (None, ["train", "--store", str(train_store), "--out", str(root / "run"), "--epochs", "1",
                          "--hidden", "64", "--layers", "1", "--heads", "2", "--batch-size", "512",
                          "--warmup", "0", "--precision", "fp32", "--threads", "1"]),
+        "train_budget": (None, ["train", "--store", str(train_store), "--out", str(root / "run_budget"), "--epochs", "1",
+                                "--hidden", "64", "--layers", "1", "--heads", "2", "--batch-size", "512",
+                                "--warmup", "0", "--precision", "fp32", "--threads", "1", "--max-memory", "256M"]),
         "knn": (None, ["probe", "--store", str(eval_store), "--knn", "20"]),
         "linear": (None, ["probe", "--store", str(eval_store), "--linear", "--epochs", "2", "--grid-preset", "small"]),
         "recall": (None, ["retrieve", "--store", str(eval_store), "--k", "1,5"]),
