@@ -113,20 +113,29 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
     for start in range(0, len(rows_here), batch_videos):
         data = store.read(rows_here[start:start + batch_videos], names=names)
         feats = torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device)
-        means.append(feats.float().mean(1))
+        # host copies of the small results: small torch tensors kept between the pieces' large
+        # temporaries fragment glibc's heap (measured: RSS grew by every piece's float32 copy)
+        means.append(_host(feats.float().mean(1)))
         if model is not None:
             piece = View(feats, torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
                          row_of, flip=np.asarray(data["flip"], dtype=bool))
             embed_view(piece, model, batch_videos)
-            sets.append(piece.set_token)
-            refined.append(piece.refined.float().mean(1))
-    dim = store.feature_dim
-    mean = torch.cat(means) if means else torch.zeros((0, dim), device=device)
+            sets.append(_host(piece.set_token))
+            refined.append(_host(piece.refined.float().mean(1)))
+
+    def joined(parts: list[np.ndarray], dim: int) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)).to(device)
+
+    mean = joined(means, store.feature_dim)
     view = View(features=mean[:, None, :], coords=torch.zeros((len(mean), 1, 6), device=device), row_of=row_of)
     if model is not None:
-        view.set_token = torch.cat(sets)
-        view.refined = torch.cat(refined)[:, None, :]
+        view.set_token = joined(sets, 0)
+        view.refined = joined(refined, 0)[:, None, :]
     return view
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy().copy()
 
 
 def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: Optional[np.ndarray]
@@ -153,7 +162,7 @@ def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: 
 def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
     """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D], computed in pieces of
     `rows` videos: never a float32 copy of every video's clips at once."""
-    parts = [features[idx[start:start + rows]].float().mean(1).cpu().numpy() for start in range(0, len(idx), rows)]
+    parts = [_host(features[idx[start:start + rows]].float().mean(1)) for start in range(0, len(idx), rows)]
     return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
 
 

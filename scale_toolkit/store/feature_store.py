@@ -238,7 +238,7 @@ class FeatureStore:
                                  f"{len(values) - 1}); restore the store from a copy or extract it again into a new --out")
         elif name in ROW_STATE and self._has_state_sums:
             blocks = np.arange(self.n_blocks)
-            for block, problem in self._state_problems(name, blocks, values, self._rows_of("checksums", 0, None)):
+            for block, problem in self._state_problems(name, blocks, values, self._whole("checksums")):
                 raise self._damage(name, block, problem)
 
     @property
