@@ -99,7 +99,9 @@ def shared_cpu_threads(cores: int | None = None, load: float | None = None, most
     that waits for a core held by another process stalls the others. Measured on a 2-core AMD
     EPYC (AVX2) at load 7-9 (docs/training.md, "Threads at run time"): the demo's training ran
     3.1x slower with 2 threads than with 1 on the old paper-size model, 14x slower on the demo's
-    model; idle, 2 threads were 1.45x faster (the note of issue #20). The load average lags by
+    model; idle, 2 threads were 1.45x faster (the note of issue #20). Large operators do not
+    collapse (a second thread is a second share of a busy machine): `scale probe` at scale keeps
+    torch's count; this is for many small operators, as in the demo. The load average lags by
     about a minute and counts this process too: its own average use of the CPU since it started
     is taken off (else a long run would see itself as another job and drop to one thread).
 

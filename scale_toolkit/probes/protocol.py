@@ -33,7 +33,6 @@ import torch
 
 from ..model.layers import feature_stats
 from ..retrieval.descriptors import l2_normalize
-from ..runtime import shared_cpu_threads, torch_threads
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, build_context
@@ -84,10 +83,7 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
         runner = OfficialRunner(context)
     else:
         runner = StandardRunner(context)
-    # on a shared CPU, the cores others leave free (never more than the caller's count): 2 threads
-    # on 2 busy cores ran 3-14x slower than 1 (runtime.shared_cpu_threads)
-    with torch_threads(shared_cpu_threads() if context.device.type == "cpu" else None):
-        results = run_every_split(runner, context)
+    results = run_every_split(runner, context)
     return result_document(context, runner, results, str(train_store) if train_store else None,
                            seconds=time.perf_counter() - started)
 
