@@ -55,10 +55,13 @@ def retrieve_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Video retrieval: R@k (test queries vs train gallery), FAISS gallery indexes, nearest videos of a query."""
+    from scale_toolkit.runtime import resolve_device
+
     flags = resolved(dict(locals()))
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
+    resolve_device(device)  # a bad --device is one line before anything is loaded
     on_interrupt("no result was written and a previous index is unchanged; rerun the command")
     check_outputs([(json_out, "retrieve", "--json"), (build_index, "index", "--build-index")])  # before any work
     targets = RetrieveTargets(store=store, model=model, build_index=build_index, index=index, query=query)
