@@ -259,7 +259,7 @@ def exclusive_store_lock(store: str | os.PathLike) -> Iterator[None]:
             if lock.name.startswith(("layout-", "shard-")) and _plain_file(lock):
                 handle = try_lock(lock)
                 if handle is None:
-                    raise ScaleError(f"an extraction is writing {store} ({lock.name} is held); wait for it to finish "
+                    raise ScaleError(f"an extraction is writing {store}; wait for it to finish "
                                      "(or stop it) before replacing the store with --overwrite")
                 handles.append(handle)
         yield
