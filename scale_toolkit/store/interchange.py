@@ -41,6 +41,8 @@ _STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_pe
                     "escaped_video_ids", "checksums")
 _BLOCK_BYTES = 64 << 20  # features converted per step (rounded to whole store blocks)
 _INT32 = (-(2**31), 2**31 - 1)
+_MAX_TEXT_BYTES = 64 << 10  # one id, class name or reason (a path is at most 4096 bytes)
+_MAX_CLASSES = 1_000_000
 
 
 def _format_of(path: Path) -> str:
@@ -98,6 +100,15 @@ def _texts(arr: np.ndarray, source: str, name: str) -> list[str]:
     return out
 
 
+def _bounded(member: Member, source: str) -> Member:
+    """A text member whose entries are each at most _MAX_TEXT_BYTES: its header is trusted for nothing
+    else, and a compressed member may announce gigabytes it never holds (a zip bomb)."""
+    if member.dtype.kind in "US" and member.dtype.itemsize > _MAX_TEXT_BYTES:
+        raise ScaleError(f"{source}: {member.name} holds texts of {member.dtype.itemsize:,} bytes each; "
+                         f"ids, names and reasons are at most {_MAX_TEXT_BYTES:,} bytes")
+    return member
+
+
 def _shape(member: Member, source: str, shape: tuple) -> Member:
     if member.shape != shape:
         raise ScaleError(f"{source}: {member.name} must have shape {list(shape)}, got {list(member.shape)}")
@@ -137,12 +148,13 @@ def _unescaped(values: list[str], attrs: dict, name: str, source: str) -> list[s
 def _small_arrays(src: Source, source: str, n: int, v: int) -> dict:
     """Everything but the per-clip arrays, read whole (N entries each) and checked."""
     def member(name: str, shape: tuple) -> np.ndarray:
-        return _shape(src.member(name), source, shape).read()
+        return _bounded(_shape(src.member(name), source, shape), source).read()
 
     attrs = _parsed_attrs(src.attrs_text(), source)
-    cn = src.member("class_names")
-    if len(cn.shape) != 1:
-        raise ScaleError(f"{source}: class_names must be a 1-d array of text, got shape {list(cn.shape)}")
+    cn = _bounded(src.member("class_names"), source)
+    if len(cn.shape) != 1 or cn.shape[0] > _MAX_CLASSES:
+        raise ScaleError(f"{source}: class_names must be a 1-d array of at most {_MAX_CLASSES:,} texts, "
+                         f"got shape {list(cn.shape)}")
     class_names = _unescaped(_texts(cn.read(), source, "class_names"), attrs, "class_names", source)
     c = len(class_names)
     labels = _integers(member("labels", (n,)), source, "labels", -1, c - 1,
