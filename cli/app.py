@@ -100,6 +100,13 @@ def _during_interrupt(exc: BaseException) -> bool:
     return False
 
 
+def _ended_early(exc: EOFError) -> str:
+    """An EOFError that escaped the library: a file it read was empty or cut short (not a Ctrl-C)."""
+    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "EOFError"
+    return (f"a file this command reads ended early ({detail}): it is empty or truncated; "
+            "check the input files (scale --debug ... shows where)")
+
+
 def _interrupted() -> SystemExit:
     signum = _state["signal"]
     print(f"scale: interrupted by {signal.Signals(signum).name}: {shown(_state['on_interrupt'])}", file=sys.stderr)
@@ -169,7 +176,12 @@ def _run(args: list[str]) -> None:
         code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None
-    except ABORT_ERRORS:
+    except ABORT_ERRORS as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns any EOFError of a command into Abort, as for Ctrl-C
+            if _state["debug"]:
+                raise exc.__cause__ from None
+            print(f"error: {shown(_ended_early(exc.__cause__))}", file=sys.stderr)
+            raise SystemExit(2) from None
         raise _interrupted() from None
     except click_exc.ClickException as exc:  # bad flags, missing arguments
         print(f"error: {shown(exc.format_message())} (see scale --help)", file=sys.stderr)

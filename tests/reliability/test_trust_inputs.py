@@ -127,3 +127,16 @@ def test_empty_or_garbage_model_and_checkpoint_files_are_one_line(tmp_path, shar
                              "--dataset", "folder", "--root", shared_data / "videos", "--limit", "1",
                              "--out", tmp_path / "x.zarr"), "checkpoint")
             assert not (tmp_path / "x.zarr").exists()
+
+
+def test_an_eof_inside_a_command_is_an_error_not_an_interrupt():
+    """click turns any EOFError escaping a command into Abort, the exception of Ctrl-C: an empty file
+    read by a library was reported as "interrupted by SIGINT" (exit 130). It is an error line, exit 2."""
+    script = ("from cli.app import app, main\n"
+              "@app.command('boom')\n"
+              "def boom():\n"
+              "    raise EOFError('No data left in file')\n"
+              "main(['boom'])\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=600)
+    _one_line(res.returncode, res.stdout, res.stderr, ["ended early", "empty or truncated"])
+    assert "interrupted" not in res.stderr
