@@ -38,7 +38,7 @@ OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 # attributes the new store writes itself: an imported file's are dropped
 _STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names",
-                    "escaped_video_ids", "checksums")
+                    "escaped_video_ids", "checksums", "integrity")
 _BLOCK_BYTES = 64 << 20  # features converted per step (rounded to whole store blocks)
 _INT32 = (-(2**31), 2**31 - 1)
 _MAX_TEXT_BYTES = 64 << 10  # one id, class name or reason (a path is at most 4096 bytes)
