@@ -21,6 +21,7 @@ from scale_toolkit.errors import ScaleError, os_error_message
 from scale_toolkit.toml_file import read_toml
 
 from .progress import LineProgress, make_progress
+from .text import safe, shown
 
 try:  # recent typer vendors its own click; older ones use the click package
     from typer._click import exceptions as click_exc
@@ -40,6 +41,14 @@ app = typer.Typer(
 )
 
 
+class _EscapingConsole(Console):
+    """Every string printed - a line, a table cell or title, a progress line - is rendered through
+    cli/text.py::safe, so no name reaches the terminal with its control characters active."""
+
+    def render_str(self, text: str, **kwargs):  # noqa: ANN201 - rich's own signature
+        return super().render_str(safe(text), **kwargs)
+
+
 def _console(stderr: bool) -> Console:
     """Markup and emoji codes off: every printed string is literal, so a user's `[g01]`, `[/bold]`
     or `:smile:` in a file, class or folder name can neither vanish, restyle the line nor crash a
@@ -48,7 +57,7 @@ def _console(stderr: bool) -> Console:
     stay whole in logs (COLUMNS still wins)."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, markup=False, emoji=False, soft_wrap=True, width=width)
+    return _EscapingConsole(stderr=stderr, markup=False, emoji=False, soft_wrap=True, width=width)
 
 
 console = _console(stderr=True)  # progress and tables go to stderr; --json files carry machine output
@@ -91,9 +100,16 @@ def _during_interrupt(exc: BaseException) -> bool:
     return False
 
 
+def _ended_early(exc: EOFError) -> str:
+    """An EOFError that escaped the library: a file it read was empty or cut short (not a Ctrl-C)."""
+    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "EOFError"
+    return (f"a file this command reads ended early ({detail}): it is empty or truncated; "
+            "check the input files (scale --debug ... shows where)")
+
+
 def _interrupted() -> SystemExit:
     signum = _state["signal"]
-    print(f"scale: interrupted by {signal.Signals(signum).name}: {_state['on_interrupt']}", file=sys.stderr)
+    print(f"scale: interrupted by {signal.Signals(signum).name}: {shown(_state['on_interrupt'])}", file=sys.stderr)
     return SystemExit(128 + signum)
 
 
@@ -160,22 +176,27 @@ def _run(args: list[str]) -> None:
         code = app(args=args, prog_name="scale", standalone_mode=False)
     except EXIT_ERRORS as exc:
         raise SystemExit(exc.exit_code) from None
-    except ABORT_ERRORS:
+    except ABORT_ERRORS as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns any EOFError of a command into Abort, as for Ctrl-C
+            if _state["debug"]:
+                raise exc.__cause__ from None
+            print(f"error: {shown(_ended_early(exc.__cause__))}", file=sys.stderr)
+            raise SystemExit(2) from None
         raise _interrupted() from None
     except click_exc.ClickException as exc:  # bad flags, missing arguments
-        print(f"error: {exc.format_message()} (see scale --help)", file=sys.stderr)
+        print(f"error: {shown(exc.format_message())} (see scale --help)", file=sys.stderr)
         raise SystemExit(2) from None
     except ScaleError as exc:
         if _state["debug"]:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise _interrupted() from None
     except OSError as exc:  # disk full, read-only folder, ...: an ordinary fault, not a bug
         if _state["debug"]:
             raise
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"error: {shown(os_error_message(exc))}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception as exc:
         if _during_interrupt(exc):

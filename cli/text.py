@@ -1,13 +1,22 @@
-"""How user-supplied text (paths, video ids, class names, reasons) is printed.
+"""How text reaches the terminal: every console print and every error line goes through here.
 
 The consoles print without markup or emoji codes (cli/app.py), so `[g01]` or `[/bold]` in a
-name is printed as it is; what is left is a name that is not valid UTF-8.
+name is printed as it is. `shown` is for a name (a path, video id, class name, reason): bytes
+that are not UTF-8 show as `\\xHH`, and control characters, escape sequences and direction
+overrides show escaped (`\\x1b[31m`, `\\x0a`), so a file name cannot colour, move, retitle or
+rewrite the terminal, nor split one line into two. `safe` is the same for scale's own multi-line
+output (newlines and tabs kept); the consoles apply it to every string they print.
 """
 from __future__ import annotations
 
-from scale_toolkit.store.names import printable
+from scale_toolkit.store.names import terminal_text
 
 
 def shown(value: object) -> str:
-    """Bytes of a name that are not UTF-8 show as `\\xHH` (not as a replacement character)."""
-    return printable(str(value))
+    """A name, as one escaped line."""
+    return terminal_text(str(value))
+
+
+def safe(value: object) -> str:
+    """Printed text with its line breaks kept and every other control character escaped."""
+    return terminal_text(str(value), keep_lines=True)

@@ -57,3 +57,13 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, doc: dict) -> Path:
     return write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# the key that marks a result JSON as scale's own, with the command that wrote it (ownership.py)
+RESULT_MARKER = "scale_result"
+
+
+def write_result(path: str | os.PathLike, kind: str, doc: dict) -> Path:
+    """A command's result document, marked as scale's own `kind` ("probe", "retrieve"): only a file
+    so marked is ever replaced by a later `--json` (scale_toolkit/ownership.py)."""
+    return write_json(path, {RESULT_MARKER: kind, **{k: v for k, v in doc.items() if k != RESULT_MARKER}})

@@ -47,16 +47,24 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     >>> resolve_device("cpu"), resolve_device("auto").type in ("cpu", "cuda")
     (device(type='cpu'), True)
     """
+    if not isinstance(name, str) or not name.strip():
+        raise ScaleError(f"--device must name a device (auto, cpu, cuda or cuda:N), got {name!r}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, TypeError) as exc:
         raise ScaleError(f"unknown --device {name!r} (use auto, cpu, cuda or cuda:N)") from exc
-    if device.type != "cuda":
+    if device.type == "cpu":
         return device
+    if device.type != "cuda":  # meta, mps, xpu, ...: torch knows the name, scale does not run there
+        raise ScaleError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise ScaleError(f"--device {name} was asked for, but no CUDA device is available; use --device cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ScaleError(f"--device {name}: there is no CUDA device {device.index} (this machine has {count}: "
+                         f"cuda:0{f'..cuda:{count - 1}' if count > 1 else ''})")
     return torch.device("cuda", local_rank) if device.index is None and local_rank is not None else device
 
 

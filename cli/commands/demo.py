@@ -11,7 +11,7 @@ from scale_toolkit.demo.synthetic import CLASS_STORY, CLASSES
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 from ..options import option_from
-from ..text import shown
+from ..text import safe, shown
 
 
 def results_table(probes: dict, retrieval: dict, order_top1: dict[str, float]) -> Table:
@@ -46,7 +46,7 @@ def demo_cmd(
     on_interrupt(f"finished stages in {out_dir} are kept; rerun the same command to continue")
 
     def progress(stage: str, message: str) -> None:
-        console.print(Text(stage, style="bold cyan"), Text(f": {message}"), sep="")
+        console.print(Text(stage, style="bold cyan"), Text(f": {safe(message)}"), sep="")
 
     report = run_demo(DemoConfig(out=out_dir, seed=seed, epochs=epochs, videos_per_class=videos_per_class, probe_epochs=probe_epochs), progress)
     out.print(results_table(report.probes, report.retrieval, report.order_top1))

@@ -67,8 +67,10 @@ def extract_cmd(
 ) -> None:
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
     from scale_toolkit.extract import run_extraction
+    from scale_toolkit.ownership import check_outputs
 
     on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
+    check_outputs([(out_store, "store", "--out")])  # a store to continue, or a new path outside scale's artefacts
     options = {k: v for k, v in {"encoder": encoder, "variant": variant}.items() if v is not None}
     cfg = ExtractConfig(
         backbone=backbone, checkpoint=checkpoint, random_init=random_init, strict=strict, backbone_options=options,

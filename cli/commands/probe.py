@@ -70,14 +70,14 @@ def probe_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
-    from scale_toolkit.atomic import write_json
-    from scale_toolkit.ownership import check_replaceable
+    from scale_toolkit.atomic import write_result
+    from scale_toolkit.ownership import check_outputs
     from scale_toolkit.probes import probe_request, run_probes
     from scale_toolkit.probes.pictures import write_probe_picture
 
     on_interrupt("no result was written" + (f" ({json_out} is unchanged)" if json_out else "") + "; rerun the command")
-    if json_out:
-        check_replaceable(json_out, "json", "--json")
+    picture_out = Path(json_out).with_suffix(".confusion.png") if json_out else None
+    check_outputs([(json_out, "probe", "--json"), (picture_out, "png", "--json")])  # before hours of probing
     rows, options = probe_request(
         knn=parse_int_list(knn, "--knn"), linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=model is not None,
         grid_file=grid, split=str(split), knn_temperature=knn_temperature, knn_center=knn_center,
@@ -92,9 +92,9 @@ def probe_cmd(
         bars.stop()
     _print_table(doc, store)
     if json_out:
-        write_json(json_out, doc)
+        write_result(json_out, "probe", doc)
         out.print(f"wrote {shown(json_out)}")
-        picture = write_probe_picture(doc, Path(json_out).with_suffix(".confusion.png"))
+        picture = write_probe_picture(doc, picture_out)
         if picture is not None:
             out.print(f"wrote {shown(picture)} (confusion matrix and per-class top-1 of the best row)")
 

@@ -7,9 +7,9 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from scale_toolkit.atomic import write_json
+from scale_toolkit.atomic import write_result
 from scale_toolkit.errors import ScaleError
-from scale_toolkit.ownership import check_replaceable
+from scale_toolkit.ownership import check_outputs
 from scale_toolkit.retrieval.index import IndexParams
 from scale_toolkit.retrieval.modes import (
     Mode,
@@ -55,13 +55,15 @@ def retrieve_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Video retrieval: R@k (test queries vs train gallery), FAISS gallery indexes, nearest videos of a query."""
+    from scale_toolkit.runtime import resolve_device
+
     flags = resolved(dict(locals()))
     params = IndexParams(index_type=index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_construction=ef_construction,
                          ef_search=ef_search, pq_m=pq_m)
     params.validate()
+    resolve_device(device)  # a bad --device is one line before anything is loaded
     on_interrupt("no result was written and a previous index is unchanged; rerun the command")
-    if json_out is not None:
-        check_replaceable(json_out, "json", "--json")
+    check_outputs([(json_out, "retrieve", "--json"), (build_index, "index", "--build-index")])  # before any work
     targets = RetrieveTargets(store=store, model=model, build_index=build_index, index=index, query=query)
     modes = targets.modes()
     options = RetrieveOptions.from_flags(split=split, descriptor=descriptor, ks=parse_int_list(k, "--k"), center=center,
@@ -83,7 +85,7 @@ def retrieve_cmd(
     if json_out is not None:
         if not Path(json_out).parent.is_dir():
             raise ScaleError(f"output directory does not exist: {Path(json_out).parent}")
-        write_json(json_out, payload)
+        write_result(json_out, "retrieve", payload)
         console.print(f"wrote {shown(json_out)}")
 
 

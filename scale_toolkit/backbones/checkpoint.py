@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -57,26 +58,42 @@ def _safe_globals() -> list:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint file (.pt/.pth/.pyth/.bin or .safetensors) without running arbitrary pickle code."""
+    """Read a checkpoint file (.pt/.pth/.pyth/.bin or .safetensors) without running arbitrary pickle code.
+    An empty, truncated or garbage file is one line naming it, never a traceback."""
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ScaleError(f"checkpoint {path} is empty (0 bytes): a download or copy was cut short; fetch it again")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file  # noqa: PLC0415
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as err:  # noqa: BLE001  SafetensorError, OSError, ...: a damaged or foreign file
+            raise ScaleError(f"cannot read checkpoint {path} as safetensors ({_first_line(err)}); the file is "
+                             "damaged or not a safetensors file: fetch it again") from None
     try:
         with torch.serialization.safe_globals(_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        objects = re.search(r"Unsupported global: (GLOBAL \S+)", str(err))
+        if objects is None:  # not a pickle of weights at all: random bytes, another format, a cut file
+            raise ScaleError(f"cannot read checkpoint {path}: not a PyTorch checkpoint, or damaged "
+                             "(its data is not a pickle torch can read); fetch it again") from None
         raise ScaleError(
-            f"{path} holds Python objects besides tensors, which scale will not unpickle ({first_line[:160]}); "
+            f"{path} holds Python objects besides tensors ({objects.group(1)}), which scale will not unpickle; "
             "re-save only the weights, e.g. torch.save(torch.load(f, weights_only=False)['model'], 'weights.pt')"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ScaleError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+    except Exception as err:  # noqa: BLE001  RuntimeError (bad zip), EOFError, OSError, IndexError, ...
+        raise ScaleError(f"cannot read checkpoint {path}: {_first_line(err)}; the file is truncated or "
+                         "damaged: fetch it again") from None
     if not isinstance(obj, dict):
         raise ScaleError(f"{path} is not a state dict (found {type(obj).__name__}); save model.state_dict() instead")
     return obj
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0].split('. ')[0][:160]}" if text else type(err).__name__
 
 
 def unwrap_state(obj: dict, wrappers: tuple[str, ...] = ("model", "module", "state_dict", "model_state")) -> dict:

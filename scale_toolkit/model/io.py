@@ -48,7 +48,14 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     Returns (model in eval mode, config dict with keys "model" (ScaleConfig fields) and
     "meta" (train config, store attributes, ... as saved)).
     """
+    if isinstance(map_location, str):  # a bad --device is a bad device, never a "corrupted model"
+        from scale_toolkit.runtime import resolve_device
+
+        map_location = resolve_device(map_location)
     file = model_file(path)
+    if file.is_file() and file.stat().st_size == 0:
+        raise ScaleError(f"cannot read SCALE model {file}: the file is empty (0 bytes; a copy or download was cut "
+                         "short); point --model at a run directory written by `scale train`")
     try:
         obj = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt or foreign file; torch's own message spans many lines

@@ -3,64 +3,46 @@
 Both formats use the store's array names:
 
     required  features [N, V, D] (any float), coords [N, V, 6], labels [N] (int, -1 = unknown),
-              video_ids [N] (str), class_names [C] (str), splits [3, N] (0 unused, 1 train, 2 test)
+              video_ids [N] (text), class_names [C] (text), splits [3, N] (0 unused, 1 train, 2 test)
     optional  boxes [N, V, 6] int (default zeros), flip [N, V] bool (default False),
-              status [N] uint8 (default all done), reasons [N] str (why a failed row failed),
-              video_meta [N, 4] float (source height, width, frames, fps; default zeros),
-              attrs (a JSON string of store attributes)
+              status [N] int (0 pending, 1 done, 2 failed; default all done), reasons [N] text (why a
+              failed row failed), video_meta [N, 4] float (source height, width, frames, fps; default
+              zeros), attrs (a JSON string of store attributes)
+
+An imported file is hostile input (store/import_source.py reads it): every value is checked
+exactly in the file's own dtype before it is converted, so nothing wraps (a uint64 label 2**32+1
+is refused, not read as 1); integers must be integers, flags booleans (or the integers 0/1), text
+text - bytes are decoded strictly as UTF-8, never shown as "b'...'". The file is converted block by
+block (about 64 MiB of features at a time) into a hidden store that is renamed in at the end, so
+memory stays near one block whatever the file's size, and a refused file leaves nothing behind.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ScaleError
-from ..ownership import check_replaceable
-from .feature_store import DONE, FeatureStore
+from ..ownership import check_replaceable, exclusive_store_lock
+from .feature_store import DONE, FAILED, FeatureStore
+from .import_source import Member, Source, open_source
+from .layout import DEFAULT_ROWS_PER_CHUNK
 from .names import escape_id, needs_escape, unescape_id
 
 REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 # attributes the new store writes itself: an imported file's are dropped
-_STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names")
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ScaleError(f"cannot read {path} as .npz ({exc})") from exc
-
-
-def _read_h5(path: Path) -> dict[str, np.ndarray]:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            out = {}
-            for k in REQUIRED + OPTIONAL:  # other groups and datasets are not ours to read
-                if k not in f:
-                    continue
-                ds = f[k]
-                if not isinstance(ds, h5py.Dataset):
-                    raise ScaleError(f"{path}: '{k}' is an HDF5 group; it must be a dataset (array)")
-                out[k] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
-            if "attrs" in f.attrs:
-                value = f.attrs["attrs"]
-                if isinstance(value, bytes):
-                    value = value.decode("utf-8", "replace")
-                if not isinstance(value, str):
-                    raise ScaleError(f"{path}: the HDF5 attribute 'attrs' must be a JSON string, got {type(value).__name__}")
-                out["attrs"] = np.array(value)
-            return out
-    except OSError as exc:
-        raise ScaleError(f"cannot read {path} as HDF5 ({exc})") from exc
+_STORE_OWN_ATTRS = ("schema_version", "toolkit_version", "class_names", "rows_per_chunk", "escaped_class_names",
+                    "escaped_video_ids", "checksums", "integrity")
+_BLOCK_BYTES = 64 << 20  # features converted per step (rounded to whole store blocks)
+_INT32 = (-(2**31), 2**31 - 1)
+_MAX_TEXT_BYTES = 64 << 10  # one id, class name or reason (a path is at most 4096 bytes)
+_MAX_CLASSES = 1_000_000
 
 
 def _format_of(path: Path) -> str:
@@ -70,113 +52,188 @@ def _format_of(path: Path) -> str:
     return "npz" if suffix == ".npz" else "h5"
 
 
-def validate_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """Check shapes, values and types; return arrays with canonical dtypes. Raises ScaleError."""
-    missing = [k for k in REQUIRED if k not in arrays]
-    if missing:
-        raise ScaleError(f"{source}: missing arrays {', '.join(missing)} (required: {', '.join(REQUIRED)})")
-    feats = _checked_features(np.asarray(arrays["features"]), source)
-    n, v, _ = feats.shape
-    attrs = _parsed_attrs(arrays, source)
-    coords = _shaped(arrays, source, "coords", (n, v, 6), "float").astype(np.float32)
-    if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
-        raise ScaleError(f"{source}: coords must be finite and normalised to [0, 1] "
-                         "(Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
-    class_names = _unescaped(arrays, attrs, "class_names", source)
-    labels = _shaped(arrays, source, "labels", (n,), "int").astype(np.int32)
-    if labels.min() < -1 or labels.max() >= len(class_names):
-        raise ScaleError(f"{source}: labels must be in [-1, {len(class_names) - 1}] for {len(class_names)} class names, "
-                         f"got [{labels.min()}, {labels.max()}]")
-    splits = _shaped(arrays, source, "splits", (3, n), "int").astype(np.int8)
-    if not np.isin(splits, (0, 1, 2)).all():
-        raise ScaleError(f"{source}: splits values must be 0 (unused), 1 (train) or 2 (test)")
-    video_ids = _unescaped(arrays, attrs, "video_ids", source)  # ids that were not UTF-8 travel escaped (store/names.py)
-    if len(video_ids) != n:
-        raise ScaleError(f"{source}: video_ids must have {n} entries, got {len(video_ids)}")
-    if len(set(video_ids)) != n:
-        raise ScaleError(f"{source}: video_ids must be unique")
-    out = {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": video_ids,
-           "class_names": class_names}
-    return {**out, **_optional_arrays(arrays, source, n, v), "attrs": attrs}
+# ---------------------------------------------------------------------- value checks
+def _integers(arr: np.ndarray, source: str, name: str, lo: int, hi: int, what: str | None = None) -> np.ndarray:
+    """`arr` as int64 after checking, in its own dtype, that it holds integers within [lo, hi]."""
+    if arr.dtype.kind not in "iu":
+        raise ScaleError(f"{source}: {name} must be integers, got {arr.dtype}")
+    if arr.size:
+        low, high = int(arr.min()), int(arr.max())  # exact Python ints: a uint64 2**32+1 stays 2**32+1
+        if low < lo or high > hi:
+            raise ScaleError(f"{source}: {what or f'{name} must be in [{lo}, {hi}]'}, got [{low}, {high}]")
+    return arr.astype(np.int64)
 
 
-def _checked_features(feats: np.ndarray, source: str) -> np.ndarray:
-    """Features float [N, V, D], not empty, finite and within float16's range."""
-    if feats.ndim != 3 or not np.issubdtype(feats.dtype, np.floating):
-        raise ScaleError(f"{source}: features must be a float array [N, V, D], got {feats.dtype} {feats.shape}")
-    if feats.shape[0] == 0 or feats.shape[1] == 0:
-        raise ScaleError(f"{source}: features is empty {feats.shape}")
-    if not np.isfinite(feats).all():
-        bad = int((~np.isfinite(feats)).any(axis=(1, 2)).sum())
-        raise ScaleError(f"{source}: features contain NaN or inf in {bad} video(s); fix or drop them before importing")
-    if np.abs(feats).max() > np.finfo(np.float16).max:
-        raise ScaleError(f"{source}: features exceed the float16 range of the store (max |x| 65504)")
-    return feats
+def _floats(arr: np.ndarray, source: str, name: str) -> np.ndarray:
+    """Real numbers (floats, or integers) as float64; booleans, complex numbers and text are refused."""
+    if arr.dtype.kind not in "fiu":
+        raise ScaleError(f"{source}: {name} must be real numbers, got {arr.dtype}")
+    return arr.astype(np.float64)
 
 
-def _parsed_attrs(arrays: dict[str, np.ndarray], source: str) -> dict:
+def _booleans(arr: np.ndarray, source: str, name: str) -> np.ndarray:
+    """Booleans, or the integers 0 and 1 (HDF5 writers without a bool type); never text ("no" is not True)."""
+    if arr.dtype.kind == "b":
+        return arr.astype(bool)
+    if arr.dtype.kind in "iu":
+        return _integers(arr, source, name, 0, 1, f"{name} must be booleans (or 0/1)").astype(bool)
+    raise ScaleError(f"{source}: {name} must be booleans, got {arr.dtype}")
+
+
+def _texts(arr: np.ndarray, source: str, name: str) -> list[str]:
+    """Strings of a 1-d text array; bytes (numpy 'S', HDF5 byte strings) decoded strictly as UTF-8."""
+    if arr.ndim != 1:
+        raise ScaleError(f"{source}: {name} must be a 1-d array of text, got shape {list(arr.shape)}")
+    if arr.dtype.kind not in "USO":
+        raise ScaleError(f"{source}: {name} must be text (strings), got {arr.dtype}")
+    out = []
+    for row, value in enumerate(arr.tolist()):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScaleError(f"{source}: {name}[{row}] is not UTF-8 text (byte 0x{value[exc.start]:02x} at "
+                                 f"{exc.start}); store it as UTF-8 strings") from None
+        if not isinstance(value, str):
+            raise ScaleError(f"{source}: {name}[{row}] must be text, got {type(value).__name__}")
+        out.append(value)
+    return out
+
+
+def _bounded(member: Member, source: str) -> Member:
+    """A text member whose entries are each at most _MAX_TEXT_BYTES: its header is trusted for nothing
+    else, and a compressed member may announce gigabytes it never holds (a zip bomb)."""
+    if member.dtype.kind in "US" and member.dtype.itemsize > _MAX_TEXT_BYTES:
+        raise ScaleError(f"{source}: {member.name} holds texts of {member.dtype.itemsize:,} bytes each; "
+                         f"ids, names and reasons are at most {_MAX_TEXT_BYTES:,} bytes")
+    return member
+
+
+def _shape(member: Member, source: str, shape: tuple) -> Member:
+    if member.shape != shape:
+        raise ScaleError(f"{source}: {member.name} must have shape {list(shape)}, got {list(member.shape)}")
+    return member
+
+
+def _parsed_attrs(raw, source: str) -> dict:
     """The optional `attrs` JSON object ({} when absent)."""
-    if "attrs" not in arrays:
+    if raw is None:
         return {}
+    arr = np.asarray(raw)
+    if arr.dtype.kind not in "USO" or arr.size != 1:
+        raise ScaleError(f"{source}: the attribute 'attrs' must be a JSON string, got "
+                         f"{type(raw).__name__ if not isinstance(raw, np.ndarray) else arr.dtype}")
+    text = _texts(arr.reshape(1), source, "attrs")[0]
     try:
-        attrs = json.loads(str(np.asarray(arrays["attrs"]).reshape(-1)[0]))
-    except (ValueError, IndexError, TypeError) as exc:
-        raise ScaleError(f"{source}: attrs must be a JSON string") from exc
+        attrs = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ScaleError(f"{source}: attrs must be a JSON string ({type(exc).__name__})") from None
     if not isinstance(attrs, dict):
         raise ScaleError(f"{source}: attrs must be a JSON object, got {type(attrs).__name__}")
     return attrs
 
 
-def _shaped(arrays: dict[str, np.ndarray], source: str, name: str, shape: tuple, kind: str) -> np.ndarray:
-    """Array `name` of exactly `shape`, of integers (`kind` "int"), numbers ("float") or anything ("any")."""
-    arr = np.asarray(arrays[name])
-    if arr.shape != shape:
-        raise ScaleError(f"{source}: {name} must have shape {list(shape)}, got {list(arr.shape)}")
-    if kind == "int" and not np.issubdtype(arr.dtype, np.integer):
-        raise ScaleError(f"{source}: {name} must be integers, got {arr.dtype}")
-    if kind == "float" and not np.issubdtype(arr.dtype, np.number):
-        raise ScaleError(f"{source}: {name} must be numeric, got {arr.dtype}")
-    return arr
-
-
-def _unescaped(arrays: dict[str, np.ndarray], attrs: dict, name: str, source: str) -> list[str]:
-    """The strings of `name`, those listed in attrs["escaped_<name>"] unescaped (store/names.py)."""
-    values = [str(x) for x in np.asarray(arrays[name]).reshape(-1)]
-    try:
-        for row in attrs.get(f"escaped_{name}", []):
-            values[row] = unescape_id(values[row])
-    except (TypeError, IndexError):
-        raise ScaleError(f"{source}: attrs.escaped_{name} must list row numbers of {name}") from None
+def _unescaped(values: list[str], attrs: dict, name: str, source: str) -> list[str]:
+    """`values` with the rows listed in attrs["escaped_<name>"] unescaped (store/names.py)."""
+    rows = attrs.get(f"escaped_{name}", [])
+    if not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < len(values)
+                                             for r in rows):
+        raise ScaleError(f"{source}: attrs.escaped_{name} must list row numbers of {name} (0..{len(values) - 1})")
+    for row in rows:
+        values[row] = unescape_id(values[row])
     return values
 
 
-def _optional_arrays(arrays: dict[str, np.ndarray], source: str, n: int, v: int) -> dict:
-    """boxes, flip, status, video_meta and reasons: checked where given, their defaults otherwise."""
-    out = {"boxes": _shaped(arrays, source, "boxes", (n, v, 6), "int").astype(np.int32) if "boxes" in arrays
-           else np.zeros((n, v, 6), np.int32),
-           "flip": _shaped(arrays, source, "flip", (n, v), "any").astype(bool) if "flip" in arrays else np.zeros((n, v), bool)}
-    status = _shaped(arrays, source, "status", (n,), "int").astype(np.uint8) if "status" in arrays else np.full(n, DONE, np.uint8)
-    if not np.isin(status, (0, 1, 2)).all():
-        raise ScaleError(f"{source}: status values must be 0 (pending), 1 (done) or 2 (failed)")
-    out["status"] = status
-    out["video_meta"] = (_shaped(arrays, source, "video_meta", (n, 4), "float").astype(np.float32) if "video_meta" in arrays
-                         else np.zeros((n, 4), np.float32))
-    if not np.isfinite(out["video_meta"]).all():
-        raise ScaleError(f"{source}: video_meta must be finite")
-    reasons = [str(r) for r in np.asarray(arrays["reasons"]).reshape(-1)] if "reasons" in arrays else [""] * n
-    if len(reasons) != n:
-        raise ScaleError(f"{source}: reasons must have {n} entries, got {len(reasons)}")
-    out["reasons"] = reasons
-    return out
+# ---------------------------------------------------------------------- the per-video arrays
+def _small_arrays(src: Source, source: str, n: int, v: int) -> dict:
+    """Everything but the per-clip arrays, read whole (N entries each) and checked."""
+    def member(name: str, shape: tuple) -> np.ndarray:
+        return _bounded(_shape(src.member(name), source, shape), source).read()
+
+    attrs = _parsed_attrs(src.attrs_text(), source)
+    cn = _bounded(src.member("class_names"), source)
+    if len(cn.shape) != 1 or cn.shape[0] > _MAX_CLASSES:
+        raise ScaleError(f"{source}: class_names must be a 1-d array of at most {_MAX_CLASSES:,} texts, "
+                         f"got shape {list(cn.shape)}")
+    class_names = _unescaped(_texts(cn.read(), source, "class_names"), attrs, "class_names", source)
+    c = len(class_names)
+    labels = _integers(member("labels", (n,)), source, "labels", -1, c - 1,
+                       f"labels must be in [-1, {c - 1}] for {c} class names").astype(np.int32)
+    splits = _integers(member("splits", (3, n)), source, "splits", 0, 2,
+                       "splits values must be 0 (unused), 1 (train) or 2 (test)").astype(np.int8)
+    video_ids = _unescaped(_texts(member("video_ids", (n,)), source, "video_ids"), attrs, "video_ids", source)
+    if len(set(video_ids)) != n:
+        raise ScaleError(f"{source}: video_ids must be unique")
+    if "" in video_ids:
+        raise ScaleError(f"{source}: video_ids[{video_ids.index('')}] is empty; every video needs an id")
+    status = (_integers(member("status", (n,)), source, "status", 0, 2,
+                        "status values must be 0 (pending), 1 (done) or 2 (failed)").astype(np.uint8)
+              if "status" in src.names else np.full(n, DONE, np.uint8))
+    reasons = _texts(member("reasons", (n,)), source, "reasons") if "reasons" in src.names else [""] * n
+    return {"attrs": attrs, "class_names": class_names, "labels": labels, "splits": splits, "video_ids": video_ids,
+            "status": status, "reasons": reasons}
 
 
-def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -> FeatureStore:
-    """Validate a .npz/.h5 file and write it as a new store (built beside `out`, then renamed)."""
+def _features_member(src: Source, source: str) -> Member:
+    feats = src.member("features")
+    if len(feats.shape) != 3 or feats.dtype.kind != "f":
+        raise ScaleError(f"{source}: features must be a float array [N, V, D], got {feats.dtype} {list(feats.shape)}")
+    if 0 in feats.shape:
+        raise ScaleError(f"{source}: features is empty {list(feats.shape)}: need N videos x V clips x D dims, each >= 1")
+    return feats
+
+
+def _clip_members(src: Source, source: str, n: int, v: int) -> dict[str, Member]:
+    """The per-clip arrays besides features, their shapes checked (their values are checked per block)."""
+    shapes = {"coords": (n, v, 6), "boxes": (n, v, 6), "flip": (n, v), "video_meta": (n, 4)}
+    return {name: _shape(src.member(name), source, shape) for name, shape in shapes.items() if name in src.names}
+
+
+class _BlockChecks:
+    """The per-clip arrays of one block of rows, checked; features' damage is counted over the whole file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.bad_videos = 0
+
+    def features(self, feats: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(feats).all(axis=(1, 2))
+        self.bad_videos += int((~finite).sum())
+        if self.bad_videos:
+            return feats
+        if np.abs(feats).max() > np.finfo(np.float16).max:
+            raise ScaleError(f"{self.source}: features exceed the float16 range of the store (max |x| 65504)")
+        return feats.astype(np.float16)
+
+    def coords(self, coords: np.ndarray) -> np.ndarray:
+        coords = _floats(coords, self.source, "coords")
+        if not np.isfinite(coords).all() or coords.min() < 0 or coords.max() > 1:
+            raise ScaleError(f"{self.source}: coords must be finite and normalised to [0, 1] "
+                             "(Eq. 5: [y0/H, x0/W, t0/T, y1/H, x1/W, t1/T])")
+        return coords.astype(np.float32)
+
+    def boxes(self, boxes: np.ndarray) -> np.ndarray:
+        return _integers(boxes, self.source, "boxes", *_INT32, "boxes must fit int32").astype(np.int32)
+
+    def flip(self, flip: np.ndarray) -> np.ndarray:
+        return _booleans(flip, self.source, "flip")
+
+    def video_meta(self, meta: np.ndarray) -> np.ndarray:
+        meta = _floats(meta, self.source, "video_meta")
+        if not np.isfinite(meta).all() or (meta < 0).any():
+            raise ScaleError(f"{self.source}: video_meta (height, width, frames, fps) must be finite and >= 0")
+        return meta.astype(np.float32)
+
+
+# ---------------------------------------------------------------------- import
+def import_features(src: str | Path, out: str | Path, overwrite: bool = False,
+                    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK) -> FeatureStore:
+    """Check a .npz/.h5 file and convert it, block by block, into a new store (built hidden beside
+    `out`, then renamed in). `overwrite` replaces a scale store at `out` that no extraction is writing."""
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise ScaleError(f"file not found: {src}")
-    arrays = _read_npz(src) if _format_of(src) == "npz" else _read_h5(src)
-    data = validate_arrays(arrays, str(src))
+    fmt = _format_of(src)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ScaleError(f"{out} already exists; choose another --out, or pass --overwrite to replace a scale store")
     check_replaceable(out, "store")
@@ -184,25 +241,58 @@ def import_features(src: str | Path, out: str | Path, overwrite: bool = False) -
         raise ScaleError(f"{src} lies inside --out {out}; refusing to replace the folder that holds the input")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
-    n, v, d = data["features"].shape
-    attrs = {"imported_from": src.name, **{k: val for k, val in data["attrs"].items() if k not in _STORE_OWN_ATTRS}}
-    tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        fs = FeatureStore.create(
-            tmp, video_ids=data["video_ids"], labels=data["labels"], splits=data["splits"], class_names=data["class_names"],
-            n_clips=v, feature_dim=d, attrs=attrs,
-        )
-        done = np.flatnonzero(data["status"] == DONE)
-        fs.write_rows(done, features=data["features"][done], coords=data["coords"][done], boxes=data["boxes"][done],
-                      flip=data["flip"][done], video_meta=data["video_meta"][done])
-        failed = np.flatnonzero(data["status"] == 2)
-        if len(failed):
-            fs.mark_failed(failed, [data["reasons"][i] or "failed before import" for i in failed])
-        _swap_in(tmp, out)
-    finally:
+    with ExitStack() as stack:
+        if out.exists():  # an extraction writing the old store must finish first (held until the swap)
+            stack.enter_context(exclusive_store_lock(out))
+        source = stack.enter_context(open_source(src, fmt))
+        tmp = out.with_name(f".{out.name}.importing-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        stack.callback(shutil.rmtree, tmp, True)
+        _convert(source, str(src), tmp, rows_per_chunk)
+        _swap_in(tmp, out)
     return FeatureStore.open(out)
+
+
+def _convert(src: Source, source: str, tmp: Path, rows_per_chunk: int) -> None:
+    missing = [k for k in REQUIRED if k not in src.names]
+    if missing:
+        raise ScaleError(f"{source}: missing arrays {', '.join(missing)} (required: {', '.join(REQUIRED)})"
+                         + ("; the file holds no arrays at all" if not src.names else ""))
+    feats = _features_member(src, source)
+    n, v, d = feats.shape
+    clip = _clip_members(src, source, n, v)
+    small = _small_arrays(src, source, n, v)
+    attrs = {"imported_from": Path(source).name,
+             **{k: val for k, val in small["attrs"].items() if k not in _STORE_OWN_ATTRS}}
+    fs = FeatureStore.create(tmp, video_ids=small["video_ids"], labels=small["labels"], splits=small["splits"],
+                             class_names=small["class_names"], n_clips=v, feature_dim=d, attrs=attrs,
+                             rows_per_chunk=rows_per_chunk)
+    rpc = fs.rows_per_chunk
+    step = rpc * max(1, _BLOCK_BYTES // max(1, rpc * v * d * 4))
+    checks = _BlockChecks(source)
+    status = small["status"]
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        block = {"features": checks.features(feats.rows(start, stop))}
+        if checks.bad_videos:  # keep counting the damaged videos, write nothing more
+            continue
+        for name, member in clip.items():
+            block[name] = getattr(checks, name)(member.rows(start, stop))
+        done = np.flatnonzero(status[start:stop] == DONE)
+        if len(done):
+            fs.write_rows(done + start, features=block["features"][done], coords=block["coords"][done],
+                          boxes=block["boxes"][done] if "boxes" in block else None,
+                          flip=block["flip"][done] if "flip" in block else None,
+                          video_meta=block["video_meta"][done] if "video_meta" in block else None)
+    if not checks.bad_videos:
+        for member in (feats, *clip.values()):
+            member.finish()
+    if checks.bad_videos:
+        raise ScaleError(f"{source}: features contain NaN or inf in {checks.bad_videos} video(s); "
+                         "fix or drop them before importing")
+    failed = np.flatnonzero(status == FAILED)
+    if len(failed):
+        fs.mark_failed(failed, [small["reasons"][i] or "failed before import" for i in failed])
 
 
 def _swap_in(new: Path, out: Path) -> None:

@@ -70,6 +70,7 @@ class Checkpointer:
     out: Path
     save_every: int
     last_every: int
+    store_identity: Optional[dict] = None  # of the store trained on, recorded in every checkpoint
 
     @property
     def last_path(self) -> Path:
@@ -83,7 +84,11 @@ class Checkpointer:
         snapshot = self.snapshot_due(epoch)
         if not (done or snapshot or epoch % max(1, self.last_every) == 0):
             return
-        checkpoint = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload}
+        store = (payload.get("train_config") or {}).get("store")
+        if self.store_identity is None and store:
+            self.store_identity = store_identity(store)
+        checkpoint = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload,
+                      **({"store_identity": self.store_identity} if self.store_identity else {})}
         atomic_save(checkpoint, self.last_path)
         if snapshot:
             atomic_save(checkpoint, self.out / snapshot_name(epoch))
@@ -98,11 +103,32 @@ class Checkpointer:
         if diff:
             raise ScaleError(f"cannot resume {self.out}: settings differ from its checkpoint ({', '.join(diff)}); "
                              "use the same flags or a new --out")
+        if getattr(train_config, "store", None):
+            self._check_same_store(checkpoint, str(train_config.store), getattr(train_config, "split", None))
         bad = non_finite_weights(checkpoint["state_dict"])
         if bad:
             raise ScaleError(f"cannot resume {self.out}: {LAST_CHECKPOINT} holds NaN or inf weights ({bad}); "
                              "train into a new --out (and lower --lr)")
         return checkpoint
+
+    def _check_same_store(self, checkpoint: dict[str, Any], store: str, split: Optional[int]) -> None:
+        """A resumed run continues on the data it started on: the store's identity (what it holds and
+        its content checksums) must be the one the checkpoint recorded. Runs from before the identity
+        was recorded are compared on what their config.json recorded of the store."""
+        now = store_identity(store, split)
+        recorded = checkpoint.get("store_identity")
+        if isinstance(recorded, dict):
+            differs = [k for k in ("fingerprint", "content") if recorded.get(k) != now.get(k)]
+        else:
+            config = _read_json(self.out / CONFIG_FILE).get("store") or {}
+            recorded = {"path": config.get("path")}
+            differs = [k for k in _RECORDED_STORE_KEYS if k in config and config[k] != now["summary"].get(k)]
+        if differs:
+            self.store_identity = None
+            was = recorded.get("path") or "another store"
+            raise ScaleError(f"cannot resume {self.out}: it was trained on {was}, and --store {store} holds other data "
+                             f"({', '.join(differs)} differ); resume with the run's own --store, or train into a new --out")
+        self.store_identity = now if isinstance(checkpoint.get("store_identity"), dict) else None
 
     def remove_stale_temporaries(self) -> None:
         for stale in self.out.glob(STALE_CHECKPOINT_TEMPS):  # a write killed before its rename
@@ -126,6 +152,46 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
         raise ScaleError(f"cannot resume {path.parent}: {path.name} is unreadable ({reason}; truncated or corrupted); "
                          f"{hint}, or train into a new --out")
     return checkpoint
+
+
+# what a run's config.json records of its store (trainer's store info) and a resume compares
+_RECORDED_STORE_KEYS = ("n_train_videos", "n_clips", "feature_dim", "backbone", "view", "dataset")
+
+
+def store_identity(store: str | Path, split: Optional[int] = None) -> dict[str, Any]:
+    """What identifies the data of a store: its fingerprint (attributes, shape, done rows) and a
+    digest of its content - ids, labels, splits, status and the per-block checksums of the data."""
+    import hashlib
+
+    import numpy as np
+
+    from scale_toolkit.store import DONE, FeatureStore
+    from scale_toolkit.store.attributes import StoreAttrs
+
+    fs = FeatureStore.open(store)
+    digest = hashlib.sha256()
+    digest.update("\0".join(fs.stored_video_ids).encode("utf-8", "surrogateescape"))
+    for array in (fs.labels, fs.splits, fs.status):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    if fs.has_checksums:
+        digest.update(np.ascontiguousarray(np.asarray(fs.group["checksums"][:])).tobytes())
+    attrs = StoreAttrs.of(fs)
+    if split in (1, 2, 3):  # the rows the trainer reads (train/data.py): done train videos, or every done one
+        rows = fs.split_indices(split, "train") if fs.has_split_membership() else np.flatnonzero(fs.status == DONE)
+        n_train = int(len(rows))
+    else:
+        n_train = None
+    summary = {"n_train_videos": n_train, "n_clips": fs.n_clips, "feature_dim": fs.feature_dim,
+               "backbone": attrs.backbone or None, "view": attrs.view, "dataset": attrs.dataset}
+    return {"path": str(store), "fingerprint": fs.fingerprint(), "content": digest.hexdigest()[:16], "summary": summary}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _epoch_of(line: str) -> Optional[int]:

@@ -67,3 +67,19 @@ _STATUS_LINE = re.compile(r"^(precision: |warning[ :(]|\d\d:\d\d:\d\d [\w ]+: )"
 def message_lines(err: str) -> list[str]:
     """The non-empty stderr lines that are not the command's status lines: what a failure says."""
     return [ln for ln in err.splitlines() if ln.strip() and not _STATUS_LINE.match(ln)]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def scale(*args, timeout: float = 600, cwd: Path | None = None):
+    """The real `scale` CLI in a child process (`python -m cli.main ARGS`): (exit status, stdout, stderr).
+    Names travel as bytes (os.fsencode), so a test can pass any byte sequence a file name may hold."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400"}
+    argv = [sys.executable, "-m", "cli.main", *(os.fsencode(a) if isinstance(a, (str, Path)) else a for a in args)]
+    res = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=cwd or REPO, env=env)
+    return res.returncode, res.stdout.decode("utf-8", "replace"), res.stderr.decode("utf-8", "replace")
