@@ -6,20 +6,17 @@ import pytest
 import torch
 
 from scale_toolkit.errors import ScaleError
-from scale_toolkit.model import ScaleConfig
-from scale_toolkit.train import TrainConfig, train
+from scale_toolkit.train import train
 from scale_toolkit.train.stream import StreamedSplit, parse_size
-from tests.train.helpers import TINY_MODEL, make_train_store
+from tests.train.helpers import make_train_store
+from tests.train.test_trainer import cfg as trainer_cfg
 
 # 16 clips x (24 dims x 2 bytes + 6 x 4) = 1152 bytes a video: 20 kB holds about 17 videos, far fewer than 96
 SMALL_BUDGET = "20000"
 
 
 def cfg(tmp_path, **kw):
-    base = dict(store=str(tmp_path / "train.zarr"), split=1, out=str(tmp_path / "run"), epochs=3, batch_size=8,
-                warmup=1.0, save_every=0, model=ScaleConfig(**TINY_MODEL))
-    base.update(kw)
-    return TrainConfig(**base)
+    return trainer_cfg(tmp_path, **{"batch_size": 8, "save_every": 0, **kw})
 
 
 def test_a_split_over_the_budget_streams_and_trains(tmp_path):
