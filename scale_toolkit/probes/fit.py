@@ -67,6 +67,7 @@ class ClipTable:
         self.flat: Optional[torch.Tensor] = None
         if self.n_videos * self.n_clips * self.dim * 4 <= materialize_bytes:
             self.flat = self.videos(torch.arange(self.n_videos, device=self.device)).reshape(-1, self.dim).contiguous()
+            self.parts = []  # every read goes to `flat` now: the parts (often copies of the view's rows) can go
 
     def clips(self, flat: torch.Tensor) -> torch.Tensor:
         """Rows for flat clip indices (video * V + clip): [b, dim] float32."""
