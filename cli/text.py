@@ -11,3 +11,17 @@ from scale_toolkit.store.names import printable
 def shown(value: object) -> str:
     """Bytes of a name that are not UTF-8 show as `\\xHH` (not as a replacement character)."""
     return printable(str(value))
+
+
+def human_bytes(n: int) -> str:
+    """A byte count in binary units.
+
+    >>> human_bytes(512), human_bytes(93 * 1024**2)
+    ('512 B', '93.0 MiB')
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

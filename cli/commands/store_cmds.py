@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out
-from ..text import shown
+from ..text import human_bytes, shown
 
 
 @app.command("import")
@@ -41,14 +41,6 @@ def export_cmd(
     out.print(f"exported {shown(store)} to {shown(path)}")
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return str(n)
-
-
 @app.command("info")
 def info_cmd(
     path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
@@ -71,7 +63,7 @@ def info_cmd(
         if key == "failures":
             continue
         if key == "disk_bytes":
-            value = _human_bytes(int(value))
+            value = human_bytes(int(value))
         table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else shown(value))
     out.print(table)
     failures = info.get("failures") or {}
