@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from scale_toolkit.figures import agg_figure, save_png
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 ACCURACIES = ("mcm_acc", "set_acc")
 
@@ -26,11 +29,15 @@ def chance_levels(batch: int, held_out_batch: int, clips_per_video: int) -> dict
 
 
 def plot_curves(metrics_path: str | Path, png_path: str | Path, chance: Optional[dict[str, float]] = None) -> None:
+    """curves.png of a metrics.jsonl (nothing while it has no line)."""
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    if rows:
+        save_png(curves_figure(rows, chance), png_path, dpi=90)
+
+
+def curves_figure(rows: list[dict], chance: Optional[dict[str, float]] = None) -> "Figure":
     """Losses, top-1 accuracies (training batches solid, held-out videos dashed; their chance levels
     dotted and in the legend when ``chance`` gives them) and the learning rate, per epoch."""
-    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
-    if not rows:
-        return
     chance = chance or {}
     ep = [r["epoch"] for r in rows]
     fig = agg_figure(figsize=(13, 3.8))
@@ -50,13 +57,13 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path, chance: Optional
             axes[1].axhline(level, color=colour, linestyle=":", linewidth=0.9, alpha=0.8)
     axes[1].set_title("top-1 (in-batch retrieval; dotted: chance)" if chance else "top-1 (in-batch retrieval)")
     axes[1].set_ylim(-0.02, 1.05)  # a curve at 1.0 stays inside the frame, not on its edge
-    axes[1].legend(fontsize=7, loc="center right")
+    axes[1].legend(fontsize=7, loc="best", framealpha=0.85)
     axes[2].plot(ep, [r["lr"] for r in rows])
     axes[2].set_title("learning rate")
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    save_png(fig, png_path, dpi=90)
+    return fig
 
 
 def _chance_label(level: Optional[float]) -> str:
