@@ -12,10 +12,9 @@ from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.train.config import OFFICIAL_TRAIN, OFFICIAL_WARMUP_FRACTION, TrainConfig
 
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
-from ..options import option_from
-from ..progress import LineProgress, shown_default, unset_option
+from ..options import option_from, shown_default, unset_option
+from ..progress import LineProgress
 from ..text import human_bytes, shown
-
 
 LINE_EVERY_S = 10.0
 

@@ -69,7 +69,7 @@ class TrainConfig:
         if self.save_every < 0:
             raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
         if self.checkpoint_every < 0:
-            raise ScaleError(f"--checkpoint-every must be 0 (after every epoch) or a number of seconds, got {self.checkpoint_every}")
+            raise ScaleError(f"--checkpoint-every must be 0 (after every epoch) or seconds, got {self.checkpoint_every}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
