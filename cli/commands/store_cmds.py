@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out
@@ -98,13 +99,19 @@ def backbones_cmd(
         out.print_json(json.dumps([{**spec.to_dict(), "name": name} for name, spec in entries]))
         return
     wide = out.width >= 160  # the long columns only where they fit; --json always has them
-    table = Table(title="backbones", caption=None if wide else "checkpoint formats and weights: scale backbones --json")
+    caption = "clip: frames x stride" + ("" if wide else "; checkpoint formats and weights: scale backbones --json")
+    # narrow terminals: no side borders and tight padding, so the free-text pooling column gets the room
+    table = Table(title="backbones", caption=caption, box=None if not wide else box.HEAVY_HEAD,
+                  padding=(0, 1), show_edge=wide)
     # names are what users type: never cut them, whatever the terminal's width (other columns wrap)
     table.add_column("name", no_wrap=True, min_width=max(len(name) for name, _ in entries))
-    for col in ("dim", "frames x stride", "crop", "pooling") + (("checkpoint formats", "weights") if wide else ()):
+    for col in ("dim", "clip", "crop"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("pooling")
+    for col in (("checkpoint formats", "weights") if wide else ()):
         table.add_column(col)
     for name, s in entries:
         dim = "model's" if s.feature_dim <= 0 else str(s.feature_dim)
-        row = [name, dim, f"{s.frames} x {s.stride}", str(s.crop_size), s.pooling]
+        row = [name, dim, f"{s.frames}x{s.stride}", str(s.crop_size), s.pooling]
         table.add_row(*row, *((", ".join(s.checkpoint_formats), s.weights_hint) if wide else ()))
     out.print(table)
