@@ -44,12 +44,12 @@ def export_cmd(
 
 @app.command("info")
 def info_cmd(
-    path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the information as JSON instead of a table."),
+    path: Path = typer.Argument(..., help="A feature store (STORE.zarr), a training run directory or a retrieval index (INDEX.faiss)."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON (a run's whole config, an index's sidecar) instead of a short table."),
     verify: bool = typer.Option(False, "--verify", help="Check every stored block against its checksum and list damaged rows (reads the whole store; exit 1 if any)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Counts per status and split, backbone, view, dims, classes and size on disk."""
+    """What a store (counts per status and split, backbone, view, dims, size), a run (epochs, metrics, model, store) or an index (type, videos, descriptor, backbone, media) holds."""
     from scale_toolkit.info import describe
 
     info = describe(path, verify=verify)
@@ -58,6 +58,14 @@ def info_cmd(
         out.print_json(json.dumps({**info, **({"verify": checked} if checked else {})}, default=str))
         if checked and checked["damaged_blocks"]:
             raise typer.Exit(1)
+        return
+    if "summary" in info:  # a run or an index: its short summary (--json has everything)
+        table = Table(title=shown(path), show_header=False, caption="everything: scale info --json")
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # paths whole, folded, never cut with an ellipsis
+        for key, value in info["summary"].items():
+            table.add_row(key, shown(value))
+        out.print(table)
         return
     table = Table(title=shown(path), show_header=False)
     for key, value in info.items():
