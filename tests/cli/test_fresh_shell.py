@@ -116,10 +116,10 @@ def test_the_readme_walkthrough_on_the_shared_clips_runs_from_a_fresh_shell(tmp_
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / ".venv").symlink_to(REPO / ".venv")
+    (checkout / "cache").mkdir()  # a clone has it (its README is tracked): the default home of stores
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "data").symlink_to(shared_data)
     done = fresh_shell("set -e\nsource .venv/bin/activate\n" + block, cwd=checkout, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (checkout / "runs" / "ucfmini" / "index.faiss").exists()
-    assert "flipping_a_pancake" not in done.stdout or done.stdout  # the query printed its neighbours
-    assert re.search(r"v_\w+\.avi", done.stdout), done.stdout[-2000:]
+    assert re.search(r"v_\w+\.avi", done.stdout), done.stdout[-2000:]  # the query printed its nearest videos
