@@ -356,7 +356,7 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     means = (sums / steps).tolist()  # one host sync per epoch
     if int(first_bad) >= 0:  # stop before this epoch's NaN weights reach a checkpoint or model.pt
         raise ScaleError(f"training stopped: the loss became NaN or inf at epoch {epoch + 1}, step {int(first_bad)} "
-                         f"of {plan.total_steps}; {run.out} keeps the checkpoint of epoch {epoch} (if any): lower --lr "
+                         f"of {plan.total_steps}; {run.out} keeps its last checkpoint (if one was written): lower --lr "
                          "or check the store's features, then train into a new --out or --resume")
     seconds = time.perf_counter() - t0
     return {"epoch": epoch + 1, "step": (epoch + 1) * steps, **dict(zip(METRIC_KEYS, means)), "lr": lr,

@@ -87,3 +87,9 @@ def test_a_450_epoch_demo_size_run_writes_under_1_gb():
     assert one > 80e6, "not the demo's size: the bound below would say nothing"
     assert writer.writes == epochs // 60 + 1  # after 60, 120, ..., 420 s and at the end
     assert writer.bytes_written < 1e9, writer.bytes_written
+
+
+def test_a_negative_cadence_is_refused_in_one_line(tmp_path, run_cli):
+    code, _, err = run_cli("train", "--store", tmp_path / "s.zarr", "--out", tmp_path / "run", "--checkpoint-every", "-5")
+    assert code == 2
+    assert err.strip().splitlines() == ["error: --checkpoint-every must be 0 (after every epoch) or seconds, got -5.0"]
