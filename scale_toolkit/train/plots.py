@@ -40,7 +40,7 @@ def curves_figure(rows: list[dict], chance: Optional[dict[str, float]] = None) -
     dotted and in the legend when ``chance`` gives them) and the learning rate, per epoch."""
     chance = chance or {}
     ep = [r["epoch"] for r in rows]
-    fig = agg_figure(figsize=(13, 3.8))
+    fig = agg_figure(figsize=(13, 4.4))
     axes = fig.subplots(1, 3)
     for key in ("loss", "mcm_loss", "set_loss"):
         axes[0].plot(ep, [r[key] for r in rows], label=key)
@@ -57,12 +57,13 @@ def curves_figure(rows: list[dict], chance: Optional[dict[str, float]] = None) -
             axes[1].axhline(level, color=colour, linestyle=":", linewidth=0.9, alpha=0.8)
     axes[1].set_title("top-1 (in-batch retrieval; dotted: chance)" if chance else "top-1 (in-batch retrieval)")
     axes[1].set_ylim(-0.02, 1.05)  # a curve at 1.0 stays inside the frame, not on its edge
-    axes[1].legend(fontsize=7, loc="best", framealpha=0.85)
+    # under the panels, in the figure: never over a curve, and the panels keep equal widths
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     axes[2].plot(ep, [r["lr"] for r in rows])
     axes[2].set_title("learning rate")
     for ax in axes:
         ax.set_xlabel("epoch")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
 
 

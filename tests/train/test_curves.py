@@ -15,11 +15,11 @@ def _rows(epochs: int = 20) -> list[dict]:
 
 def test_accuracy_panel_names_each_chance_level_and_keeps_1_inside_the_frame():
     chance = chance_levels(batch=16, held_out_batch=10, clips_per_video=8)
-    axes = curves_figure(_rows(), chance).axes
-    accuracy = axes[1]
+    figure = curves_figure(_rows(), chance)
+    accuracy = figure.axes[1]
     low, high = accuracy.get_ylim()
     assert high > 1.0 and low < 0.0  # a curve at 1.0 (or 0) is drawn inside, not on the frame
-    legend = [t.get_text() for t in accuracy.get_legend().get_texts()]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert legend == ["mcm_acc (train batches), chance 0.00781 = 1/128", "mcm_acc (held-out), chance 0.0125 = 1/80",
                       "set_acc (train batches), chance 0.0625 = 1/16", "set_acc (held-out), chance 0.1 = 1/10"]
     dotted = sorted(round(line.get_ydata()[0], 5) for line in accuracy.get_lines() if line.get_linestyle() == ":")
