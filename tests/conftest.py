@@ -52,6 +52,17 @@ def _io_counters() -> dict[str, int]:
 
 def pytest_configure(config) -> None:
     config._scale_io_start = _io_counters()
+    config._scale_io_per_test = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Bytes each test writes (setup, call, teardown; its subprocesses once reaped): the summary names the biggest."""
+    before = _io_counters()
+    yield
+    after = _io_counters()
+    if before and after:
+        item.config._scale_io_per_test[item.nodeid] = after["wchar"] - before["wchar"]
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
@@ -63,3 +74,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     terminalreporter.write_line(
         f"bytes written by this session and its subprocesses: {(end['wchar'] - start['wchar']) / gib:.2f} GiB "
         f"through write calls (files and pipes), {stored / gib:.2f} GiB reaching storage")
+    biggest = sorted(getattr(config, "_scale_io_per_test", {}).items(), key=lambda kv: -kv[1])[:8]
+    for nodeid, written in biggest:
+        if written >= 50 * 2**20:
+            terminalreporter.write_line(f"  {written / 2**20:8.0f} MiB  {nodeid}")
