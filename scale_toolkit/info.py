@@ -29,13 +29,14 @@ def describe(path: str | Path, verify: bool = False) -> dict:
         return describe_index(index)
     if (path / "zarr.json").exists():
         fs = FeatureStore.open(path)
-        info = store_table(fs.info())
+        damaged = fs.verify() if verify else []
+        info = store_table(fs.info(check_row_state=not verify))  # with --verify, damage is listed below
         if verify:
-            damaged = fs.verify()
             ids = fs.video_ids
             for d in damaged:
                 d["video_ids"] = ids[d["rows"][0]:d["rows"][1] + 1]
-            info["verify"] = {"checksums": fs.has_checksums, "damaged_blocks": damaged,
+            info["verify"] = {"checksums": fs.has_checksums, "metadata_checksums": fs.metadata_checked,
+                              "damaged_blocks": damaged,
                               "damaged_rows": sum(d["rows"][1] - d["rows"][0] + 1 for d in damaged)}
         return info
     if verify:

@@ -80,3 +80,59 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def shared_cpu_threads(cores: int | None = None, load: float | None = None, most: int | None = None) -> int:
+    """Torch threads for a CPU that other processes may be using: one per core that is not busy,
+    counting the 1-minute load average (rounded) as busy cores; at least 1, at most ``most``
+    (default: torch's current count, so a caller that asked for fewer threads keeps its choice).
+
+    Why not every core: torch's threads meet at a barrier after every operator, so one thread
+    that waits for a core held by another process stalls the others. Measured on a 2-core AMD
+    EPYC (AVX2) at load 7-9 (docs/training.md, "Threads at run time"): the demo's training ran
+    3.1x slower with 2 threads than with 1 on the old paper-size model, 14x slower on the demo's
+    model; idle, 2 threads were 1.45x faster (the note of issue #20). Large operators do not
+    collapse (a second thread is a second share of a busy machine): `scale probe` at scale keeps
+    torch's count; this is for many small operators, as in the demo. The load average lags by
+    about a minute and counts this process too: its own average use of the CPU since it started
+    is taken off (else a long run would see itself as another job and drop to one thread).
+
+    >>> shared_cpu_threads(cores=2, load=0.1, most=2), shared_cpu_threads(cores=2, load=1.2, most=2)
+    (2, 1)
+    >>> shared_cpu_threads(cores=2, load=9.0, most=2), shared_cpu_threads(cores=16, load=3.4, most=16)
+    (1, 13)
+    >>> shared_cpu_threads(cores=16, load=0.0, most=4)
+    4
+    """
+    cores = usable_cores() if cores is None else cores
+    most = torch.get_num_threads() if most is None else most
+    if load is None:
+        try:
+            load = max(0.0, os.getloadavg()[0] - own_cpu_load())
+        except (AttributeError, OSError):  # no load average (Windows): count the machine as ours
+            load = 0.0
+    return max(1, min(cores, most, int(cores - load + 0.5)))
+
+
+def own_cpu_load() -> float:
+    """This process's (and its finished children's) CPU seconds per second since it started: the
+    part of the load average that is its own. 0 where /proc is missing."""
+    import resource
+
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        started = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]) / ticks
+        alive = float(open("/proc/uptime").read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    used = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+    return used / alive if alive > 1.0 else 0.0

@@ -92,6 +92,9 @@ def info_cmd(
         out.print(f"verify: {checked['damaged_rows']} rows in {len(checked['damaged_blocks'])} damaged blocks; "
                   "rerun the same `scale extract` to extract them again")
         raise typer.Exit(1)
+    if not checked.get("metadata_checksums"):
+        out.print("verify: this store's labels, splits, ids, status and reasons have no checksums (made by an older "
+                  "scale): only the clip data was checked")
     out.print("verify: every block with done rows matches its checksum")
 
 

@@ -93,6 +93,7 @@ def train_cmd(
     heads: Optional[int] = unset_option(ScaleConfig, "heads", "--heads", help="Attention heads.", official=_OFFICIAL["heads"]),
     tau: Optional[float] = unset_option(ScaleConfig, "tau", "--tau", help="InfoNCE temperature of MCM and SET."),
     allow_incomplete: bool = option_from(TrainConfig, "allow_incomplete", "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
+    max_memory: str = option_from(TrainConfig, "max_memory", "--max-memory", help="Memory for the train split's features (e.g. 16G); a larger split streams from the store a window at a time. Empty: half of the memory available at start."),
     official: bool = typer.Option(False, "--official", help=(
         "Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, "
         f"lr {shown_default(_OFFICIAL['lr'])}, wd {shown_default(_OFFICIAL['wd'])}, a warm-up of {_OFFICIAL['warmup']}, "
@@ -109,8 +110,8 @@ def train_cmd(
     cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
                                steps=steps or None, ssl_val=ssl_val, batch_size=batch_size, lr=lr, wd=wd,
                                warmup=warmup, grad_clip=grad_clip, seed=seed, device=device, precision=precision,
-                               save_every=save_every, checkpoint_every=checkpoint_every, resume=resume, threads=threads or None, compile=compile_step,
-                               allow_incomplete=allow_incomplete)
+                               save_every=save_every, checkpoint_every=checkpoint_every, resume=resume, threads=threads or None,
+                               compile=compile_step, allow_incomplete=allow_incomplete, max_memory=max_memory)
     summary = train(cfg, progress=_TrainProgress())
     final = summary.get("final") or {}
     rate = summary.get("samples_per_s")

@@ -1,6 +1,8 @@
 """Building blocks of the SCALE predictor: pre-LN transformer block and MLP heads (no batch norm)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -84,17 +86,23 @@ class Standardize(nn.Module):
 
 
 @torch.no_grad()
-def feature_stats(features: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std (float32 [D]) over every clip of ``features`` [..., D], accumulated
-    in float64 by chunks (float16 stores); a constant dimension gets std 1 (it is zero after centring)."""
-    flat = features.reshape(-1, features.shape[-1])
-    s = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
-    s2 = torch.zeros_like(s)
-    for i in range(0, flat.shape[0], chunk):
-        x = flat[i:i + chunk].double()
-        s += x.sum(0)
-        s2 += (x * x).sum(0)
-    n = max(1, flat.shape[0])
+def feature_stats(features: torch.Tensor | Iterator[torch.Tensor], chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (float32 [D]) over every clip of ``features`` [..., D] (or of pieces
+    of it, one after the other: a split streamed from its store), accumulated in float64 by chunks
+    (float16 stores); a constant dimension gets std 1 (it is zero after centring)."""
+    s = s2 = None
+    n = 0
+    for piece in ([features] if isinstance(features, torch.Tensor) else features):
+        flat = piece.reshape(-1, piece.shape[-1])
+        if s is None:
+            s = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
+            s2 = torch.zeros_like(s)
+        for i in range(0, flat.shape[0], chunk):
+            x = flat[i:i + chunk].double()
+            s += x.sum(0)
+            s2 += (x * x).sum(0)
+        n += flat.shape[0]
+    n = max(1, n)
     mean = s / n
     std = (s2 / n - mean * mean).clamp_min(0).sqrt()
     std = torch.where(std > 1e-6 * std.max().clamp_min(1e-30), std, torch.ones_like(std))

@@ -18,7 +18,7 @@ from ..store.attributes import StoreAttrs, check_model_fits_store
 from . import data as D
 from .fit import Progress
 from .grid import GridSpec, resolve_grids
-from .options import ProbeOptions
+from .options import KNN_ROWS, ProbeOptions
 
 EMBEDDED_ROWS = ("scale_knn", "scale_linear")  # rows that read the model's SET token / refined clips
 
@@ -97,16 +97,30 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     grids = resolve_grids(options.grid_preset, options.grid, options.epochs)
     mae = D.is_mae_family(StoreAttrs.of(store))
     batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
-    eval_view = D.load_view(store, device)
-    train_view = D.load_view(train_store, device, eval_store=store) if train_store is not None else eval_view
-    if model is not None and any(row in rows for row in EMBEDDED_ROWS):
-        D.embed_view(eval_view, model.module)
-        if train_view is not eval_view:
-            D.embed_view(train_view, model.module)
+    wanted = _probed_rows(store, options.splits())
+    if set(rows) <= set(KNN_ROWS):  # a vector per video is all k-NN reads: streamed, never every clip in memory
+        embed = model.module if model is not None and "scale_knn" in rows else None
+        eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
+        train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
+                      if train_store is not None else eval_view)
+    else:
+        eval_view = D.load_view(store, device, wanted=wanted)
+        train_view = (D.load_view(train_store, device, eval_store=store, wanted=wanted) if train_store is not None
+                      else eval_view)
+        if model is not None and any(row in rows for row in EMBEDDED_ROWS):
+            D.embed_view(eval_view, model.module)
+            if train_view is not eval_view:
+                D.embed_view(train_view, model.module)
     return ProbeContext(options=options, rows=rows, progress=progress, store=store, train_store=train_store,
                         device=device, labels=labels, n_classes=n_classes, model=model,
                         transformer_config=transformer_config, grids=grids, batchnorm=batchnorm,
                         eval_view=eval_view, train_view=train_view, notes=notes)
+
+
+def _probed_rows(store: FeatureStore, splits: list[int]) -> np.ndarray:
+    """The eval-store rows any probe of these splits reads: their done train and test videos."""
+    rows = [store.split_indices(split, part) for split in splits for part in ("train", "test")]
+    return np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
 
 
 def _open_stores(store_path: str | Path, train_store_path: Optional[str | Path]

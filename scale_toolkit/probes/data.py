@@ -82,21 +82,88 @@ class View:
         return torch.as_tensor(rows_here, dtype=torch.long, device=self.features.device)
 
 
-def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None) -> View:
-    """Read every done row of `store` onto `device` (features stay float16)."""
-    data = store.read(None, names=("features", "coords", "flip"))
-    done = store.status == DONE
-    if eval_store is None:
-        row_of = np.where(done, np.arange(store.n_videos), -1)
-    else:
-        here = {vid: i for i, vid in enumerate(store.video_ids) if done[i]}
-        row_of = np.array([here.get(vid, -1) for vid in eval_store.video_ids], dtype=np.int64)
+def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
+              wanted: Optional[np.ndarray] = None) -> View:
+    """Read the done rows of `store` onto `device` (features stay float16): only those of the eval-store
+    rows `wanted` (the probes' train and test videos) when given, every done row otherwise. Videos
+    the probes never use (unused, pending, other splits) are not read."""
+    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    data = store.read(rows_here, names=("features", "coords", "flip"))
     return View(
         features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
         coords=torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
         row_of=row_of,
         flip=np.asarray(data["flip"], dtype=bool),
     )
+
+
+def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
+                   wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None,
+                   batch_videos: int = 256) -> View:
+    """What the k-NN rows read, streamed from the store: per video the mean clip feature (and with a
+    model the SET token and the mean refined clip), computed `batch_videos` at a time exactly as
+    `load_view` + `embed_view` + `clip_mean` compute them, so the numbers are the same while memory
+    holds a vector per video instead of every clip. Means are kept as one "clip" [N, 1, D] float32."""
+    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    names = ("features", "coords", "flip") if model is not None else ("features",)
+    means, sets, refined = [], [], []
+    if model is not None:
+        model.eval()
+        model.to(device)
+    for start in range(0, len(rows_here), batch_videos):
+        data = store.read(rows_here[start:start + batch_videos], names=names)
+        feats = torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device)
+        # host copies of the small results: small torch tensors kept between the pieces' large
+        # temporaries fragment glibc's heap (measured: RSS grew by every piece's float32 copy)
+        means.append(_host(feats.float().mean(1)))
+        if model is not None:
+            piece = View(feats, torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
+                         row_of, flip=np.asarray(data["flip"], dtype=bool))
+            embed_view(piece, model, batch_videos)
+            sets.append(_host(piece.set_token))
+            refined.append(_host(piece.refined.float().mean(1)))
+
+    def joined(parts: list[np.ndarray], dim: int) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)).to(device)
+
+    mean = joined(means, store.feature_dim)
+    view = View(features=mean[:, None, :], coords=torch.zeros((len(mean), 1, 6), device=device), row_of=row_of)
+    if model is not None:
+        view.set_token = joined(sets, 0)
+        view.refined = joined(refined, 0)[:, None, :]
+    return view
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy().copy()
+
+
+def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: Optional[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(the store rows a view reads, in store order; eval-store row -> position in the view or -1)."""
+    done = store.status == DONE
+    eval_rows_of_store = np.arange(store.n_videos)  # eval-store row -> its row here (eval store: itself)
+    if eval_store is not None:
+        eval_ids = eval_store.video_ids
+        eval_rows_of_store = np.array([store.row_of(vid) if store.row_of(vid) is not None else -1 for vid in eval_ids],
+                                      dtype=np.int64)
+    usable = (eval_rows_of_store >= 0) & done[np.maximum(eval_rows_of_store, 0)]
+    if wanted is not None:
+        keep = np.zeros(len(usable), bool)
+        keep[np.asarray(wanted, dtype=np.int64)] = True
+        usable &= keep
+    rows_here = eval_rows_of_store[usable]
+    order = np.argsort(rows_here, kind="stable")  # the store is read in row order, once
+    row_of = np.full(len(usable), -1, dtype=np.int64)
+    row_of[np.flatnonzero(usable)[order]] = np.arange(len(rows_here))
+    return rows_here[order], row_of
+
+
+def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
+    """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D], computed in pieces of
+    `rows` videos: never a float32 copy of every video's clips at once."""
+    parts = [_host(features[idx[start:start + rows]].float().mean(1)) for start in range(0, len(idx), rows)]
+    return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
 
 
 @torch.no_grad()

@@ -112,18 +112,46 @@ def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device
     return [c.to(device) for c in chunks]
 
 
-def _stacked_forward(heads: Sequence[nn.Sequential], x: torch.Tensor) -> list[torch.Tensor]:
-    """Logits of every head for the same input, reading the input once.
+def _stacked_losses(norm: nn.Module, heads: Sequence[nn.Sequential], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each head's mean clip cross-entropy [G] for the same input, computed as whole-grid tensors.
 
-    Heads are ``Sequential(norm, Linear, *rest)`` with a parameter-free norm (BatchNorm without
-    affine, or a fixed scale): the norm is applied once (all heads see the same batches, so their
-    statistics are identical) and the first Linear layers of all heads run as one matmul.
+    Heads are ``Sequential(norm, Linear)`` or ``Sequential(norm, Linear, GELU, Dropout, Linear)``
+    with a parameter-free norm (BatchNorm without affine, or a fixed scale): the norm runs once (all
+    heads see the same batches, so their statistics are identical), the first layers of all heads
+    are one matmul [b, d] x [d, G*h], the activation one call on [b, G*h] and the MLP's second
+    layers one batched matmul. Nothing is split per head, so the backward pass adds no copies (per
+    head chunks cost a concatenation of the [b, G*h] gradient every step: 5 % of an MLP step).
+    Parameters stay per head (each its own optimiser group); only their concatenation is built
+    here, which is small next to the batch.
     """
-    x = heads[0][0](x)
-    weight = torch.cat([h[1].weight for h in heads])
-    bias = torch.cat([h[1].bias for h in heads])
-    z = F.linear(x, weight, bias).split([h[1].out_features for h in heads], dim=-1)
-    return [h[2:](zi) for h, zi in zip(heads, z)]
+    x = norm(x)
+    first = [h[1] for h in heads]
+    z = F.linear(x, torch.cat([f.weight for f in first]), torch.cat([f.bias for f in first]))
+    count, rows = len(heads), x.shape[0]
+    if len(heads[0]) == 2:  # linear heads: z holds every head's logits
+        logits = z.view(rows, count, -1)
+    else:
+        act, drop = heads[0][2], heads[0][3]
+        hidden = act(z)
+        if drop.p > 0:  # one mask for the [b, G*h] block: each head's units still drop independently with p
+            hidden = drop(hidden)
+        second = [h[4] for h in heads]
+        weight = torch.stack([s.weight for s in second])  # [G, C, h]
+        bias = torch.stack([s.bias for s in second])  # [G, C]
+        logits = torch.baddbmm(bias.unsqueeze(1), hidden.view(rows, count, -1).transpose(0, 1),
+                               weight.transpose(1, 2)).transpose(0, 1)  # [b, G, C]
+    logp = logits.log_softmax(-1)
+    return -logp.gather(-1, y.view(rows, 1, 1).expand(rows, count, 1)).squeeze(-1).mean(0)
+
+
+def _check_heads(heads: Sequence[nn.Module]) -> None:
+    for h in heads:
+        if not (isinstance(h, nn.Sequential) and isinstance(h[1], nn.Linear) and not list(h[0].parameters())):
+            raise ValueError("clip heads must be Sequential(parameter-free norm, Linear, ...)")
+        if len(h) not in (2, 5) or (len(h) == 5 and not isinstance(h[4], nn.Linear)):
+            raise ValueError("clip heads are linear (norm, Linear) or MLP (norm, Linear, act, Dropout, Linear)")
+    if len({tuple(type(m) for m in h) for h in heads}) > 1 or len({h[1].out_features for h in heads}) > 1:
+        raise ValueError("heads trained together must have the same shape")
 
 
 def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Sequential],
@@ -138,9 +166,7 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     """
     if len(heads) != len(lr_wd):
         raise ValueError("one (lr, wd) pair per head")
-    for h in heads:
-        if not (isinstance(h, nn.Sequential) and isinstance(h[1], nn.Linear) and not list(h[0].parameters())):
-            raise ValueError("clip heads must be Sequential(parameter-free norm, Linear, ...)")
+    _check_heads(heads)
     device = table.device
     labels = labels.to(device)
     n = table.n_videos * table.n_clips
@@ -157,22 +183,49 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
         if hasattr(h[0], "fit"):  # InputScale: one scalar from the training inputs
             h[0].fit(table.flat if table.flat is not None else table.clips(torch.arange(min(n, 100_000), device=device)))
     clip_labels = labels.repeat_interleave(table.n_clips)
+    norm, active = heads[0][0], list(range(len(heads)))
     step = 0
     for _epoch in range(setting.epochs):
         batches = [None] if full_batch else _batches(n, batch, gen, device)
         for idx in batches:
             x = table.flat if idx is None else table.clips(idx)
             y = clip_labels if idx is None else clip_labels[idx]
-            loss = sum(F.cross_entropy(logits, y) for logits in _stacked_forward(heads, x))
-            _update(opt, sched, loss)
+            losses = _stacked_losses(norm, [heads[i] for i in active], x, y)
+            _update(opt, sched, losses.sum())
             step += 1
+            if not bool(torch.isfinite(losses).all()):
+                active = _drop_diverged(heads, active, losses)
+            if not active:
+                break
         if progress:
             progress(task, step, total)
-    norm_state = heads[0][0].state_dict()
+        if not active:
+            break
+    norm_state = norm.state_dict()
     for h in heads:
         h[0].load_state_dict(norm_state)  # the shared norm's running statistics
         h.eval()
     return list(heads)
+
+
+@torch.no_grad()
+def _drop_diverged(heads: Sequence[nn.Module], active: list[int], losses: torch.Tensor) -> list[int]:
+    """Early stopping, only where it cannot change a result: a head whose loss is not finite.
+
+    Its gradients were not finite, so the step just taken made its weights NaN (AdamW and SGD
+    both carry a NaN into every later step): its predictions would be NaN and `validation_score`
+    ranks it last whatever happens next. Such a head is set to NaN outright and leaves the
+    batch; the others train on exactly as before (their losses and gradients never mix).
+    """
+    keep = []
+    for i, ok in zip(active, torch.isfinite(losses).tolist()):
+        if ok:
+            keep.append(i)
+        else:
+            for p in heads[i].parameters():
+                p.fill_(float("nan"))
+                p.grad = None  # no optimiser step touches it again
+    return keep
 
 
 def _update(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:

@@ -1,4 +1,4 @@
-"""Weighted k-NN classification (DINO style) with FAISS exact inner-product search.
+"""Weighted k-NN classification (DINO style) with FAISS inner-product search (exact up to minutes of work).
 
 Features are L2-normalised, so inner product = cosine similarity. Each of the k nearest
 memory (train) videos votes for its class with weight exp(sim / T), T = 0.07 by default;
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ScaleError
 from ..retrieval.descriptors import l2_normalize
+from ..retrieval.neighbours import SearchReport, top_k
 from .metrics import topk_accuracy
 
 DEFAULT_K = 20
@@ -44,23 +45,19 @@ def prepare(memory: np.ndarray, queries: np.ndarray, center: str = "none") -> tu
     return l2_normalize(memory), l2_normalize(queries)
 
 
-def search(memory: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner-product search: (similarities [q, k] descending, indices [q, k])."""
-    import faiss
+class KnnScores(dict):
+    """Class scores [q, n_classes] keyed by k, and how the neighbours were searched (`search`)."""
 
-    memory = np.ascontiguousarray(memory, dtype=np.float32)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    index = faiss.IndexFlatIP(memory.shape[1])
-    index.add(memory)
-    return index.search(queries, k)
+    search: SearchReport
 
 
 def knn_scores(memory: np.ndarray, memory_labels: np.ndarray, queries: np.ndarray, ks: Sequence[int],
-               n_classes: int, temperature: float = DEFAULT_TEMPERATURE) -> dict[int, np.ndarray]:
+               n_classes: int, temperature: float = DEFAULT_TEMPERATURE, exact: bool | None = None) -> KnnScores:
     """Class scores [q, n_classes] for each k: sum over the k nearest of exp(sim / T) per class.
 
     Memory and queries must already be L2-normalised (see `prepare`). One FAISS search with the
-    largest k serves every k. A k larger than the memory is clamped to the memory size.
+    largest k serves every k. A k larger than the memory is clamped to the memory size. The
+    search is exact unless it would take minutes (retrieval/neighbours.py; `exact` overrides).
     """
     if len(memory) == 0:
         raise ScaleError("k-NN needs at least one memory (train) video")
@@ -70,10 +67,11 @@ def knn_scores(memory: np.ndarray, memory_labels: np.ndarray, queries: np.ndarra
     if any(k < 1 for k in ks):
         raise ScaleError(f"k must be positive, got {ks}")
     kmax = min(max(ks), len(memory))
-    sims, idx = search(memory, queries, kmax)
+    sims, idx, report = top_k(memory, queries, kmax, exact)
     labels = np.asarray(memory_labels)[idx]  # [q, kmax]
     weights = np.exp(sims.astype(np.float64) / temperature)
-    out = {}
+    out = KnnScores()
+    out.search = report
     rows = np.arange(len(queries))[:, None]
     for k in ks:
         kk = min(k, kmax)
@@ -81,6 +79,17 @@ def knn_scores(memory: np.ndarray, memory_labels: np.ndarray, queries: np.ndarra
         np.add.at(scores, (np.broadcast_to(rows, (len(queries), kk)), labels[:, :kk]), weights[:, :kk])
         out[k] = scores
     return out
+
+
+def search_record(row: str, scores: KnnScores, notes: list[str]) -> dict:
+    """An approximate neighbour search, said once in `notes` and recorded with the row's result
+    (`{"search": ...}`); an exact one adds nothing."""
+    if scores.search.method == "exact":
+        return {}
+    note = f"{row}: {scores.search.text()}"
+    if note not in notes:
+        notes.append(note)
+    return {"search": scores.search.to_dict()}
 
 
 def knn_evaluate(memory: np.ndarray, memory_labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,

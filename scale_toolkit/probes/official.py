@@ -27,7 +27,7 @@ import torch
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext
-from .knn import knn_scores, prepare
+from .knn import knn_scores, prepare, search_record
 from .metrics import topk_accuracy
 from .official_fit import (
     MODES,
@@ -94,10 +94,10 @@ class OfficialRunner:
     # ------------------------------------------------------------------ k-NN
     def _knn_side(self, kind: str, view: D.View, rows: np.ndarray) -> np.ndarray:
         idx = view.rows(rows)
-        x = view.features[idx].float().mean(1)
+        x = D.clip_mean(view.features, idx)
         if kind == "scale_knn":
-            x = torch.cat([x, view.set_token[idx].float()], dim=-1)
-        return x.cpu().numpy()
+            x = np.concatenate([x, view.set_token[idx].float().cpu().numpy()], axis=1)
+        return x
 
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
         options = self.ctx.options
@@ -107,7 +107,8 @@ class OfficialRunner:
         scores = knn_scores(memory, self.ctx.labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
         accuracy = {k: topk_accuracy(s, self.ctx.labels[test]) for k, s in scores.items()}
         return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
-                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test)}
+                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test),
+                **search_record(kind, scores, self.ctx.notes)}
 
     # ------------------------------------------------------------------ trained rows
     def _inputs(self, view: D.View, rows: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,7 +47,7 @@ from .fit import (
     validation_score,
 )
 from .grid import CLIP_HEAD_ROWS
-from .knn import knn_scores, prepare
+from .knn import knn_scores, prepare, search_record
 from .linear import linear_head
 from .metrics import topk_accuracy
 from .mlp import mlp_head
@@ -172,10 +172,10 @@ class StandardRunner:
         view = self.ctx.eval_view
         idx = view.rows(rows)
         if kind == "knn":
-            return view.features[idx].float().mean(1).cpu().numpy()
+            return D.clip_mean(view.features, idx)
         sets = l2_normalize(view.set_token[idx].float().cpu().numpy())
         if self.ctx.options.scale_knn_feature == "set+refined":  # each half unit length: both weigh the same
-            refined = l2_normalize(view.refined[idx].float().mean(1).cpu().numpy())
+            refined = l2_normalize(D.clip_mean(view.refined, idx))
             sets = np.concatenate([sets, refined], axis=1)
         return sets
 
@@ -187,7 +187,7 @@ class StandardRunner:
         scores = knn_scores(memory, labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
         accuracy = {k: topk_accuracy(s, labels[test]) for k, s in scores.items()}
         return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
-                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test)}
+                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test), **search_record(kind, scores, self.ctx.notes)}
 
     # ------------------------------------------------------------------ clip heads (Linear, SCALE_linear, MLP)
     def _table(self, view: D.View, kind: str, rows: np.ndarray) -> ClipTable:

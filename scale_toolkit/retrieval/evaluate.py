@@ -26,6 +26,7 @@ from ..store.attributes import StoreAttrs
 from ..store.layout import DONE, FAILED, PENDING
 from .descriptors import BASELINE_KIND, SCALE_KINDS, descriptor_mean, finalize_descriptors, store_descriptors
 from .index import IndexParams, build_index, search
+from .neighbours import SearchReport, top_k
 
 if TYPE_CHECKING:  # zarr on first use: `scale retrieve --help` reads DEFAULT_KS
     from ..store import FeatureStore
@@ -52,14 +53,21 @@ def centring_label(center: bool) -> str:
 
 
 def retrieval_hits(query_desc: np.ndarray, query_labels: np.ndarray, gallery_desc: np.ndarray,
-                   gallery_labels: np.ndarray, k: int, index_params: IndexParams | None = None) -> np.ndarray:
-    """bool [Q, min(k, G)]: whether the j-th most similar gallery video has the query's class."""
-    index, _ = build_index(gallery_desc, index_params)
+                   gallery_labels: np.ndarray, k: int, index_params: IndexParams | None = None
+                   ) -> tuple[np.ndarray, SearchReport | None]:
+    """bool [Q, min(k, G)]: whether the j-th most similar gallery video has the query's class; and,
+    for the default (flat) search, how it was done: exact, or IVF with its measured recall where
+    exact search would take minutes (neighbours.py)."""
     depth = min(int(k), len(gallery_desc))  # a k beyond the gallery searches all of it
-    _, ids = search(index, query_desc, depth)
+    report = None
+    if index_params is None or index_params.index_type == "flat":
+        _, ids, report = top_k(gallery_desc, query_desc, depth)
+    else:
+        index, _ = build_index(gallery_desc, index_params)
+        _, ids = search(index, query_desc, depth)
     gallery_labels = np.asarray(gallery_labels)
     neighbour_labels = np.where(ids >= 0, gallery_labels[np.clip(ids, 0, None)], np.iinfo(np.int64).min)
-    return neighbour_labels == np.asarray(query_labels)[:, None]
+    return neighbour_labels == np.asarray(query_labels)[:, None], report
 
 
 def recall_at_k(query_desc: np.ndarray, query_labels: np.ndarray, gallery_desc: np.ndarray,
@@ -69,13 +77,19 @@ def recall_at_k(query_desc: np.ndarray, query_labels: np.ndarray, gallery_desc: 
 
     k larger than the gallery counts the whole gallery.
     """
+    return _recall(query_desc, query_labels, gallery_desc, gallery_labels, ks, index_params)[0]
+
+
+def _recall(query_desc: np.ndarray, query_labels: np.ndarray, gallery_desc: np.ndarray, gallery_labels: np.ndarray,
+            ks: Sequence[int], index_params: IndexParams | None) -> tuple[dict[str, float], SearchReport | None]:
+    """`recall_at_k` and how its neighbours were searched."""
     ks = check_ks(ks)
     if len(query_desc) == 0 or len(gallery_desc) == 0:
         raise ScaleError("retrieval needs at least one query and one gallery video")
-    hits = retrieval_hits(query_desc, query_labels, gallery_desc, gallery_labels, max(ks), index_params)
+    hits, report = retrieval_hits(query_desc, query_labels, gallery_desc, gallery_labels, max(ks), index_params)
     first = np.cumsum(hits, axis=1) > 0  # first[:, j]: a hit within the top j+1
     width = hits.shape[1]
-    return {str(k): float(100.0 * first[:, min(k, width) - 1].mean()) for k in ks}
+    return {str(k): float(100.0 * first[:, min(k, width) - 1].mean()) for k in ks}, report
 
 
 def _split_rows(store: FeatureStore, split: int, part: str, allow_incomplete: bool) -> tuple[np.ndarray, dict]:
@@ -145,11 +159,13 @@ def evaluate_retrieval(
         "recall": {},
     }
     qd, gd = _descriptor_pair(store, q_rows, g_rows, BASELINE_KIND, None, center, device)
-    result["recall"] = recall_at_k(qd, q_labels, gd, g_labels, ks, params)
+    result["recall"], report = _recall(qd, q_labels, gd, g_labels, ks, params)
     result["descriptor_dim"] = int(qd.shape[1])
+    _record_search(result, report)
     if model is not None:
         qd, gd = _descriptor_pair(store, q_rows, g_rows, scale_descriptor, model, center, device)
-        result["scale_recall"] = recall_at_k(qd, q_labels, gd, g_labels, ks, params)
+        result["scale_recall"], report = _recall(qd, q_labels, gd, g_labels, ks, params)
+        _record_search(result, report, "scale_search")
         result["scale_descriptor_dim"] = int(qd.shape[1])
         result["protocol"]["scale_descriptor"] = SCALE_DESCRIPTOR_TEXT[scale_descriptor]
     result.update(_provenance(store, model, model_info))
@@ -157,6 +173,13 @@ def evaluate_retrieval(
     result["seconds"] = round(time.perf_counter() - t0, 3)
     result["toolkit_version"] = __version__
     return result
+
+
+def _record_search(result: dict, report: SearchReport | None, key: str = "search") -> None:
+    """An approximate search of the default (exact) protocol is recorded and said: never hidden."""
+    if report is not None and report.method != "exact":
+        result[key] = report.to_dict()
+        result["protocol"]["search"] = report.text()
 
 
 def _check_scale_model(store: FeatureStore, scale_descriptor: str, model_info: dict | None) -> None:

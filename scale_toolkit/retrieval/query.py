@@ -75,7 +75,8 @@ def build_gallery_index(
     """
     kind = _checked_kind(descriptor, store, index_path, model, model_info)
     rows, gallery = _gallery_rows(store, split, allow_incomplete)
-    gallery_ids = [store.video_ids[i] for i in rows]
+    ids = store.video_ids
+    gallery_ids = [ids[i] for i in rows]
     # checked before minutes of descriptors: an explicit --thumbs needs the videos
     store_attrs = StoreAttrs.of(store)
     media_files = _media_files(gallery_ids, store_attrs, thumbs)
@@ -235,18 +236,17 @@ class OpenIndex:
             if self.store.fingerprint() != store_meta["fingerprint"]:
                 self.notes.append(f"the store {self.store_path} changed since the index was built")
         self.store_ids: list[str] = self.store.video_ids if self.store is not None else []
-        self._store_row = {vid: i for i, vid in enumerate(self.store_ids)}
         self.attrs: dict = store_meta.get("attrs") or {}  # the store's attributes at build time: how to embed a file
         self.store_attrs = StoreAttrs.of(self.attrs)
         self.feature_dim = int(store_meta["feature_dim"])
 
     def store_row(self, video_id: str) -> int | None:
-        return self._store_row.get(video_id)
+        return self.store.row_of(video_id) if self.store is not None else None
 
     def read_video(self, video_id: str) -> tuple[np.ndarray, np.ndarray, dict]:
         """Stored (features [1, V, D], coords [1, V, 6], query info) of a video id of the store."""
-        row = self._store_row[video_id]
-        if self.store.status[row] != DONE:
+        row = self.store.row_of(video_id)
+        if self.store.status_of([row])[0] != DONE:
             raise ScaleError(f"video {video_id} has no extracted features in {self.store_path} (status not done)")
         data = self.store.read([row], names=("features", "coords"))
         label = int(self.store.labels[row])

@@ -25,7 +25,7 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import zarr
@@ -33,12 +33,13 @@ import zarr
 from .. import __version__
 from ..errors import ScaleError
 from .attributes import StoreAttrs
-from .integrity import ALGORITHM, CHECKED, block_runs, crc, scan
+from .integrity import ALGORITHM, CHECKED, INTEGRITY_ATTR, ROW_STATE, WHOLE, attributes_crc, block_runs, crc, scan
 from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES, check_layout, create_row_arrays
 from .names import escape_id, needs_escape, printable, unescape_id
 from .summary import StoreInfo
 
 SCHEMA_VERSION = 1
+_WRITTEN_AT_CREATION = ("labels", "splits", "video_ids")  # never rewritten: kept once read, in any mode
 
 
 @contextmanager
@@ -72,6 +73,12 @@ class FeatureStore:
     def __init__(self, path: Path, group: zarr.Group) -> None:
         self.path = Path(path)
         self.group = group
+        self._arrays: dict[str, zarr.Array] = {}
+        # Whole per-video metadata arrays, read at most once per open store: labels, splits and ids
+        # are written only at creation; status, reasons and checksums also change while a store is
+        # written, so they are kept only by a read-only open (a snapshot of the store as opened).
+        self._kept: dict[str, Any] = {}
+        self._row_of_id: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
@@ -117,11 +124,13 @@ class FeatureStore:
                 "class_names": list(class_names),
                 "rows_per_chunk": chunk,
                 "checksums": ALGORITHM,
-                **{k: v for k, v in (attrs or {}).items() if k != "escaped_video_ids"},
+                **{k: v for k, v in (attrs or {}).items() if k not in ("escaped_video_ids", INTEGRITY_ATTR)},
                 **({"escaped_video_ids": escaped} if escaped else {}),
             }
         )
-        return cls(path, group)
+        store = cls(path, group)
+        store._seal({name: crc(np.asarray(group[name][:])) for name in WHOLE})
+        return store
 
     @classmethod
     @_string_arrays_known()  # looking its arrays up reads their metadata, video_ids' string codec included
@@ -143,7 +152,26 @@ class FeatureStore:
                              "positive integer): its zarr.json was damaged or edited")
         if version > SCHEMA_VERSION:
             raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
-        return cls(path, group)
+        store = cls(path, group)
+        store._check_attributes()
+        return store
+
+    def _seal(self, whole: dict[str, int] | None = None) -> None:
+        """Record the checksums of the arrays written once (`whole`, kept if None) and of the attributes."""
+        record = dict(whole if whole is not None else self.group.attrs.get(INTEGRITY_ATTR, {}))
+        record["attributes"] = attributes_crc(dict(self.group.attrs))
+        self.group.attrs.update({INTEGRITY_ATTR: record})
+
+    def _check_attributes(self) -> None:
+        """The attributes match their checksum, and a store that says it has checksums has them."""
+        attrs = dict(self.group.attrs)
+        record = attrs.get(INTEGRITY_ATTR)
+        if record is not None and (not isinstance(record, dict) or record.get("attributes") != attributes_crc(attrs)):
+            raise ScaleError(f"{self.path} is damaged: its attributes (zarr.json) do not match their checksum; "
+                             "restore the store from a copy or extract it again into a new --out")
+        if attrs.get("checksums") and "checksums" not in self.group:
+            raise ScaleError(f"{self.path} is damaged: it was made with checksums but its checksums array is missing; "
+                             "restore the store from a copy or extract it again into a new --out")
 
     # ------------------------------------------------------------------ shape and metadata
     @property
@@ -152,22 +180,24 @@ class FeatureStore:
 
     def update_attrs(self, **values) -> None:
         self.group.attrs.update(values)
+        if INTEGRITY_ATTR in self.group.attrs:
+            self._seal()
 
     @property
     def n_videos(self) -> int:
-        return int(self.group["features"].shape[0])
+        return int(self._array("features").shape[0])
 
     @property
     def n_clips(self) -> int:
-        return int(self.group["features"].shape[1])
+        return int(self._array("features").shape[1])
 
     @property
     def feature_dim(self) -> int:
-        return int(self.group["features"].shape[2])
+        return int(self._array("features").shape[2])
 
     @property
     def rows_per_chunk(self) -> int:
-        return int(self.group["status"].chunks[0])
+        return int(self._array("status").chunks[0])
 
     @property
     def n_blocks(self) -> int:
@@ -177,10 +207,67 @@ class FeatureStore:
     def class_names(self) -> list[str]:
         return list(self.group.attrs.get("class_names", []))
 
+    def _array(self, name: str) -> zarr.Array:
+        """An array of the group, its metadata read once per open store (not on every row read)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
+
+    def _keeps(self, name: str) -> bool:
+        """Whether a whole array, once read, is kept for the life of this open store."""
+        return name in _WRITTEN_AT_CREATION or bool(self.group.read_only)
+
     def _whole(self, name: str) -> np.ndarray:
-        """A whole per-video array; a truncated or garbled chunk is one clear line, not a codec traceback."""
+        """A whole per-video array, the caller's own copy (a memory copy of a kept array, not a read);
+        a truncated or garbled chunk is one clear line, not a codec traceback."""
+        if name not in self._kept:
+            values = self._rows_of(name, 0, None)
+            self._check_whole(name, values)
+            if not self._keeps(name):
+                return values
+            self._kept[name] = values
+        return self._kept[name].copy()
+
+    def _check_whole(self, name: str, values: np.ndarray) -> None:
+        """A whole array read is checked against its checksum: the arrays written once against the
+        attributes' record, status and reasons block by block (damage is never read as data)."""
+        if name in WHOLE:
+            recorded = (self.group.attrs.get(INTEGRITY_ATTR) or {}).get(name)
+            if recorded is not None and crc(values) != recorded:
+                raise ScaleError(f"{self.path} is damaged: its {name} array does not match its checksum (rows 0-"
+                                 f"{len(values) - 1}); restore the store from a copy or extract it again into a new --out")
+        elif name in ROW_STATE and self._has_state_sums:
+            blocks = np.arange(self.n_blocks)
+            for block, problem in self._state_problems(name, blocks, values, self._whole("checksums")):
+                raise self._damage(name, block, problem)
+
+    @property
+    def metadata_checked(self) -> bool:
+        """Whether labels, splits, ids, status, reasons and attributes have checksums (stores made since #26)."""
+        return INTEGRITY_ATTR in self.group.attrs and self._has_state_sums
+
+    @property
+    def _has_state_sums(self) -> bool:
+        """Whether `checksums` also covers status and reasons (stores made since issue #26)."""
+        return self.has_checksums and self._array("checksums").shape[1] == len(CHECKED) + len(ROW_STATE)
+
+    def _state_problems(self, name: str, blocks: np.ndarray, values: np.ndarray, sums: np.ndarray):
+        """(block, problem) for each of `blocks` whose `name` rows (`values`, the rows of those blocks
+        in order) do not match the recorded checksum; `sums` are the checksum rows of `blocks`."""
+        col, pos = len(CHECKED) + ROW_STATE.index(name), 0
+        for block, recorded in zip(blocks.tolist(), np.asarray(sums).reshape(len(blocks), -1)[:, col].tolist()):
+            size = len(self.block_rows(block))
+            piece, pos = values[pos:pos + size], pos + size
+            if recorded >= 0 and crc(piece) != recorded:
+                yield block, "checksum mismatch"
+
+    def _rows_of(self, name: str, start: int, stop: int | None) -> np.ndarray:
+        """Rows start..stop-1 of a per-row or per-block array: from the kept whole array when there is
+        one, else only the chunks that hold them."""
+        if name in self._kept:
+            return self._kept[name][start:stop]
         try:
-            return np.asarray(self.group[name][:])
+            return np.asarray(self._array(name)[start:stop])
         except Exception as exc:  # zarr's codecs raise many types
             raise ScaleError(f"{self.path} is damaged: its {name} array cannot be read ({type(exc).__name__}); "
                              "restore the store from a copy or extract it again into a new --out") from exc
@@ -201,10 +288,28 @@ class FeatureStore:
 
     @property
     def video_ids(self) -> list[str]:
-        ids = self.stored_video_ids
-        for row in self.group.attrs.get("escaped_video_ids", []):
-            ids[row] = unescape_id(ids[row])
-        return ids
+        """The ids (a new list each time: index a local copy in loops, or use `row_of`)."""
+        if "ids" not in self._kept:
+            ids = self.stored_video_ids
+            for row in self.group.attrs.get("escaped_video_ids", []):
+                ids[row] = unescape_id(ids[row])
+            self._kept["ids"] = ids
+        return list(self._kept["ids"])
+
+    def row_of(self, video_id: str) -> int | None:
+        """The row of a video id, or None: a dict built once per open store, not a scan per lookup."""
+        if self._row_of_id is None:
+            self._row_of_id = {vid: row for row, vid in enumerate(self.video_ids)}
+        return self._row_of_id.get(video_id)
+
+    def status_of(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The status of some rows, reading only the blocks that hold them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if "status" in self._kept or rows.size == 0:
+            return np.asarray(self.status[rows], dtype=np.uint8)
+        if self.has_checksums:
+            self._block_checks(np.unique(rows // self.rows_per_chunk))  # the blocks' status against its checksum
+        return np.asarray(self.read(rows, names=("status",))["status"], dtype=np.uint8)
 
     @property
     def status(self) -> np.ndarray:
@@ -263,14 +368,33 @@ class FeatureStore:
     # ------------------------------------------------------------------ reading
     @property
     def has_checksums(self) -> bool:
-        return "checksums" in self.group
+        if "has_checksums" not in self._kept:
+            self._kept["has_checksums"] = "checksums" in self.group
+        return self._kept["has_checksums"]
 
     def _scan_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Recorded checksums and, per block, whether it holds a done row."""
-        sums = np.asarray(self.group["checksums"][:], dtype=np.int64)
-        done = self.status == DONE
+        """Recorded checksums and, per block, whether it holds a done row (every block)."""
+        sums = np.asarray(self._whole("checksums"), dtype=np.int64)
+        done = self.status_as_stored() == DONE
         has_done = np.zeros(self.n_blocks, bool)
         np.logical_or.at(has_done, np.arange(self.n_videos) // self.rows_per_chunk, done)
+        return sums, has_done
+
+    def _block_checks(self, blocks: np.ndarray) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
+        """Recorded checksums and whether it holds a done row, of just these blocks: a read checks
+        what it reads at a cost in proportion to it, not to the store."""
+        rpc, sums, has_done = self.rows_per_chunk, {}, {}
+        for run in block_runs(blocks):
+            first, stop = run[0], run[-1] + 1
+            recorded = np.asarray(self._rows_of("checksums", first, stop), dtype=np.int64)
+            status = self._rows_of("status", first * rpc, min(stop * rpc, self.n_videos))
+            if self._has_state_sums and "status" not in self._kept:  # a kept status was checked when read
+                for block, problem in self._state_problems("status", np.arange(first, stop), status, recorded):
+                    raise self._damage("status", block, problem)
+            done = status == DONE
+            for b in run:
+                sums[b] = recorded[b - first]
+                has_done[b] = bool(done[(b - first) * rpc:(b - first + 1) * rpc].any())
         return sums, has_done
 
     def _damage(self, name: str, block: int, problem: str) -> ScaleError:
@@ -279,35 +403,58 @@ class FeatureStore:
                           f"{problem}; `scale info --verify {self.path}` lists the damaged rows and rerunning "
                           "`scale extract` re-extracts them")
 
-    def _read_checked(self, name: str, rows: np.ndarray, sums: np.ndarray, has_done: np.ndarray) -> np.ndarray:
+    def _read_checked(self, name: str, rows: np.ndarray, blocks: np.ndarray, sums: dict, has_done: dict) -> np.ndarray:
         """Rows of a checksummed array, every block they touch checked first (ScaleError if damaged)."""
-        arr = self.group[name]
+        arr = self._array(name)
         out = np.zeros((len(rows), *arr.shape[1:]), dtype=arr.dtype)
         if len(rows) == 0:
             return out
         rpc = self.rows_per_chunk
-        for block, data, problem in scan(self.group, name, np.unique(rows // rpc), rpc, sums, has_done):
+        # rows grouped by block once (a stable sort), not one scan of all rows per block
+        order = np.argsort(rows // rpc, kind="stable")
+        bounds = np.searchsorted(rows[order] // rpc, blocks, side="left")
+        ends = np.searchsorted(rows[order] // rpc, blocks, side="right")
+        where = {int(b): order[lo:hi] for b, lo, hi in zip(blocks, bounds, ends)}
+        for block, data, problem in scan(arr, name, blocks, rpc, sums, has_done):
             if problem is not None:
                 raise self._damage(name, block, problem)
-            pos = np.flatnonzero(rows // rpc == block)
+            pos = where[block]
             out[pos] = data[rows[pos] - block * rpc]
         return out
 
+    @_string_arrays_known()
     def verify(self, blocks: Iterable[int] | None = None) -> list[dict]:
-        """Every damaged block (of `blocks`, default all) with done rows:
-        [{"block", "rows": [first, last], "arrays": {name: problem}}]."""
+        """Every damaged block (of `blocks`, default all): its status or reasons, or the data of its
+        done rows, not as written: [{"block", "rows": [first, last], "arrays": {name: problem}}].
+        Damage in the arrays written once (labels, splits, ids) is a ScaleError naming the array."""
         if not self.has_checksums:
             return []
+        for name in WHOLE:  # written once: damage there is the whole store's (a ScaleError naming the array)
+            self._whole(name)
         sums, has_done = self._scan_inputs()
-        blocks = np.flatnonzero(has_done) if blocks is None else np.array(sorted(b for b in blocks if has_done[b]), np.int64)
+        wanted = np.arange(self.n_blocks) if blocks is None else np.array(sorted(set(blocks)), np.int64)
         found: dict[int, dict] = {}
+
+        def note(block: int, name: str, problem: str) -> None:
+            rows = self.block_rows(block)
+            found.setdefault(block, {"block": block, "rows": [rows.start, rows.stop - 1], "arrays": {}})["arrays"][name] = problem
+
+        if self._has_state_sums and len(wanted):
+            rows = np.concatenate([np.arange(r.start, r.stop) for r in map(self.block_rows, wanted.tolist())])
+            for name in ROW_STATE:
+                values = np.asarray(self._rows_of(name, 0, None))[rows]
+                for block, problem in self._state_problems(name, wanted, values, sums[wanted]):
+                    note(block, name, problem)
+        with_done = wanted[has_done[wanted]]
         for name in CHECKED:
-            for block, _, problem in scan(self.group, name, blocks, self.rows_per_chunk, sums, has_done):
+            for block, _, problem in scan(self._array(name), name, with_done, self.rows_per_chunk, sums, has_done):
                 if problem is not None:
-                    rows = self.block_rows(block)
-                    entry = found.setdefault(block, {"block": block, "rows": [rows.start, rows.stop - 1], "arrays": {}})
-                    entry["arrays"][name] = problem
+                    note(block, name, problem)
         return [found[b] for b in sorted(found)]
+
+    def status_as_stored(self) -> np.ndarray:
+        """The whole status array unchecked: for `verify` and for a writer that redoes what `verify` finds."""
+        return np.asarray(self._rows_of("status", 0, None), dtype=np.uint8).copy()
 
     def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords"),
              verify: bool = True) -> dict[str, np.ndarray]:
@@ -325,13 +472,19 @@ class FeatureStore:
             sel = np.asarray(indices, dtype=np.int64)
         checked = [n for n in names if n in CHECKED] if verify and self.has_checksums else []
         if checked:
-            sums, has_done = self._scan_inputs()
             rows = np.arange(self.n_videos)[sel] if isinstance(sel, slice) else sel
+            blocks = np.unique(rows // self.rows_per_chunk)
+            sums, has_done = self._block_checks(blocks)
         for name in names:
             if name in checked:
-                out[name] = self._read_checked(name, rows, sums, has_done)
+                out[name] = self._read_checked(name, rows, blocks, sums, has_done)
                 continue
-            arr = self.group[name]
+            if name in WHOLE or name in self._kept:  # kept once read (and checked): a memory copy
+                if name in WHOLE and name not in self._kept:
+                    self._whole(name)
+                out[name] = np.array(self._kept[name][sel])
+                continue
+            arr = self._array(name)
             if isinstance(sel, slice):
                 out[name] = np.asarray(arr[sel])
                 continue
@@ -418,9 +571,10 @@ class FeatureStore:
             raise ScaleError("refusing to write non-finite features (NaN or inf)")
         for name in (*CHECKED, "reasons"):
             self.group[name][sel] = current[name]
-        if self.has_checksums:  # of the data exactly as written, after it and before status
+        if self.has_checksums:  # of the data exactly as written (and the status about to be), before status
+            names = (*CHECKED, *ROW_STATE) if self._has_state_sums else CHECKED
             self.group["checksums"][first:stop] = np.array(
-                [[crc(current[name][b * rpc - sel.start:(b + 1) * rpc - sel.start]) for name in CHECKED]
+                [[crc(current[name][b * rpc - sel.start:(b + 1) * rpc - sel.start]) for name in names]
                  for b in range(first, stop)], dtype=np.int64)
         self.group["status"][sel] = current["status"]
 
@@ -441,12 +595,28 @@ class FeatureStore:
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "reasons", _as_str_array([str(r)[:500] for r in reasons]))
         self._set_rows(idx, "status", np.full(len(idx), FAILED, np.uint8))
+        self._reseal_state(idx)
 
     def reset_rows(self, indices: Sequence[int]) -> None:
         """Mark rows pending again (their data is kept until rewritten): the next extraction redoes them.
         `--retry-failed` does not call this; it treats failed rows as pending in memory (resume.shard_work)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "status", np.full(len(idx), PENDING, np.uint8))
+        self._reseal_state(idx)
+
+    @_string_arrays_known()
+    def _reseal_state(self, rows: np.ndarray) -> None:
+        """The status and reasons checksums of the blocks holding `rows`, after a status-only write."""
+        if not self._has_state_sums or len(rows) == 0:
+            return
+        rpc, sums = self.rows_per_chunk, self._array("checksums")
+        for run in block_runs(np.unique(rows // rpc)):
+            first, stop = run[0], run[-1] + 1
+            sel = slice(first * rpc, min(stop * rpc, self.n_videos))
+            state = {name: np.asarray(self._array(name)[sel]) for name in ROW_STATE}
+            sums[first:stop, len(CHECKED):] = np.array(
+                [[crc(state[name][(b - first) * rpc:(b - first + 1) * rpc]) for name in ROW_STATE] for b in run],
+                dtype=np.int64)
 
     @_string_arrays_known()
     def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
@@ -469,9 +639,15 @@ class FeatureStore:
     def schema_version(self) -> int:
         return int(self.group.attrs["schema_version"])  # checked by `open`
 
-    def info(self) -> StoreInfo:
-        """Counts per status and split, how the store was made, classes and size on disk."""
-        status, splits, reasons = self.status, self.splits, self.reasons
+    @_string_arrays_known()
+    def info(self, check_row_state: bool = True) -> StoreInfo:
+        """Counts per status and split, how the store was made, classes and size on disk.
+        `check_row_state=False` takes status and reasons as stored: for `verify`, which lists their damage."""
+        if check_row_state:
+            status, reasons = self.status, self.reasons
+        else:
+            status, reasons = self.status_as_stored(), [str(v) for v in self._rows_of("reasons", 0, None)]
+        splits = self.splits
         done = status == DONE
         parts = (("train", 1), ("test", 2), ("unused", 0))
         per_split = {s + 1: {part: int(((splits[s] == code) & done).sum()) for part, code in parts} for s in range(3)}

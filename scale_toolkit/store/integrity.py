@@ -6,21 +6,41 @@ block so shards never share one, written after the data and before `status`. A d
 (it would read back as zeros), a truncated one (undecodable) or a flipped byte is then a checksum
 mismatch or a read error of that block, never silently trusted data. Stores made before have no
 `checksums` array and are read as before.
+
+Since issue #26 the rest of the store is covered too: `checksums` has two more columns, the CRC
+of each block's `status` and `reasons` (written with the block, rewritten by status-only writes),
+and the root attributes hold `integrity`: the CRC of `labels`, `splits`, `video_ids` (written
+once at creation) and of the attributes themselves. A store whose attributes say it has
+checksums but lacks the array is damaged, never read as an older store.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Iterator
 
 import numpy as np
 
 CHECKED = ("features", "coords", "boxes", "flip", "video_meta")
+ROW_STATE = ("status", "reasons")  # per block too, columns 5 and 6 of `checksums` (stores made since 0.x: 7 columns)
+WHOLE = ("labels", "splits", "video_ids")  # written once at creation: one checksum each, in the attributes
+INTEGRITY_ATTR = "integrity"  # {"labels", "splits", "video_ids", "attributes": crc}
 ALGORITHM = "crc32 per block and array"
 WINDOW_BLOCKS = 64  # blocks read per zarr call while checking: bounds the extra memory of a read
 
 
 def crc(values: np.ndarray) -> int:
+    """CRC-32 of an array's bytes; of the JSON list of its values for text (object) arrays."""
+    values = np.asarray(values)
+    if values.dtype == object or values.dtype.kind in "UT":
+        return zlib.crc32(json.dumps([str(v) for v in values.tolist()], ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def attributes_crc(attrs: dict) -> int:
+    """CRC-32 of the store's attributes (all but the integrity record itself), as canonical JSON."""
+    kept = {k: v for k, v in attrs.items() if k != INTEGRITY_ATTR}
+    return zlib.crc32(json.dumps(kept, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
 
 
 def block_runs(blocks: np.ndarray) -> Iterator[list[int]]:
@@ -35,14 +55,15 @@ def block_runs(blocks: np.ndarray) -> Iterator[list[int]]:
         yield run
 
 
-def scan(group, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.ndarray,
-         has_done: np.ndarray) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """(block, its data or None, what is wrong or None) for each of `blocks` of array `name`.
+def scan(arr, name: str, blocks: np.ndarray, rows_per_chunk: int, sums,
+         has_done) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(block, its data or None, what is wrong or None) for each of `blocks` of the zarr array `arr` (named `name`).
 
-    A block with done rows must match its recorded checksum; blocks without done rows (pending or
-    failed) hold no data anyone trusts and are not checked.
+    `sums[b]` is block b's recorded checksum row and `has_done[b]` whether it holds a done row
+    (arrays over every block, or mappings over just these). A block with done rows must match its
+    recorded checksum; blocks without done rows (pending or failed) hold no data anyone trusts and
+    are not checked.
     """
-    arr = group[name]
     col = CHECKED.index(name)
     n = arr.shape[0]
     for run in block_runs(np.asarray(blocks)):
@@ -64,8 +85,8 @@ def scan(group, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.nda
                 piece = data[(b - run[0]) * rows_per_chunk:(b - run[0] + 1) * rows_per_chunk]
                 problem = None
             if problem is None and has_done[b]:
-                if sums[b, col] < 0:
+                if sums[b][col] < 0:
                     problem = "checksum missing"
-                elif crc(piece) != sums[b, col]:
+                elif crc(piece) != sums[b][col]:
                     problem = "checksum mismatch"
             yield b, piece, problem

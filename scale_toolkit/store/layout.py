@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ScaleError
-from .integrity import CHECKED
+from .integrity import CHECKED, ROW_STATE
 
 if TYPE_CHECKING:  # annotations only: ExtractConfig reads DEFAULT_ROWS_PER_CHUNK without zarr
     import numpy as np
@@ -39,4 +39,5 @@ def create_row_arrays(group: zarr.Group, n: int, n_clips: int, feature_dim: int,
     mk("status", shape=(n,), chunks=(chunk,), dtype="uint8", fill_value=PENDING)
     mk("reasons", shape=(n,), chunks=(chunk,), dtype=str, fill_value="")
     n_blocks = -(-n // chunk)  # one chunk per block: shards never share a checksum chunk
-    mk("checksums", shape=(n_blocks, len(CHECKED)), chunks=(1, len(CHECKED)), dtype="int64", fill_value=-1)
+    columns = len(CHECKED) + len(ROW_STATE)
+    mk("checksums", shape=(n_blocks, columns), chunks=(1, columns), dtype="int64", fill_value=-1)

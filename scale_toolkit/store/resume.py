@@ -79,10 +79,14 @@ def shard_work(store: FeatureStore, shard: tuple[int, int], retry_failed: bool =
     (checksum, lost or truncated chunk) are redone; failed rows only with `retry_failed` (they turn
     pending here, in memory: the store records them failed until their block is written again)."""
     blocks = range(shard[0], store.n_blocks, shard[1])
-    status = store.status
+    status = store.status_as_stored()
     damaged = 0
     for damage in store.verify(blocks):
         rows = np.array(store.block_rows(damage["block"]))
+        if set(damage["arrays"]) & {"status", "reasons"}:  # its record of what was done cannot be trusted: redo it all
+            damaged += len(rows)
+            status[rows] = PENDING
+            continue
         damaged += int((status[rows] == DONE).sum())
         status[rows[status[rows] == DONE]] = PENDING
     if retry_failed:

@@ -43,11 +43,13 @@ class TrainConfig:
     # rewrite checkpoint_last.pt at most every this many seconds (and at the end); 0: after every epoch.
     # Each write is the whole model and optimiser state, so a per-epoch cadence wrote 42 GB in one demo (issue #30)
     checkpoint_every: float = 60.0
+    last_every: int = 0  # also rewrite checkpoint_last.pt every N epochs (0: by time only); library callers such as the demo
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
     allow_incomplete: bool = False  # train on the done videos of a split still being extracted
     ssl_val: float = 0.1  # fraction of the train-split videos held out for the held-out SSL metrics (0: none)
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
+    max_memory: str = ""  # train split budget ("16G"); above it the split streams from the store ("": half of what is free)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
@@ -56,6 +58,10 @@ class TrainConfig:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         check_precision(self.precision)
+        if self.max_memory:
+            from scale_toolkit.train.stream import parse_size
+
+            parse_size(self.max_memory)
         if self.epochs < 1 or self.batch_size < 2:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.lr <= 0 or self.wd < 0 or self.warmup < 0:
@@ -68,6 +74,8 @@ class TrainConfig:
             raise ScaleError(f"--ssl-val must be a fraction in [0, 1), got {self.ssl_val}")
         if self.save_every < 0:
             raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
+        if self.last_every < 0:
+            raise ScaleError(f"last_every must be 0 (by time only) or positive, got {self.last_every}")
         if self.checkpoint_every < 0:
             raise ScaleError(f"--checkpoint-every must be 0 (after every epoch) or seconds, got {self.checkpoint_every}")
 

@@ -32,10 +32,10 @@ class TrainSplit:
     flip: Optional[np.ndarray] = None  # bool [n, V], read when asked for (the official 7-entry positions need it)
 
 
-def load_train_split(store_path: str, split: int, allow_incomplete: bool = False, with_flip: bool = False) -> TrainSplit:
-    """The train videos of ``split`` (never its test videos): features, coords, flip flags when
-    ``with_flip``, and a small description of the store. A split with videos still pending
-    extraction is refused unless ``allow_incomplete``."""
+def train_split_rows(store_path: str, split: int, allow_incomplete: bool = False) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """(the open store, the store rows of the train videos of ``split``, a small description of the
+    store) without reading any features. A split with videos still pending extraction is refused
+    unless ``allow_incomplete``."""
     from scale_toolkit.store import FeatureStore
     from scale_toolkit.store.attributes import StoreAttrs
 
@@ -43,10 +43,17 @@ def load_train_split(store_path: str, split: int, allow_incomplete: bool = False
     idx, videos, left_out = _train_rows(fs, split, allow_incomplete)
     if idx.size == 0:
         raise ScaleError(f"{store_path} has no extracted {videos}; check --split or finish `scale extract` first")
-    data = fs.read(idx, names=("features", "coords", "flip") if with_flip else ("features", "coords"))
     attrs = StoreAttrs.of(fs)
     info = {"path": str(store_path), "split": split, "videos": videos, "n_train_videos": int(idx.size),
             "n_clips": int(fs.n_clips), "feature_dim": int(fs.feature_dim), "pending_left_out": left_out,
             "backbone": attrs.backbone or None, "view": attrs.view, "dataset": attrs.dataset}
+    return fs, idx, info
+
+
+def load_train_split(store_path: str, split: int, allow_incomplete: bool = False, with_flip: bool = False) -> TrainSplit:
+    """The train videos of ``split`` (never its test videos): features, coords, flip flags when
+    ``with_flip``, and a small description of the store (see `train_split_rows`)."""
+    fs, idx, info = train_split_rows(store_path, split, allow_incomplete)
+    data = fs.read(idx, names=("features", "coords", "flip") if with_flip else ("features", "coords"))
     return TrainSplit(np.asarray(data["features"], dtype=np.float16), np.asarray(data["coords"], dtype=np.float32), info,
                       np.asarray(data["flip"], dtype=bool) if with_flip else None)

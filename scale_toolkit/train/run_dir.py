@@ -72,8 +72,9 @@ def write_checkpoint(checkpoint: dict[str, Any], path: Path) -> int:
 
 @dataclass
 class Checkpointer:
-    """checkpoint_last.pt at most every ``every_s`` seconds (0: after every epoch) and at the end;
-    a kept snapshot every ``save_every`` epochs (with checkpoint_last.pt rewritten alongside).
+    """checkpoint_last.pt at most every ``every_s`` seconds (0: after every epoch), after every
+    ``every_epochs``-th epoch when set, and at the end; a kept snapshot every ``save_every`` epochs
+    (with checkpoint_last.pt rewritten alongside).
 
     A resumed run repeats the epochs after the last checkpoint bit for bit, so the cadence only
     decides how much work a kill can lose, never the result. ``bytes_written`` counts every byte
@@ -93,6 +94,7 @@ class Checkpointer:
     out: Path
     save_every: int
     every_s: float = 60.0
+    every_epochs: int = 0  # also after every N-th epoch (0: by time only)
     clock: Callable[[], float] = time.monotonic
     write: Callable[[dict[str, Any], Path], int] = write_checkpoint  # returns the bytes written
     writes: int = 0
@@ -112,7 +114,8 @@ class Checkpointer:
         """Write what is due after ``epoch`` (1-based) finished; ``payload`` is read only then.
         Returns whether anything was written."""
         snapshot = self.snapshot_due(epoch)
-        if not (done or snapshot or self.clock() - self._last_write >= self.every_s):
+        by_epoch = self.every_epochs > 0 and epoch % self.every_epochs == 0
+        if not (done or snapshot or by_epoch or self.clock() - self._last_write >= self.every_s):
             return False
         checkpoint = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload}
         paths = [self.last_path] + ([self.out / snapshot_name(epoch)] if snapshot else [])

@@ -5,7 +5,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from scale_toolkit.run_files import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE
 from scale_toolkit.runtime import resolve_device, torch_threads
 from scale_toolkit.seeding import seeded
 from scale_toolkit.train.config import TrainConfig
-from scale_toolkit.train.data import TrainSplit, load_train_split
+from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
@@ -32,6 +32,7 @@ from scale_toolkit.train.host_memory import reuse_freed_memory
 from scale_toolkit.train.plots import chance_levels, plot_curves
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
+from scale_toolkit.train.stream import StreamedSplit, memory_budget
 
 Progress = Callable[[dict[str, Any]], None]
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
@@ -83,8 +84,8 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
 class _TrainingData:
     """The training videos as the loop needs them, and the held-out ones for the health metrics."""
 
-    features: np.ndarray  # float16 [n, V, D]
-    positions: np.ndarray  # float32 [n, V, 6] (or 7: official positions)
+    features: np.ndarray | StreamedSplit  # float16 [n, V, D], or read a window at a time
+    positions: Optional[np.ndarray]  # float32 [n, V, 6] (or 7: official positions); None when streamed
     held_out: Optional[tuple[np.ndarray, np.ndarray]]
     store_info: dict[str, Any]
 
@@ -120,6 +121,7 @@ class _Run:
     model: ScaleModel
     optimizer: torch.optim.Optimizer
     loss_fn: Callable[..., dict[str, torch.Tensor]]
+    window: Optional[_Window]  # the buffers a streamed split is read into; None when resident
     precision: Precision
     info: DistInfo
     device: torch.device
@@ -188,7 +190,7 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: Dist
     model = _init_model(config, train_data.features, device)
     optimizer = torch.optim.AdamW(param_groups(model, config.wd), lr=config.lr, betas=config.betas,
                                   fused=device.type in ("cpu", "cuda"))
-    checkpoints, metrics = Checkpointer(out, config.save_every, config.checkpoint_every), MetricsLog(out)
+    checkpoints, metrics = Checkpointer(out, config.save_every, config.checkpoint_every, config.last_every), MetricsLog(out)
     start_epoch = _resume_or_start(config, model, optimizer, checkpoints, metrics, lock, info, device)
     meta = {"train": config.to_dict(), "model": config.model.to_dict(), "store": train_data.store_info,
             "effective": {**plan.effective(), "ssl_val_videos": train_data.n_held_out, "world_size": info.world_size,
@@ -196,8 +198,8 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: Dist
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / CONFIG_FILE, meta)
-    run = _Run(config, plan, model, optimizer, _loss_fn(model, train_data, config, info, device), precision, info,
-               device, out, checkpoints, metrics, meta, lock,
+    loss_fn, window = _loss_fn(model, train_data, config, info, device)
+    run = _Run(config, plan, model, optimizer, loss_fn, window, precision, info, device, out, checkpoints, metrics, meta, lock,
                emit=progress if (progress is not None and info.is_main) else (lambda event: None))
     return run, start_epoch, train_data.held_out
 
@@ -215,7 +217,12 @@ def _check_out(config: TrainConfig, info: DistInfo) -> Path:
 
 
 def _load_data(config: TrainConfig, data) -> _TrainingData:
-    """The train split (or ``data``), positions as the model reads them, and the held-out videos."""
+    """The train split (or ``data``), positions as the model reads them, and the held-out videos:
+    resident when the split fits the memory budget, else streamed from the store (stream.py)."""
+    if data is None and config.store:
+        streamed = _streamed_data(config)
+        if streamed is not None:
+            return streamed
     model_config = config.model  # its positions and set size (input_dim follows the features)
     split = _read_split(config, data)
     features, coords = split.features, split.coords
@@ -224,19 +231,54 @@ def _load_data(config: TrainConfig, data) -> _TrainingData:
     if model_config.pos_input != "eq5":  # scaled over each video's own (all V) clips, once, as the official extraction does
         flip = np.zeros(features.shape[:2], bool) if split.flip is None else split.flip
         coords = model_positions(model_config.pos_input, coords, flip)
-    clips = features.shape[1]
-    if clips < 2 * model_config.set_size:
-        from scale_toolkit.store.attributes import StoreAttrs
-
-        where, view = split.info.get("path", "the store"), StoreAttrs.of(split.info).view_name
-        what = f"{where} ({view} view)" if view else where
-        raise ScaleError(f"{what} has {clips} clips per video but training needs 2 x set_size = {2 * model_config.set_size}: "
-                         "train on a train16 store (`scale extract --view train16`), or lower the model's set_size")
+    _check_clips(features.shape[1], model_config.set_size, split.info)
     # held-out train-split videos for the SSL health metrics (never test videos, never trained on)
     train_rows, val_rows = holdout_split(features.shape[0], config.ssl_val, config.seed)
     if not len(val_rows):
         return _TrainingData(features, coords, None, split.info)
-    return _TrainingData(features[train_rows], coords[train_rows], (features[val_rows], coords[val_rows]), split.info)
+    held_out = (features[val_rows], coords[val_rows])
+    if data is None:  # the arrays are ours (read from the store): compact them, not a second copy of the split
+        features, coords = _keep_rows_in_place(features, train_rows), _keep_rows_in_place(coords, train_rows)
+    else:
+        features, coords = features[train_rows], coords[train_rows]
+    return _TrainingData(features, coords, held_out, split.info)
+
+
+def _check_clips(clips: int, set_size: int, info: dict[str, Any]) -> None:
+    if clips < 2 * set_size:
+        from scale_toolkit.store.attributes import StoreAttrs
+
+        where, view = info.get("path", "the store"), StoreAttrs.of(info).view_name
+        what = f"{where} ({view} view)" if view else where
+        raise ScaleError(f"{what} has {clips} clips per video but training needs 2 x set_size = {2 * set_size}: "
+                         "train on a train16 store (`scale extract --view train16`), or lower the model's set_size")
+
+
+def _streamed_data(config: TrainConfig) -> Optional[_TrainingData]:
+    """The train split as a StreamedSplit when its features do not fit the memory budget, else None.
+    The held-out videos (a few hundred at most) are read whole."""
+    fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
+    budget, source = memory_budget(config.max_memory)
+    split_bytes = idx.size * fs.n_clips * (2 * fs.feature_dim + 4 * 6)
+    if split_bytes <= budget:
+        return None
+    _check_clips(fs.n_clips, config.model.set_size, info)
+    train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
+    stream = StreamedSplit(str(config.store), idx[train_pos], fs.n_clips, fs.feature_dim, config.model.pos_input, _store=fs)
+    stream.fit_window(budget, min(config.batch_size, len(train_pos)))
+    info = {**info, "streamed": {"budget_bytes": budget, "budget_from": source, "split_bytes": int(split_bytes),
+                                 "window_videos": stream.window}}
+    held_out = stream.read(idx[val_pos]) if len(val_pos) else None
+    return _TrainingData(stream, None, held_out, info)
+
+
+def _keep_rows_in_place(x: np.ndarray, rows: np.ndarray, piece: int = 4096) -> np.ndarray:
+    """``x[rows]`` for sorted unique ``rows``, built by moving them to the front of ``x`` itself: the
+    split is never held twice. Row ``rows[i] >= i``, so moving in order only overwrites rows already moved."""
+    for start in range(0, len(rows), piece):
+        part = rows[start:start + piece]
+        x[start:start + len(part)] = x[part]
+    return x[:len(rows)]
 
 
 def _read_split(config: TrainConfig, data) -> TrainSplit:
@@ -266,11 +308,15 @@ def _plan(config: TrainConfig, shape: tuple[int, ...], info: DistInfo) -> _RunPl
                     rows=(info.rank * local, (info.rank + 1) * local))
 
 
-def _init_model(config: TrainConfig, features: np.ndarray, device: torch.device) -> ScaleModel:
+def _init_model(config: TrainConfig, features: np.ndarray | StreamedSplit, device: torch.device) -> ScaleModel:
     """A fresh model initialised from ``config.seed``; standardising ones get the training clips' statistics."""
     model = seeded(lambda: ScaleModel(config.model), config.seed).to(device)
     if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
-        model.set_feature_stats(*feature_stats(torch.from_numpy(np.ascontiguousarray(features))))
+        if isinstance(features, StreamedSplit):
+            pieces = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
+        else:
+            pieces = iter([torch.from_numpy(np.ascontiguousarray(features))])
+        model.set_feature_stats(*feature_stats(pieces))
     return model
 
 
@@ -297,15 +343,50 @@ def _resume_or_start(config: TrainConfig, model: ScaleModel, optimizer: torch.op
 
 
 def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, info: DistInfo,
-             device: torch.device) -> Callable[..., dict[str, torch.Tensor]]:
-    """The step's forward + losses over the resident store (DDP-wrapped under torchrun, compiled on --compile)."""
-    features = torch.from_numpy(np.ascontiguousarray(train_data.features, dtype=np.float16)).to(device)
-    positions = torch.from_numpy(np.ascontiguousarray(train_data.positions, dtype=np.float32)).to(device)
+             device: torch.device) -> tuple[Callable[..., dict[str, torch.Tensor]], Optional[_Window]]:
+    """The step's forward + losses over the resident store, or over the window buffer that a
+    streamed split is read into (DDP-wrapped under torchrun, compiled on --compile)."""
+    window = None
+    if isinstance(train_data.features, StreamedSplit):
+        stream = train_data.features
+        n, clips, dim = stream.window, stream.n_clips, stream.feature_dim
+        window = _Window(stream, torch.zeros((n, clips, dim), dtype=torch.float16, device=device),
+                         torch.zeros((n, clips, 6 if stream.pos_input == "eq5" else 7), dtype=torch.float32, device=device))
+        features, positions = window.features, window.positions
+    else:
+        features = torch.from_numpy(np.ascontiguousarray(train_data.features, dtype=np.float16)).to(device)
+        positions = torch.from_numpy(np.ascontiguousarray(train_data.positions, dtype=np.float32)).to(device)
     forward: torch.nn.Module = SSLForward(model)
     if info.enabled:
         forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = make_loss_fn(forward, config.model, features, positions, compile=config.compile)
-    return _compile_errors_in_one_line(loss_fn) if config.compile else loss_fn
+    return (_compile_errors_in_one_line(loss_fn) if config.compile else loss_fn), window
+
+
+@dataclass
+class _Window:
+    """A streamed split's buffers on the device: the loss reads them, each window is copied into them."""
+
+    stream: StreamedSplit
+    features: torch.Tensor
+    positions: torch.Tensor
+
+    def batches(self, seed: int, epoch: int, batch: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches (buffer rows), window by window; the last short batch of the epoch is dropped."""
+        for rows, order in self.stream.epoch_windows(seed, epoch):
+            feats, pos = self.stream.read(rows)
+            self.features[:len(rows)].copy_(torch.from_numpy(feats))
+            self.positions[:len(rows)].copy_(torch.from_numpy(pos))
+            order = torch.from_numpy(order).to(self.features.device)
+            for start in range(0, len(rows) - batch + 1, batch):
+                yield order[start:start + batch]
+
+
+def _resident_batches(n_videos: int, steps: int, batch: int, generator: torch.Generator,
+                      device: torch.device) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n_videos, generator=generator, device=device)
+    for i in range(steps):
+        yield order[i * batch:(i + 1) * batch]
 
 
 def _run_epochs(run: _Run, start_epoch: int, held_out: Optional[tuple[np.ndarray, np.ndarray]]
@@ -330,17 +411,17 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     config, plan, device = run.config, run.plan, run.device
     generator = _seed_epoch(config.seed, epoch, device)
     steps, batch, amp = plan.steps_per_epoch, plan.batch, run.precision.autocast_dtype
-    order = torch.randperm(plan.n_videos, generator=generator, device=device)
+    batches = (run.window.batches(config.seed, epoch, batch) if run.window is not None
+               else _resident_batches(plan.n_videos, steps, batch, generator, device))
     sums = torch.zeros(len(METRIC_KEYS), device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
     t0 = time.perf_counter()
     lr = config.lr
-    for i in range(steps):
+    for i, videos in enumerate(batches):
         step = epoch * steps + i
         lr = lr_at(step, plan.total_steps, plan.warmup_steps, config.lr, config.min_lr)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        videos = order[i * batch:(i + 1) * batch]
         sets, mask = draw_views(config.model, batch, plan.clips_per_video, generator, device)
         with fp32_matmul_precision(device, amp):
             losses = run.loss_fn(videos, sets, mask, plan.rows[0], plan.rows[1], run.info.world_size, amp)

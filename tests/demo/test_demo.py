@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from scale_toolkit.demo.run import DemoConfig, run_demo, top1_on_order_classes
 from scale_toolkit.demo.synthetic import CLASSES, ORDER_CLASSES, order_class_top1
@@ -16,6 +17,8 @@ def test_demo_end_to_end(tmp_path):
     report = run_demo(DemoConfig(out=tmp_path, videos_per_class=6, epochs=4, probe_epochs=20), lambda s, m: lines.append((s, m)))
     stages = list(dict.fromkeys(s for s, _ in lines))
     assert stages == ["synthesise", "extract train16", "extract eval15", "train", "probe", "retrieve", "pictures", "index"]
+    # every stage ran with the threads the CPU had free, at least one, never more than torch's default
+    assert set(report.threads) == set(stages) and all(1 <= t <= torch.get_num_threads() for t in report.threads.values())
     # the long stages show life inside: every epoch here (4 < 10), and every finished probe
     assert [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")] == [f"epoch {e}/4" for e in range(1, 5)]
     assert [m for s, m in lines if s == "probe"][-1] == f"{len(ROWS)}/{len(ROWS)} probes done"
@@ -56,10 +59,19 @@ def test_order_classes_are_found_by_name_in_a_store(tmp_path):
 def test_demo_frozen_scale_features_beat_clip_averages_on_the_order_classes(tmp_path):
     """The paper's claim at the demo's default size: frozen SCALE rows well above their clip-averaged
     baselines on the order classes, also above k-NN on centred features (the official code's protocol),
-    which removes the features' common vector that holds raw k-NN down."""
+    which removes the features' common vector that holds raw k-NN down. One seed (0) here: the README
+    shows seeds 0-2, measured by hand (each run is the whole demo, about two CPU minutes)."""
     from scale_toolkit.probes import ProbeOptions, run_probes
 
+    written_before = _bytes_written()
     report = run_demo(DemoConfig(out=tmp_path), None)
+    # a sub-million-parameter model whose checkpoint is rewritten every tenth of the run: the whole
+    # demo writes well under 1 GB (issue #30; the paper-size model rewritten every epoch wrote 42 GB)
+    if written_before is not None:
+        assert _bytes_written() - written_before < 1e9
+    on_disk = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
+    assert on_disk < 100e6, on_disk
+    assert (report.paths["run"] / "checkpoint_last.pt").stat().st_size < 10e6
     acc = report.order_top1
     eval15 = FeatureStore.open(report.paths["eval15 store"])
     centred = run_probes(eval15.path, rows=["knn"], options=ProbeOptions(split="1", device="cpu", knn_center="train"))
@@ -70,3 +82,14 @@ def test_demo_frozen_scale_features_beat_clip_averages_on_the_order_classes(tmp_
     held = [m for m in metrics if "val_set_acc" in m]
     # held-out SET rises; held-out MCM does not on 86 training videos (6 % to 7 %, seed 0: it overfits)
     assert held[-1]["val_set_acc"] > held[0]["val_set_acc"] and held[-1]["val_set_loss"] < held[0]["val_set_loss"]
+
+
+def _bytes_written() -> int | None:
+    """Bytes this process has sent to storage so far (Linux /proc/self/io "write_bytes", counted as
+    pages are dirtied; not "wchar", which also counts pipes: the decode pool's traffic is ~1.8 GB
+    there). None elsewhere; 0 on a tmpfs, where nothing reaches a disk."""
+    try:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("write_bytes:"))
+    except (OSError, StopIteration):
+        return None

@@ -51,3 +51,29 @@ def test_full_batch_batchnorm_uses_training_statistics():
     fit_clip_heads(table, labels, [head], [(1e-2, 0.0)], TrainSetting(0, 0, batch_size=10_000, epochs=3), seed=0)
     torch.testing.assert_close(head[0].running_mean, table.flat.mean(0), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(head[0].running_var, table.flat.var(0), rtol=1e-4, atol=1e-5)
+
+
+def test_a_diverged_head_stops_and_the_others_train_on_unchanged():
+    """Early stopping only where it cannot change the selection: a head whose loss is not finite is
+    NaN (it ranks last, as it would have) and leaves the batch; the other heads are unaffected."""
+    feats, _, labels = _data()
+    table = ClipTable([feats])
+    pairs = [(1e-2, 0.0), (1e30, 0.0), (3e-3, 1e-4)]  # the middle one overflows on its first steps
+    st = TrainSetting(0, 0, batch_size=16, epochs=6, optimizer="sgd")
+    torch.manual_seed(2)
+    heads = [mlp_head(table.dim, 3, hidden=8) for _ in pairs]
+    alone = [mlp_head(table.dim, 3, hidden=8) for _ in pairs]
+    for a, b in zip(alone, heads):
+        a.load_state_dict(b.state_dict())
+    steps = []
+    fit_clip_heads(table, labels, heads, pairs, st, seed=1, progress=lambda task, done, total: steps.append(done))
+    assert all(torch.isnan(p).all() for p in heads[1].parameters())
+    assert steps[-1] == 6 * 3  # the finite heads ran every step (40 videos in batches of 16: 3 per epoch)
+    for i in (0, 2):
+        fit_clip_heads(table, labels, [alone[i]], [pairs[i]], st, seed=1)
+        for pa, pb in zip(alone[i].parameters(), heads[i].parameters()):
+            torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
+    doomed = [mlp_head(table.dim, 3, hidden=8)]
+    steps.clear()
+    fit_clip_heads(table, labels, doomed, [(1e30, 0.0)], st, seed=1, progress=lambda task, done, total: steps.append(done))
+    assert steps and steps[-1] < 6 * 3 and all(torch.isnan(p).all() for p in doomed[0].parameters())

@@ -211,3 +211,17 @@ def test_official_low_shot_rule_and_cli_marks_test_selection(setup, run_cli, tmp
     assert code == 2 and "--protocol official" in err
     with pytest.raises(ScaleError):
         ProbeOptions(protocol="nope").validate()
+
+
+@pytest.mark.parametrize("protocol", ["standard", "official"])
+def test_knn_rows_alone_stream_means_and_give_the_same_numbers(setup, protocol):
+    """k-NN rows without a trained row read a vector per video streamed from the stores (issue #25):
+    their results equal those of a run that holds every clip (a trained row in the same run)."""
+    ev, tr, run = setup
+    options = ProbeOptions(protocol=protocol, epochs=1)
+    alone = run_probes(ev.path, rows=["knn", "scale_knn"], model=run, train_store=tr.path, options=options)
+    beside = run_probes(ev.path, rows=["knn", "scale_knn", "linear"], model=run, train_store=tr.path, options=options)
+    for row in ("knn", "scale_knn"):
+        a, b = alone["results"][row], beside["results"][row]
+        assert (a["top1"], a["top5"], a["by_k"]) == (b["top1"], b["top5"], b["by_k"]), row
+        assert a["predictions"] == b["predictions"], row

@@ -81,3 +81,75 @@ def test_truncated_status_chunk_is_one_line(clean, tmp_path, run_cli):
         code, _, err = run_cli(*cmd)
         lines = message_lines(err)
         assert code == 2 and len(lines) == 1 and "its status array cannot be read" in lines[0], err
+
+
+def _edit(store, name, row, value):
+    """A change that decodes cleanly (as a flipped bit in an uncompressed byte would): only a checksum can tell."""
+    import zarr
+
+    zarr.open_group(str(store), mode="r+")[name][row] = value
+
+
+def _bump(store, name, row, change):
+    import zarr
+
+    array = zarr.open_group(str(store), mode="r+")[name]
+    array[row] = change(array[row])
+
+
+ROW_STATE_DAMAGE = {  # block 1 = rows 2-3: a done row reads as pending, or a failure reason appears
+    "status": lambda s: _edit(s, "status", 2, 0),
+    "reasons": lambda s: _edit(s, "reasons", 3, "decoder crashed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROW_STATE_DAMAGE))
+def test_damaged_row_state_is_found_refused_and_reextracted(name, clean, tmp_path, run_cli):
+    ref = tmp_path / "ref.zarr"
+    assert _extract(run_cli, clean[1], ref)[0] == 0
+    store = tmp_path / "s.zarr"
+    shutil.copytree(ref, store)
+    ROW_STATE_DAMAGE[name](store)
+    code, out, err = run_cli("info", store, "--verify")
+    assert code == 1 and "damaged: rows 2-3 " in out and f"{name} checksum mismatch" in out, (out, err)
+    if name == "status":  # a read of the block refuses; it never takes the edited status as data
+        code, _, err = run_cli("probe", "--store", store, "--device", "cpu", "--allow-incomplete")
+        lines = message_lines(err)
+        assert code == 2 and len(lines) == 1 and "status" in lines[0] and "is damaged" in lines[0], err
+    code, out, err = _extract(run_cli, clean[1], store)
+    assert code == 0 and "2 videos extracted now" in out, (out, err)
+    assert run_cli("info", store, "--verify")[0] == 0
+    a, b = FeatureStore.open(ref).read(None, ARRAYS), FeatureStore.open(store).read(None, ARRAYS)
+    for array in ARRAYS:
+        np.testing.assert_array_equal(a[array], b[array], err_msg=array)
+
+
+def _edit_attributes(store):
+    import json
+
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"]["class_names"] = list(reversed(meta["attributes"]["class_names"]))
+    (store / "zarr.json").write_text(json.dumps(meta))
+
+
+WHOLE_DAMAGE = {  # written once at creation: checked against the attributes' record whenever read
+    "labels": (lambda s: _bump(s, "labels", 1, lambda v: v + 1), "its labels array does not match its checksum"),
+    "splits": (lambda s: _bump(s, "splits", (0, 1), lambda v: 3 - v), "its splits array does not match its checksum"),
+    "video_ids": (lambda s: _edit(s, "video_ids", 0, "other.avi"), "its video_ids array does not match its checksum"),
+    "attributes": (_edit_attributes, "its attributes (zarr.json) do not match their checksum"),
+    "checksums array deleted": (lambda s: shutil.rmtree(s / "checksums"), "its checksums array is missing"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WHOLE_DAMAGE))
+def test_damaged_store_metadata_is_one_line_everywhere(kind, clean, tmp_path, run_cli):
+    store = tmp_path / "s.zarr"
+    assert _extract(run_cli, clean[1], store)[0] == 0
+    damage, message = WHOLE_DAMAGE[kind]
+    damage(store)
+    for cmd in (["info", store, "--verify"], ["probe", "--store", store, "--device", "cpu", "--knn", "1"],
+                ["export", store, "--out", tmp_path / "e.npz"]):
+        code, _, err = run_cli(*cmd)
+        lines = message_lines(err)
+        assert code == 2 and len(lines) == 1 and message in lines[0], (cmd, err)
+    assert not (tmp_path / "e.npz").exists()

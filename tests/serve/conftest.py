@@ -62,3 +62,11 @@ def real_index(tmp_path_factory) -> dict:
     _extract(UCF_MINI, root / "ucf.zarr", dataset="folder")
     info = build_gallery_index(FeatureStore.open(root / "ucf.zarr"), root / "ucf.faiss")
     return {"index": root / "ucf.faiss", "ids": info["video_ids"], "root": UCF_MINI, "media": info["media"]}
+
+
+def local_client(app, *, token: bool = True):
+    """A TestClient addressing the app as a loopback script does: Host 127.0.0.1, with the server's token."""
+    from fastapi.testclient import TestClient
+
+    headers = {"X-Scale-Token": app.state.token} if token else {}
+    return TestClient(app, base_url="http://127.0.0.1:8000", headers=headers)

@@ -7,17 +7,18 @@ import math
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from scale_toolkit.serve.app import create_app
 from scale_toolkit.serve.search import group_key, infer_class
 from scale_toolkit.store import FeatureStore
 
+from .conftest import local_client
+
 
 @pytest.fixture(scope="module")
 def model_client(model_index):
     app = create_app(model_index["index"])
-    with TestClient(app) as client:
+    with local_client(app) as client:
         yield client
 
 
@@ -87,7 +88,11 @@ def test_pages_class_filter_and_precision(model_client, model_index):
     assert [r["video_id"] for r in pages] == [r["video_id"] for r in whole["results"]]
     q_label = whole["query"]["label"]
     first10 = model_client.post("/api/search", json={"video_id": vid, "limit": 10}).json()
-    assert first10["precision"] == {"k": 10, "value": pytest.approx(sum(r["match"] for r in first10["results"]) / 10)}
+    assert first10["precision"] == {"k": 10, "value": pytest.approx(sum(r["match"] for r in first10["results"]) / 10),
+                                    "of_class": whole["query"]["class_name"], "class_filter_applied": False}
+    # under a class filter P@k still counts the unfiltered first k, and says so
+    filtered = model_client.post("/api/search", json={"video_id": vid, "limit": 10, "class": "class3"}).json()
+    assert filtered["precision"] == first10["precision"]
     assert all(r["match"] == (r["label"] == q_label) for r in whole["results"])
     for cls in ("class0", "class3"):
         got = model_client.post("/api/search", json={"video_id": vid, "limit": 50, "class": cls}).json()
@@ -121,7 +126,7 @@ def _ucf_style_index(tmp_path):
 
 def test_exclude_same_video_or_group(tmp_path):
     index, ids = _ucf_style_index(tmp_path)
-    with TestClient(create_app(index)) as client:
+    with local_client(create_app(index)) as client:
         def found(exclude):
             res = client.post("/api/search", json={"video_id": ids[0], "limit": 20, "exclude": exclude}).json()
             return [r["video_id"] for r in res["results"]], res["excluded"]
@@ -143,7 +148,7 @@ def test_names_groups_and_classes():
 
 
 def test_item_and_media_routes(video_index):
-    with TestClient(create_app(video_index["index"])) as client:
+    with local_client(create_app(video_index["index"])) as client:
         vid = video_index["ids"][4]
         item = client.get(f"/api/items/{vid}").json()
         assert item["in_gallery"] and item["class_name"] == video_index["class_names"][video_index["labels"][4]]
@@ -158,7 +163,7 @@ def test_item_and_media_routes(video_index):
 
 def test_upload_of_a_gallery_video_finds_itself(video_index):
     vid = video_index["ids"][7]
-    with TestClient(create_app(video_index["index"])) as client:
+    with local_client(create_app(video_index["index"])) as client:
         with open(video_index["videos"] / vid, "rb") as f:
             res = client.post("/api/search", files={"file": ("clip.avi", f, "video/x-msvideo")},
                               data={"limit": "5", "exclude": "none", "class_name": video_index["class_names"][0]})
@@ -174,7 +179,7 @@ def test_upload_of_a_real_clip_equals_cli_retrieve(real_index, run_cli, tmp_path
     clip = next(real_index["root"].glob("Shotput/*.avi"))
     cli = _cli_query(run_cli, tmp_path, real_index["index"], clip, 3)
     assert real_index["media"] and not real_index["media"]["failed"]
-    with TestClient(create_app(real_index["index"])) as client:
+    with local_client(create_app(real_index["index"])) as client:
         with open(clip, "rb") as f:
             res = client.post("/api/search", files={"file": (clip.name, f, "video/x-msvideo")},
                               data={"limit": "3", "exclude": "none"}).json()
@@ -182,7 +187,10 @@ def test_upload_of_a_real_clip_equals_cli_retrieve(real_index, run_cli, tmp_path
     assert [r["similarity"] for r in res["results"]] == pytest.approx([r["similarity"] for r in cli["results"]], abs=1e-5)
     assert res["results"][0]["video_id"] == "Shotput/" + clip.name  # the gallery copy of the same clip
     assert res["query"]["class_name"] == "Shotput" and res["query"]["class_from"] == "file name"
-    assert res["precision"] == {"k": 3, "value": pytest.approx(1 / 3)}
+    assert res["precision"]["k"] == 3 and res["precision"]["value"] == pytest.approx(1 / 3)
+    poster = res["query"]["poster"]  # the query card shows the uploaded video's middle frame
+    with local_client(create_app(real_index["index"])) as other:  # another server does not know this upload
+        assert other.get(poster).status_code == 404
 
 
 # ------------------------------------------------------------------ bad requests
@@ -194,7 +202,26 @@ def _bad_requests(vid: str, dim: int):
         ("poster of unknown id", "get", "/media/no/such.avi/poster.jpg", {}, 404, "unknown gallery video"),
         ("vector too short", "post", "/api/search", {"json": {"vector": [0.1] * (dim - 1)}}, 422, f"{dim}-d"),
         ("vector of strings", "post", "/api/search", {"json": {"vector": ["a"] * dim}}, 422, "vector"),
-        ("vector NaN", "post", "/api/search", {"content": nan, "headers": {"content-type": "application/json"}}, 422, "NaN"),
+        ("vector NaN", "post", "/api/search", {"content": nan, "headers": {"content-type": "application/json"}}, 422, "finite"),
+        ("vector 1e999", "post", "/api/search", {"content": '{"vector": [1e999' + ', 1' * (dim - 1) + ']}', "headers": {"content-type": "application/json"}}, 422, "finite"),
+        ("vector nested", "post", "/api/search", {"json": {"vector": [[1.0]] * dim}}, 422, "vector"),
+        ("vector of booleans", "post", "/api/search", {"json": {"vector": [True] * dim}}, 422, "vector"),
+        ("vector far too long", "post", "/api/search", {"json": {"vector": [1.0] * 70_000}}, 422, "vector"),
+        ("offset 1e999", "post", "/api/search", {"content": '{"video_id": "%s", "offset": 1e999}' % vid, "headers": {"content-type": "application/json"}}, 422, "offset"),
+        ("offset huge", "post", "/api/search", {"json": {"video_id": vid, "offset": 10**30}}, 422, "offset"),
+        ("limit fraction", "post", "/api/search", {"json": {"video_id": vid, "limit": 1.5}}, 422, "limit"),
+        ("limit boolean", "post", "/api/search", {"json": {"video_id": vid, "limit": True}}, 422, "limit"),
+        ("deep nesting", "post", "/api/search", {"content": '{"video_id": ' + "[" * 100_000 + "]" * 100_000 + "}", "headers": {"content-type": "application/json"}}, 422, "deeper"),
+        ("unknown field", "post", "/api/search", {"json": {"video_id": vid, "colour": "red"}}, 422, "colour"),
+        ("id not a string", "post", "/api/search", {"json": {"video_id": 7}}, 422, "video_id"),
+        ("id lone surrogate", "post", "/api/search", {"content": '{"video_id": "a\\udc80b"}', "headers": {"content-type": "application/json"}}, 422, "video_id"),
+        ("class_name not text", "post", "/api/search", {"json": {"vector": [1.0] * dim, "class_name": {"a": 1}}}, 422, "class_name"),
+        ("bad token", "post", "/api/search", {"json": {"token": "../../etc"}}, 422, "token"),
+        ("JSON body too large", "post", "/api/search", {"content": b" " * (2 << 20), "headers": {"content-type": "application/json"}}, 413, "MiB"),
+        ("not UTF-8", "post", "/api/search", {"content": b'{"video_id": "\xff"}', "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        ("gallery offset", "get", "/api/gallery?offset=1e999", {}, 422, "offset"),
+        ("gallery class", "get", "/api/gallery?class=cats", {}, 422, "unknown class"),
+        ("upload poster unknown", "get", "/api/uploads/0123456789abcdef/poster.jpg", {}, 404, "poster"),
         ("zero vector", "post", "/api/search", {"json": {"vector": [0.0] * dim}}, 422, "zeros"),
         ("id and vector", "post", "/api/search", {"json": {"video_id": vid, "vector": [1.0] * dim}}, 422, "exactly one"),
         ("nothing", "post", "/api/search", {"json": {"limit": 3}}, 422, "exactly one"),
@@ -207,8 +234,8 @@ def _bad_requests(vid: str, dim: int):
         ("offset negative", "post", "/api/search", {"json": {"video_id": vid, "offset": -1}}, 422, "offset"),
         ("unknown class", "post", "/api/search", {"json": {"video_id": vid, "class": "cats"}}, 422, "unknown class"),
         ("bad exclude", "post", "/api/search", {"json": {"video_id": vid, "exclude": "all"}}, 422, "exclude"),
-        ("unknown token", "post", "/api/search", {"json": {"token": "deadbeef"}}, 404, "token"),
-        ("not a video", "post", "/api/search", {"files": {"file": ("notes.mp4", b"just text, no video", "video/mp4")}}, 422, "notes.mp4"),
+        ("unknown token", "post", "/api/search", {"json": {"token": "deadbeefdeadbeef"}}, 404, "token"),
+        ("not a video", "post", "/api/search", {"files": {"file": ("notes.mp4", b"just text, no video", "video/mp4")}}, 422, "notes.mp4: not a video the decoder can read (Invalid data found when processing input)"),
         ("empty upload", "post", "/api/search", {"files": {"file": ("e.mp4", b"", "video/mp4")}}, 422, "empty"),
         ("form without file", "post", "/api/search", {"files": {"other": ("x.mp4", b"123", "video/mp4")}}, 422, "'file'"),
         ("upload too large", "post", "/api/search", {"files": {"file": ("big.mp4", b"\0" * 300_000, "video/mp4")}}, 413, "limit"),
@@ -228,7 +255,7 @@ def test_every_bad_request_is_a_one_line_4xx_and_the_server_goes_on(video_index,
     res = model_client.get(f"/media/{model_index['video_ids'][0]}/poster.jpg")  # index built without media
     assert res.status_code == 404 and "--thumbs" in res.json()["error"]
     app = create_app(video_index["index"], max_upload_mb=0.25)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         cases = _bad_requests(video_index["ids"][0], 64)
         for name, method, url, kwargs, status, needle in cases:
             res = getattr(client, method)(url, **kwargs)
@@ -236,6 +263,7 @@ def test_every_bad_request_is_a_one_line_4xx_and_the_server_goes_on(video_index,
             body = res.json()
             assert set(body) == {"error"} and needle in body["error"], (name, body)
             assert "\n" not in body["error"] and "Traceback" not in body["error"], name
+            assert "Errno" not in body["error"] and "()" not in body["error"] and "/tmp" not in body["error"], (name, body)
         assert client.get("/healthz").json()["status"] == "ok"
         good = client.post("/api/search", json={"video_id": video_index["ids"][0]})
         assert good.status_code == 200 and len(good.json()["results"]) == len(video_index["ids"]) - 1
@@ -249,7 +277,7 @@ def test_file_queries_off_when_the_store_cannot_embed(tmp_path):
 
     fs, _ = make_store(tmp_path / "s.zarr", n=12, attrs={"view": {"name": "eval15", "clips": 5}})
     build_gallery_index(fs, tmp_path / "g.faiss", thumbs=False)
-    with TestClient(create_app(tmp_path / "g.faiss")) as client:
+    with local_client(create_app(tmp_path / "g.faiss")) as client:
         assert client.get("/api/index").json()["file_queries"] is False
         res = client.post("/api/search", files={"file": ("a.mp4", b"123", "video/mp4")})
         assert res.status_code == 422 and "cannot embed video files" in res.json()["error"]

@@ -100,17 +100,17 @@ def test_serve_errors_are_one_line(tmp_path, run_cli, model_index):
 
 def test_uploaded_file_never_needs_a_gallery_decode(video_index, monkeypatch):
     """The server answers media requests from files: decoding a gallery video per request would fail here."""
-    from fastapi.testclient import TestClient
-
     import scale_toolkit.data.decode as decode
     from scale_toolkit.serve.app import create_app
+
+    from .conftest import local_client
 
     def refuse(*args, **kwargs):
         raise AssertionError("the server decoded a video")
 
     monkeypatch.setattr(decode, "read_frames", refuse)
     monkeypatch.setattr(decode, "probe_video", refuse)
-    with TestClient(create_app(video_index["index"])) as client:
+    with local_client(create_app(video_index["index"])) as client:
         res = client.post("/api/search", json={"video_id": video_index["ids"][0]}).json()
         for r in res["results"]:
             assert client.get(r["poster"]).status_code == 200 and client.get(r["preview"]).status_code == 200
@@ -134,7 +134,7 @@ def test_a_crashing_or_hanging_decoder_costs_one_request_not_the_server(tmp_path
         with pytest.raises(RequestError, match="took longer than 3 s"):
             embedder.embed(video, "clip.mp4")
         embedder.worker = _workers.fine  # a fresh worker answers the next upload
-        feats, coords = embedder.embed(video, "clip.mp4")
-        assert feats.shape == (1, 3, 4) and coords.shape == (1, 3, 6)
+        feats, coords, poster = embedder.embed(video, "clip.mp4")
+        assert feats.shape == (1, 3, 4) and coords.shape == (1, 3, 6) and poster is None
     finally:
         embedder.close()

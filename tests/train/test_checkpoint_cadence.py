@@ -93,3 +93,15 @@ def test_a_negative_cadence_is_refused_in_one_line(tmp_path, run_cli):
     code, _, err = run_cli("train", "--store", tmp_path / "s.zarr", "--out", tmp_path / "run", "--checkpoint-every", "-5")
     assert code == 2
     assert err.strip().splitlines() == ["error: --checkpoint-every must be 0 (after every epoch) or seconds, got -5.0"]
+
+
+def test_last_every_adds_epoch_checkpoints_to_the_time_ones():
+    """``last_every`` (library callers, e.g. the demo): checkpoint_last.pt also after every N-th epoch."""
+    now = [0.0]
+    writer = Checkpointer(Path("run"), save_every=0, every_s=60, every_epochs=4, clock=lambda: now[0], write=lambda c, p: 1)
+    due = []
+    for epoch in range(1, 11):
+        now[0] += 25.0
+        if writer.save(epoch, epoch == 10, {}):
+            due.append(epoch)
+    assert due == [3, 4, 7, 8, 10]  # 75 s, epoch 4, 75 s after epoch 4 (175 s), epoch 8, the end

@@ -1,9 +1,12 @@
-// scale serve page: runs queries against the JSON API and draws the result cards.
+// scale serve page: opens on the gallery; any card starts a query; queries go to the JSON API.
 (function () {
   "use strict";
   const $ = (sel) => document.querySelector(sel);
   const PLACEHOLDER = "/static/placeholder.svg";
-  const state = { query: null, offset: 0 }; // query: {video_id} | {file} | {token}
+  // the server's token: proves a state-changing request comes from this page (see guard.py)
+  const TOKEN = document.querySelector('meta[name="scale-token"]').content;
+  // mode "gallery": browsing the index; "query": results of state.query ({video_id} | {file} | {token})
+  const state = { mode: "gallery", query: null, offset: 0 };
 
   function setStatus(text, isError) {
     const el = $("#status");
@@ -21,26 +24,48 @@
     };
   }
 
-  async function post(body) {
-    const init = { method: "POST" };
-    if (body instanceof FormData) {
-      init.body = body;
-    } else {
-      init.headers = { "Content-Type": "application/json" };
-      init.body = JSON.stringify(body);
-    }
-    const resp = await fetch("/api/search", init);
+  async function answer(resp) {
     let data;
     try {
       data = await resp.json();
     } catch (e) {
-      data = { error: "HTTP " + resp.status };
+      data = { error: "the server answered HTTP " + resp.status };
     }
-    if (!resp.ok) throw new Error(data.error || "HTTP " + resp.status);
+    if (!resp.ok) throw new Error(data.error || "the server answered HTTP " + resp.status);
     return data;
   }
 
+  async function post(body) {
+    const init = { method: "POST", headers: { "X-Scale-Token": TOKEN } };
+    if (body instanceof FormData) {
+      init.body = body;
+    } else {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return answer(await fetch("/api/search", init));
+  }
+
+  async function showGallery() {
+    state.mode = "gallery";
+    const opts = options();
+    const params = new URLSearchParams({ limit: opts.limit, offset: opts.offset });
+    if (opts.class) params.set("class", opts.class);
+    setStatus("loading the gallery…");
+    try {
+      const data = await answer(await fetch("/api/gallery?" + params));
+      $("#query-summary").hidden = true;
+      $("#view-title").textContent = "gallery" + (data.class ? " · class " + data.class : "") +
+        " · click a video to find similar ones";
+      draw(data.items, data, false);
+      setStatus(data.items.length ? "" : "no videos" + (data.class ? " of class " + data.class : ""));
+    } catch (e) {
+      setStatus(e.message, true);
+    }
+  }
+
   async function run() {
+    if (state.mode === "gallery") return showGallery();
     if (!state.query) return;
     const opts = options();
     let body;
@@ -56,8 +81,10 @@
     try {
       const data = await post(body);
       if (state.query.file && data.query.token) state.query = { token: data.query.token };
-      render(data);
-      setStatus("");
+      summary(data);
+      $("#view-title").textContent = "results" + (data.class ? " · class " + data.class : "");
+      draw(data.results, data, true);
+      setStatus(data.results.length ? "" : "no results" + (data.class ? " of class " + data.class : ""));
     } catch (e) {
       setStatus(e.message, true);
     }
@@ -70,10 +97,12 @@
     if (q.poster) {
       const img = document.createElement("img");
       img.src = q.poster;
-      img.alt = "query poster";
+      img.alt = "poster of the query video";
+      img.id = "query-poster";
       el.append(img);
     }
     const text = document.createElement("div");
+    text.className = "text";
     const name = q.kind === "video_id" ? q.video_id : q.kind === "file" ? q.filename : "vector";
     const cls = q.class_name ? q.class_name + (q.class_from === "file name" ? " (from the file name)" : "") : "unknown class";
     const line1 = document.createElement("div");
@@ -81,20 +110,26 @@
     const line2 = document.createElement("div");
     line2.className = "muted";
     line2.textContent = (data.excluded ? data.excluded + " excluded (same video/group) · " : "") +
-      (data.total !== null ? data.total + " results" : "");
+      (data.total !== null ? data.total + " results" + (data.class ? " of class " + data.class : "") : "");
     text.append(line1, line2);
     el.append(text);
     if (data.precision) {
+      const p = data.precision;
       const pk = document.createElement("div");
       pk.className = "pk";
       pk.id = "precision";
-      pk.textContent = "P@" + data.precision.k + " = " + data.precision.value.toFixed(2);
+      const value = document.createElement("strong");
+      value.textContent = "P@" + p.k + " = " + p.value.toFixed(2);
+      const what = document.createElement("small");
+      what.textContent = "share of " + p.of_class + " among the first " + p.k + " results" +
+        (data.class ? ", all classes counted (the class filter does not apply)" : "");
+      pk.append(value, what);
       el.append(pk);
     }
     el.hidden = false;
   }
 
-  function card(r) {
+  function card(r, ranked) {
     const node = $("#card-template").content.firstElementChild.cloneNode(true);
     if (r.match === true) node.classList.add("hit");
     if (r.match === false) node.classList.add("miss");
@@ -105,35 +140,42 @@
       node.addEventListener("mouseenter", () => { img.src = r.preview; });
       node.addEventListener("mouseleave", () => { img.src = r.poster; });
     }
-    node.querySelector(".rank").textContent = "#" + r.rank;
-    node.querySelector(".sim").textContent = r.similarity.toFixed(3);
+    if (ranked) {
+      node.querySelector(".rank").textContent = "#" + r.rank;
+      node.querySelector(".sim").textContent = r.similarity.toFixed(3);
+    }
     node.querySelector(".cls").textContent = r.class_name || "label " + r.label;
     node.querySelector(".vid").textContent = r.video_id;
     node.dataset.videoId = r.video_id;
+    const thumb = node.querySelector(".thumb");
+    thumb.href = "?id=" + encodeURIComponent(r.video_id);
+    thumb.addEventListener("click", (ev) => { ev.preventDefault(); searchId(r.video_id); });
+    node.querySelector(".more").textContent = ranked ? "more like this" : "find similar";
     node.querySelector(".more").addEventListener("click", () => searchId(r.video_id));
     return node;
   }
 
   let renders = 0;
-  function render(data) {
-    summary(data);
-    $("#results").replaceChildren(...data.results.map(card));
+  function draw(items, data, ranked) {
+    $("#results").replaceChildren(...items.map((r) => card(r, ranked)));
     $("#results").dataset.renders = String(++renders); // lets a test (or a user script) see a new answer
-    if (!data.results.length) setStatus("no results" + (data.class ? " of class " + data.class : ""));
+    $("#results").dataset.mode = state.mode;
     const pager = $("#pager");
-    pager.hidden = data.offset === 0 && !data.has_more;
+    pager.hidden = !items.length && data.offset === 0;
     $("#prev").disabled = data.offset === 0;
     $("#next").disabled = !data.has_more;
-    const last = data.offset + data.results.length;
-    $("#page-label").textContent = (data.results.length ? data.offset + 1 : 0) + "–" + last +
-      (data.total !== null ? " of " + data.total : "");
+    const last = data.offset + items.length;
+    $("#page-label").textContent = (items.length ? data.offset + 1 : 0) + "–" + last +
+      (data.total !== null && data.total !== undefined ? " of " + data.total : "");
   }
 
   function searchId(id) {
     $("#video-id").value = id;
+    state.mode = "query";
     state.query = { video_id: id };
     state.offset = 0;
     history.replaceState(null, "", "?id=" + encodeURIComponent(id));
+    window.scrollTo(0, 0);
     run();
   }
 
@@ -149,6 +191,8 @@
     if (!file) return setStatus("choose a video file first", true);
     const maxMb = parseFloat(document.body.dataset.maxUpload);
     if (file.size > maxMb * 1048576) return setStatus(file.name + " is over the upload limit of " + maxMb + " MiB", true);
+    $("#video-id").value = ""; // the query is the file now, not the id typed before
+    state.mode = "query";
     state.query = { file: file };
     state.offset = 0;
     history.replaceState(null, "", location.pathname);
@@ -160,6 +204,13 @@
   }
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - options().limit); run(); });
   $("#next").addEventListener("click", () => { state.offset += options().limit; run(); });
+  $("#home").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    state.offset = 0;
+    state.query = null;
+    history.replaceState(null, "", location.pathname);
+    showGallery();
+  });
 
   // id suggestions from the API (the gallery can hold tens of thousands of ids)
   let timer = null;
@@ -180,4 +231,5 @@
 
   const first = new URLSearchParams(location.search).get("id");
   if (first) searchId(first);
+  else showGallery();
 })();
