@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the slowest tests at the end, so a slow suite says where its time went
+PYTEST_REPORT := --durations=15
+DEMO_OUT ?= scale-demo
 
-.PHONY: install lint test test-fast demo bench clean
+.PHONY: install lint test test-fast demo serve bench clean
 
 install: $(STAMP)
 
@@ -22,13 +25,17 @@ lint: install
 
 # The suite plus every docstring example in the library and the CLI.
 test: lint
-	$(BIN)/python -m pytest --doctest-modules scale_toolkit cli tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 test-fast: lint
-	$(BIN)/python -m pytest -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/scale demo
+	$(BIN)/scale demo --out $(DEMO_OUT)
+
+# the demo's videos in a web page (http://127.0.0.1:8000/); `make demo` first
+serve: install
+	$(BIN)/scale serve --index $(DEMO_OUT)/index.faiss
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -20,3 +20,17 @@ def shown(value: object) -> str:
 def safe(value: object) -> str:
     """Printed text with its line breaks kept and every other control character escaped."""
     return terminal_text(str(value), keep_lines=True)
+
+
+def human_bytes(n: int) -> str:
+    """A byte count in binary units.
+
+    >>> human_bytes(512), human_bytes(93 * 1024**2)
+    ('512 B', '93.0 MiB')
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -1,6 +1,10 @@
 """`scale demo`: the embedded end-to-end default."""
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from rich.table import Table
@@ -29,6 +33,25 @@ def results_table(probes: dict, retrieval: dict, order_top1: dict[str, float]) -
         if key in retrieval:
             table.add_row(label, "  ".join(f"R@{k} {v:.1f}" for k, v in retrieval[key].items()), "", "")
     return table
+
+
+def scale_command(path_env: str | None = None, cwd: Path | None = None) -> str:
+    """`scale` as the user's shell can run it: the bare name where PATH finds this very install's
+    script, else the script's path (`.venv/bin/scale` from the folder that holds the venv, else absolute).
+    A venv that is not activated has its script off PATH: `make demo` runs `.venv/bin/scale`."""
+    script = Path(sys.executable).parent / "scale"
+    if not script.exists():  # run as `python -m cli.main` from a checkout without the console script
+        return f"{shlex.quote(sys.executable)} -m cli.main"
+    found = shutil.which("scale", path=os.environ.get("PATH", "") if path_env is None else path_env)
+    if found and os.path.samefile(found, script):
+        return "scale"
+    try:  # the checkout's own venv, seen from the checkout: .venv/bin/scale
+        relative = script.absolute().relative_to((cwd or Path.cwd()).absolute())
+    except ValueError:
+        relative = None
+    if relative is not None and len(relative.parts) == 3:
+        return shlex.quote(relative.as_posix())
+    return shlex.quote(str(script.absolute()))
 
 
 @app.command("demo")
@@ -60,5 +83,6 @@ def demo_cmd(
     out.print(timing)
     for name, path in report.paths.items():
         out.print(f"{name}: {shown(path)}")
-    out.print(f"browse and query the videos in a web page: scale serve --index {shown(report.paths['index'])}",
-              highlight=False)
+    # a command the user's shell runs as printed (issue #30: bare `scale` is off PATH until the venv is activated)
+    out.print(f"browse and query the videos in a web page: {scale_command()} serve --index "
+              f"{shlex.quote(shown(report.paths['index']))}", highlight=False, soft_wrap=True)

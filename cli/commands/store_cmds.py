@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..app import CONFIG_OPTION, app, on_interrupt, out
-from ..text import shown
+from ..text import human_bytes, shown
 
 
 @app.command("import")
@@ -41,22 +42,14 @@ def export_cmd(
     out.print(f"exported {shown(store)} to {shown(path)}")
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return str(n)
-
-
 @app.command("info")
 def info_cmd(
-    path: Path = typer.Argument(..., help="A feature store (STORE.zarr) or a training run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the information as JSON instead of a table."),
+    path: Path = typer.Argument(..., help="A feature store (STORE.zarr), a training run directory or a retrieval index (INDEX.faiss)."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON (a run's whole config, an index's sidecar) instead of a short table."),
     verify: bool = typer.Option(False, "--verify", help="Check every stored block against its checksum and list damaged rows (reads the whole store; exit 1 if any)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Counts per status and split, backbone, view, dims, classes and size on disk."""
+    """What a store (counts per status and split, backbone, view, dims, size), a run (epochs, metrics, model, store) or an index (type, videos, descriptor, backbone, media) holds."""
     from scale_toolkit.info import describe
 
     info = describe(path, verify=verify)
@@ -66,12 +59,20 @@ def info_cmd(
         if checked and checked["damaged_blocks"]:
             raise typer.Exit(1)
         return
+    if "summary" in info:  # a run or an index: its short summary (--json has everything)
+        table = Table(title=shown(path), show_header=False, caption="everything: scale info --json")
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # paths whole, folded, never cut with an ellipsis
+        for key, value in info["summary"].items():
+            table.add_row(key, shown(value))
+        out.print(table)
+        return
     table = Table(title=shown(path), show_header=False)
     for key, value in info.items():
         if key == "failures":
             continue
         if key == "disk_bytes":
-            value = _human_bytes(int(value))
+            value = human_bytes(int(value))
         table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else shown(value))
     out.print(table)
     failures = info.get("failures") or {}
@@ -109,13 +110,19 @@ def backbones_cmd(
         out.print_json(json.dumps([{**spec.to_dict(), "name": name} for name, spec in entries]))
         return
     wide = out.width >= 160  # the long columns only where they fit; --json always has them
-    table = Table(title="backbones", caption=None if wide else "checkpoint formats and weights: scale backbones --json")
+    caption = "clip: frames x stride" + ("" if wide else "; checkpoint formats and weights: scale backbones --json")
+    # narrow terminals: no side borders and tight padding, so the free-text pooling column gets the room
+    table = Table(title="backbones", caption=caption, box=None if not wide else box.HEAVY_HEAD,
+                  padding=(0, 1), show_edge=wide)
     # names are what users type: never cut them, whatever the terminal's width (other columns wrap)
     table.add_column("name", no_wrap=True, min_width=max(len(name) for name, _ in entries))
-    for col in ("dim", "frames x stride", "crop", "pooling") + (("checkpoint formats", "weights") if wide else ()):
+    for col in ("dim", "clip", "crop"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("pooling")
+    for col in (("checkpoint formats", "weights") if wide else ()):
         table.add_column(col)
     for name, s in entries:
         dim = "model's" if s.feature_dim <= 0 else str(s.feature_dim)
-        row = [name, dim, f"{s.frames} x {s.stride}", str(s.crop_size), s.pooling]
+        row = [name, dim, f"{s.frames}x{s.stride}", str(s.crop_size), s.pooling]
         table.add_row(*row, *((", ".join(s.checkpoint_formats), s.weights_hint) if wide else ()))
     out.print(table)

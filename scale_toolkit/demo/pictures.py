@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import agg_figure, save_png
+from ..figures import agg_figure, matrix_with_counts, save_png
 
 
 def _save(fig, path: Path) -> None:
@@ -21,11 +21,7 @@ def confusion_png(panels: list[tuple[str, np.ndarray, np.ndarray]], class_names:
     for ax, (title, true, pred) in zip(axes[0], panels):
         counts = np.zeros((n, n), int)
         np.add.at(counts, (np.asarray(true), np.asarray(pred)), 1)
-        ax.imshow(counts / np.maximum(counts.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-        for i in range(n):
-            for j in range(n):
-                if counts[i, j]:
-                    ax.text(j, i, counts[i, j], ha="center", va="center", color="white" if i == j else "black")
+        matrix_with_counts(ax, counts)
         ax.set_xticks(range(n), class_names, rotation=40, ha="right")
         ax.set_yticks(range(n), class_names)
         ax.set_xlabel("predicted")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..figures import agg_figure, save_png
+from ..figures import agg_figure, matrix_with_counts, save_png
 from .options import ROW_LABELS
 
 
@@ -63,10 +63,7 @@ def probe_picture(doc: dict, labels: np.ndarray, class_names: list[str], path: s
     side = min(12.0, 3.0 + 0.3 * n)
     fig = agg_figure(figsize=(2 * side + 1, side))
     matrix_ax, bars_ax = fig.subplots(1, 2)
-    matrix_ax.imshow(counts / np.maximum(counts.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-    if n <= 12:
-        for i, j in zip(*np.nonzero(counts)):
-            matrix_ax.text(j, i, counts[i, j], ha="center", va="center", color="white" if i == j else "black")
+    matrix_with_counts(matrix_ax, counts, show_counts=n <= 12)
     if n <= 40:
         matrix_ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
         matrix_ax.set_yticks(range(n), names, fontsize=7)

@@ -39,8 +39,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     precision: str = "auto"  # "auto" | "bf16" (autocast) | "fp32"; scale_toolkit.precision resolves auto
-    save_every: int = 50  # keep checkpoint_epochNNNN.pt every N epochs (0: only the last)
-    last_every: int = 1  # rewrite checkpoint_last.pt every N epochs (and always at the end)
+    save_every: int = 100  # keep checkpoint_epochNNNN.pt every N epochs (0: only the last)
+    # rewrite checkpoint_last.pt at most every this many seconds (and at the end); 0: after every epoch.
+    # Each write is the whole model and optimiser state, so a per-epoch cadence wrote 42 GB in one demo (issue #30)
+    checkpoint_every: float = 60.0
+    last_every: int = 0  # also rewrite checkpoint_last.pt every N epochs (0: by time only); library callers such as the demo
     resume: bool = False
     threads: Optional[int] = None  # torch CPU threads (None: torch's default)
     allow_incomplete: bool = False  # train on the done videos of a split still being extracted
@@ -69,8 +72,12 @@ class TrainConfig:
             raise ScaleError(f"--steps must be positive, got {self.steps}")
         if not 0.0 <= self.ssl_val < 1.0:
             raise ScaleError(f"--ssl-val must be a fraction in [0, 1), got {self.ssl_val}")
-        if self.save_every < 0 or self.last_every < 1:
+        if self.save_every < 0:
             raise ScaleError(f"--save-every must be 0 (only checkpoint_last.pt) or positive, got {self.save_every}")
+        if self.last_every < 0:
+            raise ScaleError(f"last_every must be 0 (by time only) or positive, got {self.last_every}")
+        if self.checkpoint_every < 0:
+            raise ScaleError(f"--checkpoint-every must be 0 (after every epoch) or seconds, got {self.checkpoint_every}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

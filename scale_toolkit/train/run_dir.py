@@ -5,9 +5,10 @@ The files' names and layout: scale_toolkit.run_files.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -63,14 +64,45 @@ class MetricsLog:
         return json.loads(lines[-1]) if lines else {}
 
 
+def write_checkpoint(checkpoint: dict[str, Any], path: Path) -> int:
+    """Write ``checkpoint`` to ``path`` atomically; returns the bytes written."""
+    atomic_save(checkpoint, path)
+    return path.stat().st_size
+
+
 @dataclass
 class Checkpointer:
-    """checkpoint_last.pt every ``last_every`` epochs and at the end; a kept snapshot every ``save_every``."""
+    """checkpoint_last.pt at most every ``every_s`` seconds (0: after every epoch), after every
+    ``every_epochs``-th epoch when set, and at the end; a kept snapshot every ``save_every`` epochs
+    (with checkpoint_last.pt rewritten alongside).
+
+    A resumed run repeats the epochs after the last checkpoint bit for bit, so the cadence only
+    decides how much work a kill can lose, never the result. ``bytes_written`` counts every byte
+    the checkpoints wrote: the whole model and optimiser state each time.
+
+    >>> now = [0.0]
+    >>> writer = Checkpointer(Path("run"), save_every=0, every_s=60, clock=lambda: now[0], write=lambda c, p: 1000)
+    >>> due = []
+    >>> for epoch in range(1, 11):  # 25 s per epoch: written after 75 s, 150 s and at the end
+    ...     now[0] += 25.0
+    ...     if writer.save(epoch, done=epoch == 10, payload={}):
+    ...         due.append(epoch)
+    >>> due, writer.writes, writer.bytes_written
+    ([3, 6, 9, 10], 4, 4000)
+    """
 
     out: Path
     save_every: int
-    last_every: int
+    every_s: float = 60.0
+    every_epochs: int = 0  # also after every N-th epoch (0: by time only)
+    clock: Callable[[], float] = time.monotonic
+    write: Callable[[dict[str, Any], Path], int] = write_checkpoint  # returns the bytes written
+    writes: int = 0
+    bytes_written: int = 0
     store_identity: Optional[dict] = None  # of the store trained on, recorded in every checkpoint
+
+    def __post_init__(self) -> None:
+        self._last_write = self.clock()  # the run's start: nothing is lost before it
 
     @property
     def last_path(self) -> Path:
@@ -79,19 +111,24 @@ class Checkpointer:
     def snapshot_due(self, epoch: int) -> bool:
         return self.save_every > 0 and epoch % self.save_every == 0
 
-    def save(self, epoch: int, done: bool, payload: dict[str, Any]) -> None:
-        """Write what is due after ``epoch`` (1-based) finished; ``payload`` is built only then."""
+    def save(self, epoch: int, done: bool, payload: dict[str, Any]) -> bool:
+        """Write what is due after ``epoch`` (1-based) finished; ``payload`` is read only then.
+        Returns whether anything was written."""
         snapshot = self.snapshot_due(epoch)
-        if not (done or snapshot or epoch % max(1, self.last_every) == 0):
-            return
+        by_epoch = self.every_epochs > 0 and epoch % self.every_epochs == 0
+        if not (done or snapshot or by_epoch or self.clock() - self._last_write >= self.every_s):
+            return False
         store = (payload.get("train_config") or {}).get("store")
         if self.store_identity is None and store:
             self.store_identity = store_identity(store)
         checkpoint = {"format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch, **payload,
                       **({"store_identity": self.store_identity} if self.store_identity else {})}
-        atomic_save(checkpoint, self.last_path)
-        if snapshot:
-            atomic_save(checkpoint, self.out / snapshot_name(epoch))
+        paths = [self.last_path] + ([self.out / snapshot_name(epoch)] if snapshot else [])
+        for path in paths:
+            self.bytes_written += self.write(checkpoint, path)
+            self.writes += 1
+        self._last_write = self.clock()  # the interval runs from the end of a write: slow disks write less often
+        return True
 
     def load_for_resume(self, device: torch.device, train_config: Any, model_config: dict[str, Any]) -> dict[str, Any]:
         """checkpoint_last.pt, checked: same trajectory settings and model, finite weights."""

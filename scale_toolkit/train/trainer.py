@@ -29,7 +29,7 @@ from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_proces
 from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
 from scale_toolkit.train.host_memory import reuse_freed_memory
-from scale_toolkit.train.plots import plot_curves
+from scale_toolkit.train.plots import chance_levels, plot_curves
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.stream import StreamedSplit, memory_budget
@@ -190,7 +190,7 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: Dist
     model = _init_model(config, train_data.features, device)
     optimizer = torch.optim.AdamW(param_groups(model, config.wd), lr=config.lr, betas=config.betas,
                                   fused=device.type in ("cpu", "cuda"))
-    checkpoints, metrics = Checkpointer(out, config.save_every, config.last_every), MetricsLog(out)
+    checkpoints, metrics = Checkpointer(out, config.save_every, config.checkpoint_every, config.last_every), MetricsLog(out)
     start_epoch = _resume_or_start(config, model, optimizer, checkpoints, metrics, lock, info, device)
     meta = {"train": config.to_dict(), "model": config.model.to_dict(), "store": train_data.store_info,
             "effective": {**plan.effective(), "ssl_val_videos": train_data.n_held_out, "world_size": info.world_size,
@@ -437,7 +437,7 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     means = (sums / steps).tolist()  # one host sync per epoch
     if int(first_bad) >= 0:  # stop before this epoch's NaN weights reach a checkpoint or model.pt
         raise ScaleError(f"training stopped: the loss became NaN or inf at epoch {epoch + 1}, step {int(first_bad)} "
-                         f"of {plan.total_steps}; {run.out} keeps the checkpoint of epoch {epoch} (if any): lower --lr "
+                         f"of {plan.total_steps}; {run.out} keeps its last checkpoint (if one was written): lower --lr "
                          "or check the store's features, then train into a new --out or --resume")
     seconds = time.perf_counter() - t0
     return {"epoch": epoch + 1, "step": (epoch + 1) * steps, **dict(zip(METRIC_KEYS, means)), "lr": lr,
@@ -466,14 +466,23 @@ def _score_held_out(run: _Run, held_out: Optional[tuple[np.ndarray, np.ndarray]]
 
 
 def _record_epoch(run: _Run, epoch: int, line: dict[str, Any]) -> None:
-    """metrics.jsonl, the checkpoints due after ``epoch`` and, with a snapshot or at the end, the curves."""
+    """metrics.jsonl, the checkpoints due after ``epoch`` (by time, see Checkpointer) and, with a snapshot
+    or at the end, the curves."""
     run.metrics.append(line)
     done = epoch == run.plan.epochs
     run.checkpoints.save(epoch, done, {"model_config": run.config.model.to_dict(), "train_config": run.config.to_dict(),
                                        "state_dict": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                                        "meta": run.meta})
     if done or run.checkpoints.snapshot_due(epoch):
-        plot_curves(run.metrics.path, run.out / CURVES_FILE)
+        _plot(run)
+
+
+def _plot(run: _Run) -> None:
+    """curves.png, with the chance level of each accuracy (the held-out batches are smaller than the training ones)."""
+    model = run.config.model
+    held_out_batch = min(run.plan.batch, int(run.meta["effective"]["ssl_val_videos"]))
+    plot_curves(run.metrics.path, run.out / CURVES_FILE,
+                chance=chance_levels(run.plan.batch, held_out_batch, model.set_size * (2 if model.mcm_pool_sets else 1)))
 
 
 def _summary(run: _Run, start_epoch: int, seconds: float, last: dict[str, Any], rates: list[float]) -> dict[str, Any]:
@@ -482,16 +491,20 @@ def _summary(run: _Run, start_epoch: int, seconds: float, last: dict[str, Any], 
     return {"run_dir": str(run.out), "epochs": plan.epochs, "resumed_from_epoch": start_epoch or None,
             "steps": plan.total_steps, "batch_size": plan.batch, "world_size": run.info.world_size,
             "device": str(run.device), "precision": run.precision.value, "time_s": seconds,
-            "samples_per_s": float(np.median(rates)) if rates else None, "final": last, "warnings": run.warnings}
+            "samples_per_s": float(np.median(rates)) if rates else None, "final": last, "warnings": run.warnings,
+            # what this process wrote to disk for checkpoints (model.pt is added by _finish)
+            "checkpoints_written": run.checkpoints.writes, "bytes_written": run.checkpoints.bytes_written}
 
 
 def _finish(run: _Run, summary: dict[str, Any]) -> None:
     """model.pt, the final curves and summary.json (main process)."""
-    summary["model_path"] = str(save_model(run.model, run.out, extra=run.meta))
+    model_path = save_model(run.model, run.out, extra=run.meta)
+    summary["model_path"] = str(model_path)
+    summary["bytes_written"] += model_path.stat().st_size
     if not summary["final"]:  # resumed a finished run: report its last epoch
         summary["final"] = run.metrics.last()
     if run.metrics.path.exists():
-        plot_curves(run.metrics.path, run.out / CURVES_FILE)
+        _plot(run)
     write_json(run.out / SUMMARY_FILE, summary)
 
 

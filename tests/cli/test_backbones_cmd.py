@@ -18,14 +18,31 @@ def _scale(*args: str, columns: int) -> str:
     return subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=True).stdout
 
 
+def _first_cells(lines: list[str]) -> list[str]:
+    """The name column: a bordered table's first cell, or (narrow, borderless) a row's first word."""
+    cells = []
+    for ln in lines:
+        if ln.startswith("│"):
+            cells.append(ln.split("│")[1].strip())
+        elif ln.startswith(" ") and not ln.startswith("  "):  # a row; wrapped continuations start further in
+            cells.append(ln.split()[0])
+    return [c for c in cells if c and c != "name"]
+
+
 @pytest.mark.parametrize("columns", [60, 80, 200])
 def test_names_are_whole_at_any_width_when_piped(columns):
     lines = _scale("backbones", columns=columns).splitlines()
-    first_cells = [ln.split("│")[1].strip() for ln in lines if ln.startswith("│") and ln.split("│")[1].strip()]
-    assert first_cells == NAMES
-    header = " ".join(ln for ln in lines if ln.startswith("┃"))
+    assert _first_cells(lines) == NAMES
+    header = " ".join(ln for ln in lines if ln.startswith("┃") or ln.startswith(" name"))
     assert ("weights" in header) == (columns >= 160)  # the long columns only where they fit
     assert ("scale backbones --json" in lines[-1]) == (columns < 160)
+
+
+def test_readable_at_80_columns():
+    """One line per backbone where its pooling text fits (issue #30: ~50 lines of wrapped cells before)."""
+    lines = _scale("backbones", columns=80).splitlines()
+    assert all(len(ln) <= 80 for ln in lines)
+    assert len(lines) <= len(NAMES) + 4, "\n".join(lines)  # title, header, caption, one wrapped pooling
 
 
 def test_json_lists_every_backbone_with_its_spec():

@@ -28,13 +28,14 @@ EPOCHS = 4
 
 def _config(store: Path, out: Path) -> TrainConfig:
     return TrainConfig(store=str(store), out=str(out), epochs=EPOCHS, batch_size=8, warmup=1.0, seed=3,
-                       device="cpu", precision="fp32", save_every=0, threads=1, model=ScaleConfig(**ARCH))
+                       device="cpu", precision="fp32", save_every=0, checkpoint_every=0, threads=1,
+                       model=ScaleConfig(**ARCH))  # a checkpoint after every epoch: the kills land between known ones
 
 
 def _resume_args(store: Path, out: Path) -> list[str]:
     """The same run as `_config`, through the CLI."""
     return ["train", "--store", store, "--out", out, "--epochs", EPOCHS, "--batch-size", 8, "--warmup", 1.0,
-            "--seed", 3, "--device", "cpu", "--precision", "fp32", "--save-every", 0, "--threads", 1,
+            "--seed", 3, "--device", "cpu", "--precision", "fp32", "--save-every", 0, "--checkpoint-every", 0, "--threads", 1,
             "--hidden", 32, "--heads", 4, "--layers", 1, "--resume"]
 
 

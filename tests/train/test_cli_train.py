@@ -13,6 +13,10 @@ def test_scale_train_cli(tmp_path, run_cli):
                              "--precision", "fp32", "--official")
     assert code == 0, err
     assert str(run) in out and (run / "model.pt").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    written = next(ln for ln in out.splitlines() if ln.startswith("written: "))  # the bytes the run wrote, said
+    assert written.endswith(f"({summary['checkpoints_written']} checkpoint writes and model.pt)")
+    assert summary["bytes_written"] == (run / "checkpoint_last.pt").stat().st_size + (run / "model.pt").stat().st_size
     conf = json.loads((run / "config.json").read_text())
     m = conf["model"]
     assert m["mcm_pool_sets"] is True and m["mask_mode"] == "bernoulli" and m["tau"] == 0.2

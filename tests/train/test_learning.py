@@ -13,7 +13,7 @@ def test_mcm_accuracy_on_held_out_videos_rises_far_above_chance(tmp_path):
     fs = make_train_store(tmp_path / "train.zarr", n=320, test_every=5, d=32)
     model_cfg = ScaleConfig(hidden=64, heads=4, head_hidden=128, proj_dim=32, pos_hidden=64)
     train(TrainConfig(store=str(tmp_path / "train.zarr"), split=1, out=str(tmp_path / "run"), epochs=40,
-                      batch_size=64, lr=2e-3, warmup=3, seed=0, precision="fp32", last_every=10, model=model_cfg))
+                      batch_size=64, lr=2e-3, warmup=3, seed=0, precision="fp32", model=model_cfg))
     test = fs.read(fs.split_indices(1, "test"))
     assert len(test["features"]) == 64
     model, _ = load_model(tmp_path / "run")

@@ -79,7 +79,8 @@ def test_resume_of_a_streamed_run_is_bit_identical(tmp_path):
         if e["event"] == "step" and e["step"] == 12:  # in epoch 2 (7 steps an epoch)
             raise Kill
 
-    cut = cfg(tmp_path, out=str(tmp_path / "cut"), epochs=3, max_memory=SMALL_BUDGET)
+    # a checkpoint after every epoch (not every 60 s): the kill in epoch 2 resumes from epoch 1's
+    cut = cfg(tmp_path, out=str(tmp_path / "cut"), epochs=3, max_memory=SMALL_BUDGET, checkpoint_every=0)
     with pytest.raises(Kill):
         train(cut, progress=killer)
     cut.resume = True
