@@ -97,22 +97,12 @@ class _Stages:
 
 
 def _train_events(progress: Progress) -> Optional[Callable[[dict], None]]:
-    """The trainer's epoch events as a line every tenth of the run (a stage of minutes shows life)."""
+    """The trainer's epoch events as a line at most every 10 s of the run (train/progress_lines.py)."""
     if progress is None:
         return None
+    from ..train.progress_lines import epoch_lines
 
-    epochs = 1
-
-    def on_event(event: dict) -> None:
-        nonlocal epochs
-        if event["event"] == "start":
-            epochs = event["epochs"]
-        elif event["event"] == "epoch" and event["epoch"] % max(1, epochs // 10) == 0:
-            held = (f", held-out MCM/SET top-1 {event['val_mcm_acc']:.2f}/{event['val_set_acc']:.2f}"
-                    if "val_mcm_acc" in event else "")
-            progress("train", f"epoch {event['epoch']}/{epochs}: loss {event['loss']:.3f}{held}")
-
-    return on_event
+    return epoch_lines(lambda line: progress("train", line))
 
 
 def _probe_events(progress: Progress) -> Optional[Callable[[str, int, int], None]]:
