@@ -19,8 +19,9 @@ def test_demo_end_to_end(tmp_path):
     assert stages == ["synthesise", "extract train16", "extract eval15", "train", "probe", "retrieve", "pictures", "index"]
     # every stage ran with the threads the CPU had free, at least one, never more than torch's default
     assert set(report.threads) == set(stages) and all(1 <= t <= torch.get_num_threads() for t in report.threads.values())
-    # the long stages show life inside: every epoch here (4 < 10), and every finished probe
-    assert [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")] == [f"epoch {e}/4" for e in range(1, 5)]
+    # the long stages show life inside: an epoch line at most every 10 s and the last one, and every finished probe
+    epochs = [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")]
+    assert epochs and epochs[-1] == "epoch 4/4" and set(epochs) <= {f"epoch {e}/4" for e in range(1, 5)}
     assert [m for s, m in lines if s == "probe"][-1] == f"{len(ROWS)}/{len(ROWS)} probes done"
     assert set(report.probes["results"]) == set(ROWS) == set(report.order_top1)
     assert all(0 <= v <= 100 for v in report.order_top1.values())
