@@ -121,5 +121,5 @@ def test_the_readme_walkthrough_on_the_shared_clips_runs_from_a_fresh_shell(tmp_
     (tmp_path / "shared" / "data").symlink_to(shared_data)
     done = fresh_shell("set -e\nsource .venv/bin/activate\n" + block, cwd=checkout, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (checkout / "runs" / "ucfmini" / "index.faiss").exists()
+    assert (checkout / "runs" / "ucfmini" / "model.pt").exists() and (checkout / "cache" / "ucfmini_index.faiss").exists()
     assert re.search(r"v_\w+\.avi", done.stdout), done.stdout[-2000:]  # the query printed its nearest videos
