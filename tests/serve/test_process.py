@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
     ("--max-upload-mpix", "0", "--max-upload-mpix must be positive"),
     ("--device", "banana", "unknown --device 'banana'"),
     ("--device", "cuda:7", "--device cuda:7"),
-    ("--device", "meta", "scale serve runs on cpu or cuda"),
+    ("--device", "meta", "--device 'meta' is not supported"),
 ])
 def test_bad_flags_are_one_line_and_status_2(run_cli, model_index, flag, value, needle):
     if value == "cuda:7":
