@@ -55,3 +55,16 @@ def reuse_freed_memory(device: torch.device) -> Iterator[bool]:
             mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
             trim(0)
+
+
+def hand_back_freed_memory() -> None:
+    """Return the heap's free pages to the system now (glibc ``malloc_trim``; nothing elsewhere).
+
+    A streamed split frees a window's arrays before reading the next; inside `reuse_freed_memory`
+    glibc keeps those pages, and the mix of window-sized and small blocks left the process about a
+    window larger than it needed (measured: 1.39 -> 1.25 GB peak at 20k videos, --max-memory 256M).
+    """
+    libc = _libc_malloc()
+    if libc:
+        libc[1](0)
+

@@ -28,7 +28,7 @@ from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_r
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
-from scale_toolkit.train.host_memory import reuse_freed_memory
+from scale_toolkit.train.host_memory import hand_back_freed_memory, reuse_freed_memory
 from scale_toolkit.train.plots import chance_levels, plot_curves
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
@@ -377,6 +377,8 @@ class _Window:
             feats, pos = self.stream.read(rows)
             self.features[:len(rows)].copy_(torch.from_numpy(feats))
             self.positions[:len(rows)].copy_(torch.from_numpy(pos))
+            del feats, pos
+            hand_back_freed_memory()  # the window's host arrays, before the steps reuse the heap
             order = torch.from_numpy(order).to(self.features.device)
             for start in range(0, len(rows) - batch + 1, batch):
                 yield order[start:start + batch]
