@@ -107,9 +107,6 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
     rows_here, row_of = _view_rows(store, eval_store, wanted)
     names = ("features", "coords", "flip") if model is not None else ("features",)
     means, sets, refined = [], [], []
-    if model is not None:
-        model.eval()
-        model.to(device)
     for start in range(0, len(rows_here), batch_videos):
         data = store.read(rows_here[start:start + batch_videos], names=names)
         feats = torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device)
@@ -144,9 +141,8 @@ def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: 
     done = store.status == DONE
     eval_rows_of_store = np.arange(store.n_videos)  # eval-store row -> its row here (eval store: itself)
     if eval_store is not None:
-        eval_ids = eval_store.video_ids
-        eval_rows_of_store = np.array([store.row_of(vid) if store.row_of(vid) is not None else -1 for vid in eval_ids],
-                                      dtype=np.int64)
+        found = (store.row_of(vid) for vid in eval_store.video_ids)
+        eval_rows_of_store = np.array([-1 if row is None else row for row in found], dtype=np.int64)
     usable = (eval_rows_of_store >= 0) & done[np.maximum(eval_rows_of_store, 0)]
     if wanted is not None:
         keep = np.zeros(len(usable), bool)
