@@ -45,12 +45,25 @@ DAMAGE = {  # block 1 = rows 2-3 (--rows-per-chunk 2)
 }
 
 
+def _reference_and_copy(run_cli, clean, tmp_path):
+    """An extracted store and a copy of it to damage."""
+    ref, store = tmp_path / "ref.zarr", tmp_path / "s.zarr"
+    assert _extract(run_cli, clean[1], ref)[0] == 0
+    shutil.copytree(ref, store)
+    return ref, store
+
+
+def _verified_and_equal(run_cli, ref, store):
+    """After the re-extraction: the store verifies clean and holds exactly the reference's data."""
+    assert run_cli("info", store, "--verify")[0] == 0
+    a, b = FeatureStore.open(ref).read(None, ARRAYS), FeatureStore.open(store).read(None, ARRAYS)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
 def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, run_cli):
-    ref = tmp_path / "ref.zarr"
-    assert _extract(run_cli, clean[1], ref)[0] == 0
-    store = tmp_path / "s.zarr"
-    shutil.copytree(ref, store)
+    ref, store = _reference_and_copy(run_cli, clean, tmp_path)
     code, out, _ = run_cli("info", store, "--verify")
     assert code == 0 and "every block with done rows matches its checksum" in out
     DAMAGE[kind](store)
@@ -67,10 +80,7 @@ def test_damaged_chunk_is_found_refused_and_reextracted(kind, clean, tmp_path, r
     code, out, err = _extract(run_cli, clean[1], store)
     assert code == 0, err
     assert re.search(r"2 videos extracted now, 10 already done", out) and "2 videos whose stored data was damaged" in out
-    assert run_cli("info", store, "--verify")[0] == 0
-    a, b = FeatureStore.open(ref).read(None, ARRAYS), FeatureStore.open(store).read(None, ARRAYS)
-    for name in ARRAYS:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    _verified_and_equal(run_cli, ref, store)
 
 
 def test_truncated_status_chunk_is_one_line(clean, tmp_path, run_cli):
@@ -105,10 +115,7 @@ ROW_STATE_DAMAGE = {  # block 1 = rows 2-3: a done row reads as pending, or a fa
 
 @pytest.mark.parametrize("name", sorted(ROW_STATE_DAMAGE))
 def test_damaged_row_state_is_found_refused_and_reextracted(name, clean, tmp_path, run_cli):
-    ref = tmp_path / "ref.zarr"
-    assert _extract(run_cli, clean[1], ref)[0] == 0
-    store = tmp_path / "s.zarr"
-    shutil.copytree(ref, store)
+    ref, store = _reference_and_copy(run_cli, clean, tmp_path)
     ROW_STATE_DAMAGE[name](store)
     code, out, err = run_cli("info", store, "--verify")
     assert code == 1 and "damaged: rows 2-3 " in out and f"{name} checksum mismatch" in out, (out, err)
@@ -118,10 +125,7 @@ def test_damaged_row_state_is_found_refused_and_reextracted(name, clean, tmp_pat
         assert code == 2 and len(lines) == 1 and "status" in lines[0] and "is damaged" in lines[0], err
     code, out, err = _extract(run_cli, clean[1], store)
     assert code == 0 and "2 videos extracted now" in out, (out, err)
-    assert run_cli("info", store, "--verify")[0] == 0
-    a, b = FeatureStore.open(ref).read(None, ARRAYS), FeatureStore.open(store).read(None, ARRAYS)
-    for array in ARRAYS:
-        np.testing.assert_array_equal(a[array], b[array], err_msg=array)
+    _verified_and_equal(run_cli, ref, store)
 
 
 def _edit_attributes(store):
