@@ -31,8 +31,9 @@ class InputScale(nn.Module):
         self.register_buffer("scale", torch.ones(()))
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> "InputScale":
-        self.scale.fill_(float(1.0 / x.float().pow(2).mean().clamp_min(1e-12).sqrt()))
+    def fit_mean_square(self, mean_square: torch.Tensor) -> "InputScale":
+        """The scale from the inputs' mean squared entry (ClipTable.mean_square): 1 / RMS."""
+        self.scale.fill_(float(1.0 / mean_square.clamp_min(1e-12).sqrt()))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -198,8 +198,7 @@ class StandardRunner:
             clip_part = {"backbone": [view.features], "refined": [view.refined],
                          "both": [view.features, view.refined]}[self.ctx.options.scale_clip_feature]
             parts = clip_part + [view.set_token]
-        idx = view.rows(rows)
-        return ClipTable([part[idx] for part in parts])
+        return ClipTable(parts, rows=view.rows(rows))  # the view's tensors, not copies of their rows
 
     def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Module]:
         """``count`` fresh heads initialised from ``seed``; the seeded stream runs on into their training (dropout)."""

@@ -77,3 +77,25 @@ def test_a_diverged_head_stops_and_the_others_train_on_unchanged():
     steps.clear()
     fit_clip_heads(table, labels, doomed, [(1e30, 0.0)], st, seed=1, progress=lambda task, done, total: steps.append(done))
     assert steps and steps[-1] < 6 * 3 and all(torch.isnan(p).all() for p in doomed[0].parameters())
+
+
+def test_a_table_of_view_rows_trains_as_a_materialised_copy_of_those_rows():
+    """Above its size limit a table gathers its rows from the view's float16 tensors per batch
+    (no copy of the split); the heads it trains match those trained on a float32 copy."""
+    feats, per_video, labels = _data(n=60)
+    rows = torch.tensor([5, 2, 40, 41, 7, 9, 59, 0, 33, 12, 18, 27])
+    lazy = ClipTable([feats, per_video], rows=rows, materialize_bytes=0)
+    copied = ClipTable([feats[rows], per_video[rows]])
+    assert lazy.flat is None and copied.flat is not None
+    torch.testing.assert_close(lazy.mean_square(videos_per_piece=5), copied.mean_square())
+    setting = TrainSetting(0, 0, batch_size=4, epochs=3)
+    heads = []
+    for table in (lazy, copied):
+        torch.manual_seed(4)
+        head = linear_head(table.dim, 3)  # InputScale in front: fitted from the table's mean square
+        fit_clip_heads(table, labels[rows], [head], [(1e-2, 1e-4)], setting, seed=5)
+        heads.append(head)
+    for (name, a), b in zip(heads[0].state_dict().items(), heads[1].state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    torch.testing.assert_close(torch.as_tensor(predict_clip_head(heads[0], lazy)),
+                               torch.as_tensor(predict_clip_head(heads[1], copied)))
