@@ -66,6 +66,7 @@ def probe_cmd(
     head: str = option_from(ProbeOptions, "head", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
     protocol: str = option_from(ProbeOptions, "protocol", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; docs/training.md)."),
     select_on_test: bool = option_from(ProbeOptions, "select_on_test", "--select-on-test", help="--protocol official only: pick epoch x aggregation by TEST accuracy as the official code does (optimistic; marked in the table and JSON)."),
+    max_memory: str = option_from(ProbeOptions, "max_memory", "--max-memory", help="Memory for the clips the trained probes hold (e.g. 16G); over it the command stops before loading and says what fits. Empty: half of the memory available at start. k-NN rows stream and hold a vector per video."),
     allow_incomplete: bool = option_from(ProbeOptions, "allow_incomplete", "--allow-incomplete", help="Probe although some videos of the split are still pending extraction (only the done ones are used; noted in the result)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -84,6 +85,7 @@ def probe_cmd(
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
         low_shot=low_shot, seeds=parse_int_list(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
         epochs=epochs, allow_incomplete=allow_incomplete, device=device, protocol=protocol, select_on_test=select_on_test,
+        max_memory=max_memory,
     )
     bars = _ProbeBars()
     try:

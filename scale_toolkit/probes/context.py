@@ -104,6 +104,7 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
     else:
+        _check_memory(options, store, train_store, wanted, model if any(row in rows for row in EMBEDDED_ROWS) else None)
         eval_view = D.load_view(store, device, wanted=wanted)
         train_view = (D.load_view(train_store, device, eval_store=store, wanted=wanted) if train_store is not None
                       else eval_view)
@@ -115,6 +116,25 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
                         device=device, labels=labels, n_classes=n_classes, model=model,
                         transformer_config=transformer_config, grids=grids, batchnorm=batchnorm,
                         eval_view=eval_view, train_view=train_view, notes=notes)
+
+
+def _check_memory(options: ProbeOptions, store: FeatureStore, train_store: Optional[FeatureStore],
+                  wanted: np.ndarray, model: Optional[LoadedModel]) -> None:
+    """Trained probes hold every clip of the probed videos (float16 features, float32 coords, and with
+    a model the refined clips): refuse, before reading any, a load over the memory budget, rather than
+    be killed by the system part-way."""
+    from ..memory import gib, memory_budget
+
+    per_clip = 2 * store.feature_dim + 4 * 6 + 1
+    if model is not None:
+        per_clip += 2 * int(model.config.get("hidden", store.feature_dim))  # the refined clips, float16
+    views = [store] + ([train_store] if train_store is not None else [])
+    need = sum(len(wanted) * view.n_clips * per_clip for view in views)
+    budget, source = memory_budget(options.max_memory)
+    if need > budget:
+        raise ScaleError(f"the trained probes would hold {gib(need)} of clips ({len(wanted)} videos x "
+                         f"{store.n_clips} clips x {store.feature_dim} dims), over the memory budget of {gib(budget)} "
+                         f"({source}); the k-NN rows stream (run them alone), or probe one split, or set a larger --max-memory")
 
 
 def _probed_rows(store: FeatureStore, splits: list[int]) -> np.ndarray:

@@ -44,6 +44,7 @@ class ProbeOptions:
     allow_incomplete: bool = False  # probe the done videos of a split still being extracted
     transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
     device: str = "auto"
+    max_memory: str = ""  # what the probes may hold resident ("16G"); "": half of the memory available at start
     protocol: str = "standard"  # standard | official (probes/official.py: the official eval code's choices)
     select_on_test: bool = False  # official only: pick epoch x aggregation on the TEST split, as the official code
 
@@ -92,6 +93,10 @@ class ProbeOptions:
             raise ScaleError(f"--low-shot must be a fraction in (0, 1], got {self.low_shot}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ScaleError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.max_memory:
+            from ..memory import parse_size
+
+            parse_size(self.max_memory)
         if self.knn_temperature <= 0:
             raise ScaleError("--knn-temperature must be positive")
         if self.protocol not in PROTOCOLS:

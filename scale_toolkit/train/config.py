@@ -59,7 +59,7 @@ class TrainConfig:
         check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         check_precision(self.precision)
         if self.max_memory:
-            from scale_toolkit.train.stream import parse_size
+            from scale_toolkit.memory import parse_size
 
             parse_size(self.max_memory)
         if self.epochs < 1 or self.batch_size < 2:

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.locks import RunLock
+from scale_toolkit.memory import memory_budget
 from scale_toolkit.model.io import save_model
 from scale_toolkit.model.layers import feature_stats
 from scale_toolkit.model.positions import model_positions
@@ -32,7 +33,7 @@ from scale_toolkit.train.host_memory import hand_back_freed_memory, reuse_freed_
 from scale_toolkit.train.plots import chance_levels, plot_curves
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
-from scale_toolkit.train.stream import StreamedSplit, memory_budget
+from scale_toolkit.train.stream import StreamedSplit
 
 Progress = Callable[[dict[str, Any]], None]
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.memory import parse_size
 from scale_toolkit.train import train
-from scale_toolkit.train.stream import StreamedSplit, parse_size
+from scale_toolkit.train.stream import StreamedSplit
 from tests.train.helpers import make_train_store
 from tests.train.test_trainer import cfg as trainer_cfg
 
