@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -106,6 +106,31 @@ class ClipTable:
             vid = torch.arange(start, min(start + videos_per_piece, self.n_videos), device=self.device)
             total += self.videos(vid).double().pow(2).sum()
         return (total / max(1, self.n_videos * self.n_clips * self.dim)).float()
+
+
+class RowsOf:
+    """Some rows of a view's tensor, named by index instead of copied: ``x[idx]`` is
+    ``tensor[rows[idx]]``; what set classifiers train and predict on (a split's float16 clips are
+    held once, by the view).
+
+    Example:
+        >>> x = RowsOf(torch.arange(10.).view(5, 2), torch.tensor([4, 0]))
+        >>> x.shape, x[torch.tensor([1])].tolist(), x[0:1].tolist()
+        ((2, 2), [[0.0, 1.0]], [[8.0, 9.0]])
+    """
+
+    def __init__(self, tensor: torch.Tensor, rows: torch.Tensor) -> None:
+        self.tensor, self.rows = tensor, rows.to(tensor.device)
+        self.shape = (int(rows.shape[0]), *tensor.shape[1:])
+        self.device = tensor.device
+
+    def __getitem__(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        return self.tensor[self.rows[idx]]
+
+    def pieces(self, videos: int = 4096) -> Iterator[torch.Tensor]:
+        """The rows in order, `videos` at a time (for statistics over all of them)."""
+        for start in range(0, self.shape[0], videos):
+            yield self[start:start + videos]
 
 
 def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -278,7 +303,7 @@ def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def fit_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor,
+def fit_set_classifier(clf: nn.Module, features: RowsOf, coords: RowsOf, labels: torch.Tensor,
                        setting: TrainSetting, seed: int, progress: Progress = None, task: str = "train") -> nn.Module:
     """Train a set classifier (SetClassifier) on whole videos: mean clip cross-entropy of the per-clip logits."""
     device = features.device
@@ -306,7 +331,7 @@ def fit_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Ten
 
 
 @torch.no_grad()
-def predict_set_classifier(clf: nn.Module, features: torch.Tensor, coords: torch.Tensor, batch_videos: int = 256) -> np.ndarray:
+def predict_set_classifier(clf: nn.Module, features: RowsOf, coords: RowsOf, batch_videos: int = 256) -> np.ndarray:
     """Video-level class probabilities [n, C] (per-clip softmax averaged over the clips)."""
     clf.eval()
     out = []

@@ -39,6 +39,7 @@ from .context import ProbeContext, build_context
 from .fit import (
     ClipTable,
     Progress,
+    RowsOf,
     TrainSetting,
     fit_clip_heads,
     fit_set_classifier,
@@ -236,22 +237,22 @@ class StandardRunner:
         return predict_clip_head(head, self._table(ctx.eval_view, kind, test))
 
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
-    def _new_set_classifier(self, kind: str, train_features: torch.Tensor, seed: int) -> torch.nn.Module:
+    def _new_set_classifier(self, kind: str, train_features: RowsOf, seed: int) -> torch.nn.Module:
         """A fresh classifier initialised from ``seed``; the seeded stream runs on into its training (dropout)."""
         return seeded(lambda: self._make_set_classifier(kind, train_features), seed, restore=False)
 
-    def _make_set_classifier(self, kind: str, train_features: torch.Tensor) -> torch.nn.Module:
+    def _make_set_classifier(self, kind: str, train_features: RowsOf) -> torch.nn.Module:
         ctx = self.ctx
         if kind == "transformer":
             classifier = transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
             if classifier.model.standardizes:  # a fresh model: the statistics of the videos it is trained on
-                classifier.model.set_feature_stats(*feature_stats(train_features))
+                classifier.model.set_feature_stats(*feature_stats(train_features.pieces()))
             return classifier
         return finetune_classifier(ctx.model.module, ctx.n_classes, ctx.options.head)
 
-    def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = view.rows(rows)
-        return view.features[idx], view.positions(self.ctx.transformer_config.pos_input)[idx]
+    def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[RowsOf, RowsOf]:
+        idx = view.rows(rows)  # the view's tensors at these rows, not copies of them
+        return RowsOf(view.features, idx), RowsOf(view.positions(self.ctx.transformer_config.pos_input), idx)
 
     def _set_classifier_grid(self, kind: str, seed: int, task: str, fit_rows: np.ndarray, val_rows: np.ndarray
                              ) -> Iterator[tuple[TrainSetting, np.ndarray]]:
