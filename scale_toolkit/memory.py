@@ -39,11 +39,15 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def memory_budget(max_memory: str) -> tuple[int, str]:
-    """The budget for the data a command holds, in bytes, and where it came from."""
+def memory_budget(max_memory: str, processes: int = 1) -> tuple[int, str]:
+    """The budget for the data one process holds, in bytes, and where it came from: `--max-memory`
+    (per process), else an equal part for each of the `processes` sharing this machine (torchrun's
+    ranks) of half of what it has available."""
     if max_memory:
         return parse_size(max_memory), f"--max-memory {max_memory}"
-    return int(DEFAULT_FRACTION * available_bytes()), f"{DEFAULT_FRACTION:.0%} of the memory available at start"
+    share = f" / {processes} processes" if processes > 1 else ""
+    return (int(DEFAULT_FRACTION * available_bytes()) // max(1, processes),
+            f"{DEFAULT_FRACTION:.0%} of the memory available at start{share}")
 
 
 def gib(n_bytes: int) -> str:

@@ -17,6 +17,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine: they share its memory
 
     @property
     def enabled(self) -> bool:
@@ -31,12 +32,13 @@ def dist_from_env() -> DistInfo:
     """Rank info from torchrun's RANK / WORLD_SIZE / LOCAL_RANK (single process when absent).
 
     >>> dist_from_env() if "WORLD_SIZE" not in os.environ else DistInfo()
-    DistInfo(rank=0, world_size=1, local_rank=0)
+    DistInfo(rank=0, world_size=1, local_rank=0, local_world_size=1)
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
-    return DistInfo(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")),
+                    int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
 
 
 def resolve_device(name: str, local_rank: int | None = None) -> torch.device:

@@ -199,7 +199,7 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: Dist
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / CONFIG_FILE, meta)
-    loss_fn, window = _loss_fn(model, train_data, config, info, device)
+    loss_fn, window = _loss_fn(model, train_data, config, plan, info, device)
     run = _Run(config, plan, model, optimizer, loss_fn, window, precision, info, device, out, checkpoints, metrics, meta, lock,
                emit=progress if (progress is not None and info.is_main) else (lambda event: None))
     return run, start_epoch, train_data.held_out
@@ -259,7 +259,7 @@ def _streamed_data(config: TrainConfig) -> Optional[_TrainingData]:
     """The train split as a StreamedSplit when its features do not fit the memory budget, else None.
     The held-out videos (a few hundred at most) are read whole."""
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
-    budget, source = memory_budget(config.max_memory)
+    budget, source = memory_budget(config.max_memory, processes=dist_from_env().local_world_size)
     split_bytes = idx.size * fs.n_clips * (2 * fs.feature_dim + 4 * 6)
     if split_bytes <= budget:
         return None
@@ -343,14 +343,15 @@ def _resume_or_start(config: TrainConfig, model: ScaleModel, optimizer: torch.op
     return start_epoch
 
 
-def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, info: DistInfo,
+def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, plan: _RunPlan, info: DistInfo,
              device: torch.device) -> tuple[Callable[..., dict[str, torch.Tensor]], Optional[_Window]]:
     """The step's forward + losses over the resident store, or over the window buffer that a
     streamed split is read into (DDP-wrapped under torchrun, compiled on --compile)."""
     window = None
     if isinstance(train_data.features, StreamedSplit):
         stream = train_data.features
-        n, clips, dim = stream.window, stream.n_clips, stream.feature_dim
+        # this rank's share of a window: its rows of each whole batch
+        n, clips, dim = stream.window // plan.batch * (plan.rows[1] - plan.rows[0]), stream.n_clips, stream.feature_dim
         window = _Window(stream, torch.zeros((n, clips, dim), dtype=torch.float16, device=device),
                          torch.zeros((n, clips, 6 if stream.pos_input == "eq5" else 7), dtype=torch.float32, device=device))
         features, positions = window.features, window.positions
@@ -366,23 +367,34 @@ def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, 
 
 @dataclass
 class _Window:
-    """A streamed split's buffers on the device: the loss reads them, each window is copied into them."""
+    """A streamed split's buffers on the device: the loss reads them, each window is copied into them.
+
+    Under DDP a rank computes rows ``lo:hi`` of every batch, so it reads and holds only those rows
+    of each window (its share), placed in batch order; the batches and their losses are the
+    single-process run's."""
 
     stream: StreamedSplit
     features: torch.Tensor
     positions: torch.Tensor
 
-    def batches(self, seed: int, epoch: int, batch: int) -> Iterator[torch.Tensor]:
-        """The epoch's batches (buffer rows), window by window; the last short batch of the epoch is dropped."""
+    def batches(self, seed: int, epoch: int, batch: int, lo: int, hi: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches (buffer rows at ``lo:hi``), window by window; a window's rows beyond
+        its last whole batch (the epoch's last short batch) are not read."""
+        local, device = hi - lo, self.features.device
         for rows, order in self.stream.epoch_windows(seed, epoch):
-            feats, pos = self.stream.read(rows)
-            self.features[:len(rows)].copy_(torch.from_numpy(feats))
-            self.positions[:len(rows)].copy_(torch.from_numpy(pos))
+            n_batches = len(rows) // batch
+            mine = rows[order[:n_batches * batch].reshape(n_batches, batch)[:, lo:hi].reshape(-1)]
+            by_row = np.argsort(mine, kind="stable")  # the store is read in row order
+            feats, pos = self.stream.read(mine[by_row])
+            slots = torch.from_numpy(by_row).to(device)  # buffer slot of each row read: its place in batch order
+            self.features.index_copy_(0, slots, torch.from_numpy(feats).to(device))
+            self.positions.index_copy_(0, slots, torch.from_numpy(pos).to(device))
             del feats, pos
             hand_back_freed_memory()  # the window's host arrays, before the steps reuse the heap
-            order = torch.from_numpy(order).to(self.features.device)
-            for start in range(0, len(rows) - batch + 1, batch):
-                yield order[start:start + batch]
+            for b in range(n_batches):
+                videos = torch.zeros(batch, dtype=torch.long, device=device)  # only lo:hi is read on this rank
+                videos[lo:hi] = torch.arange(b * local, (b + 1) * local, device=device)
+                yield videos
 
 
 def _resident_batches(n_videos: int, steps: int, batch: int, generator: torch.Generator,
@@ -414,7 +426,7 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     config, plan, device = run.config, run.plan, run.device
     generator = _seed_epoch(config.seed, epoch, device)
     steps, batch, amp = plan.steps_per_epoch, plan.batch, run.precision.autocast_dtype
-    batches = (run.window.batches(config.seed, epoch, batch) if run.window is not None
+    batches = (run.window.batches(config.seed, epoch, batch, *plan.rows) if run.window is not None
                else _resident_batches(plan.n_videos, steps, batch, generator, device))
     sums = torch.zeros(len(METRIC_KEYS), device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss

@@ -97,3 +97,33 @@ def test_a_bad_budget_is_one_clear_error(tmp_path, text):
         cfg(tmp_path, max_memory=text)
     with pytest.raises(ScaleError):
         parse_size(text)
+
+
+def test_a_rank_reads_and_holds_only_its_rows_of_each_window(tmp_path):
+    """Under DDP a rank computes rows lo:hi of every batch: it reads only those rows of a window,
+    into a buffer of its share, and the two ranks' shares are the single process's batches."""
+    from scale_toolkit.train.trainer import _Window
+
+    fs = make_train_store(tmp_path / "train.zarr", n=200)
+    stream = StreamedSplit(str(tmp_path / "train.zarr"), fs.split_indices(1, "train"), fs.n_clips, fs.feature_dim, "eq5")
+    stream.fit_window(40 * 16 * 72, batch=8)  # windows of 16 videos: two batches of 8
+    full = fs.read(np.arange(fs.n_videos), names=("features",))["features"]
+    read_rows: dict[tuple[int, int], list[int]] = {}
+    batches = {}
+    for lo, hi in ((0, 8), (0, 4), (4, 8)):
+        window = _Window(stream, torch.zeros((16 // 8 * (hi - lo), fs.n_clips, fs.feature_dim), dtype=torch.float16),
+                         torch.zeros((16 // 8 * (hi - lo), fs.n_clips, 6)))
+        reads, real_read = read_rows.setdefault((lo, hi), []), stream.read
+        stream.read = lambda rows, reads=reads, real_read=real_read: (reads.extend(rows.tolist()), real_read(rows))[1]
+        # the features each batch's rows lo:hi see, as store rows (matched back through the features)
+        batches[(lo, hi)] = [window.features[videos[lo:hi]].clone() for videos in window.batches(0, 0, 8, lo, hi)]
+        del stream.read
+    assert sorted(read_rows[(0, 4)] + read_rows[(4, 8)]) == sorted(read_rows[(0, 8)])  # the shares split the reads
+    assert not set(read_rows[(0, 4)]) & set(read_rows[(4, 8)])
+    for whole, first, second in zip(batches[(0, 8)], batches[(0, 4)], batches[(4, 8)]):
+        assert torch.equal(whole, torch.cat([first, second]))
+    expected = [full[rows[order[b * 8:(b + 1) * 8]]] for rows, order in stream.epoch_windows(0, 0)
+                for b in range(len(rows) // 8)]
+    assert len(expected) == len(batches[(0, 8)])
+    for want, got in zip(expected, batches[(0, 8)]):
+        assert np.array_equal(want, got.numpy())
