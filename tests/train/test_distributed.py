@@ -11,7 +11,6 @@ import torch
 from scale_toolkit.train import TrainConfig, train
 from tests.train.helpers import TINY_MODEL, assert_same_weights, make_train_store
 
-
 MODES = ("fixed", "bernoulli", "streamed")
 
 
