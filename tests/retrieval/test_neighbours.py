@@ -52,3 +52,17 @@ def test_large_work_switches_to_approximate_and_says_so(monkeypatch):
 @pytest.mark.parametrize("n_queries, n_memory, dim, expected", [(3783, 9537, 768, True), (20000, 240000, 768, False)])
 def test_the_limit_keeps_ucf_size_exact_and_kinetics_size_approximate(n_queries, n_memory, dim, expected):
     assert neighbours.wants_exact(n_queries, n_memory, dim, None) is expected
+
+
+def test_the_cells_scanned_are_the_fewest_that_reach_the_target_recall(monkeypatch):
+    """nprobe doubles from 16 until the sample finds TARGET_RECALL of its exact top-k (or an eighth of
+    the cells): an easy set stops early, and a lower target never scans more cells."""
+    mem, _ = _clustered(20000, centres=200)
+    q, _ = _clustered(400, centres=200, seed=1)
+    _, _, high = neighbours.top_k(mem, q, 10, exact=False)
+    monkeypatch.setattr(neighbours, "TARGET_RECALL", 0.5)
+    _, _, low = neighbours.top_k(mem, q, 10, exact=False)
+    nlist = high.params["nlist"]
+    assert high.params["nprobe"] in {16, 32, 64, nlist // 8} and low.params["nprobe"] <= high.params["nprobe"]
+    assert high.recall >= 0.98 or high.params["nprobe"] == nlist // 8
+    assert low.recall >= 0.5 and low.params["nprobe"] == 16
