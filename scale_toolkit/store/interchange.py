@@ -48,7 +48,8 @@ _MAX_CLASSES = 1_000_000
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ScaleError(f"{path}: unsupported format '{suffix}'; use .npz or .h5")
+        raise ScaleError(f"{path}: unsupported format '{suffix}'; use .npz or .h5 (a store's export), or a folder "
+                         "or .csv of per-video feature files")
     return "npz" if suffix == ".npz" else "h5"
 
 
