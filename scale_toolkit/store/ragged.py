@@ -254,6 +254,14 @@ class RaggedStore(FeatureStore):
             out.update(pad_clips(flat, counts))
         return out
 
+    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096):
+        """Yield (indices, arrays) in pieces of at most `rows` videos whose padded clips stay near
+        MAX_PADDED_CLIPS (a few long videos per piece, many short ones)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        for piece in padded_pieces(self.clip_counts[indices], rows):
+            part = indices[piece]
+            yield part, self.read(part, names)
+
     # ------------------------------------------------------------------ verify
     @_string_arrays_known()
     def verify(self, blocks: Iterable[int] | None = None) -> list[dict]:
@@ -343,6 +351,32 @@ def _zeros(n: int, dim: int, only_missing: dict | None = None) -> dict[str, np.n
     full = {"features": lambda: np.zeros((n, dim), np.float16), "coords": lambda: np.zeros((n, 6), np.float32),
             "boxes": lambda: np.zeros((n, 6), np.int32), "flip": lambda: np.zeros(n, bool)}
     return {k: make() for k, make in full.items() if only_missing is None or k not in only_missing}
+
+
+MAX_PADDED_CLIPS = 1 << 18  # clip slots of one padded piece (videos x longest of them)
+MAX_ATTENTION = 1 << 26  # attention scores of one piece's masked forward (videos x longest^2)
+
+
+def padded_pieces(counts: np.ndarray, max_videos: int, max_clips: int = MAX_PADDED_CLIPS,
+                  max_attention: int = MAX_ATTENTION) -> Iterator[slice]:
+    """Consecutive pieces of videos (with these clip counts) to read and run padded together: at
+    most `max_videos`, their padded clips (n x longest) and attention scores (n x longest^2) within
+    budget; a video over budget by itself is a piece of its own.
+
+    >>> [(p.start, p.stop) for p in padded_pieces(np.array([10, 10, 500, 10]), 8, max_clips=600)]
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    counts = np.asarray(counts, np.int64)
+    start, longest = 0, 0
+    for i, c in enumerate(counts.tolist()):
+        wide = max(longest, c, 1)
+        n = i - start + 1
+        if i > start and (n > max_videos or n * wide > max_clips or n * wide * wide > max_attention):
+            yield slice(start, i)
+            start, wide = i, max(c, 1)
+        longest = wide
+    if start < len(counts):
+        yield slice(start, len(counts))
 
 
 def pad_clips(flat: dict[str, np.ndarray], counts: np.ndarray) -> dict[str, np.ndarray]:
