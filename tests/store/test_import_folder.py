@@ -185,3 +185,26 @@ def test_cli_import_folder_then_info(folder, tmp_path, run_cli):
     assert '"max": 2000' in out
     code, out, err = run_cli("import", root, "--out", tmp_path / "s.zarr", "--time-unit", "minutes")
     assert code == 2 and "--time-unit" in (out + err)
+
+
+def test_import_memory_is_bounded_by_one_file(tmp_path):
+    """The peak is one file (plus a few store chunks), whatever the number of files."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    one_file = 1500 * 128 * 4
+    peaks = []
+    for n in (8, 32):
+        folder = tmp_path / f"f{n}"
+        folder.mkdir()
+        for i in range(n):
+            np.save(folder / f"v{i:02d}.npy", rng.standard_normal((1500, 128)).astype(np.float32))
+        tracemalloc.start()
+        try:
+            import_feature_files(folder, tmp_path / f"s{n}.zarr")
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert FeatureStore.open(tmp_path / f"s{n}.zarr").clip_counts.sum() == n * 1500
+    assert peaks[1] < 1.25 * peaks[0], peaks  # 4x the files, about the same peak
+    assert peaks[1] < 32 * one_file / 3, peaks  # far below the folder's 24.6 MB
