@@ -1,6 +1,7 @@
 """`scale import` of a folder / CSV of per-video feature files into a ragged store."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,41 @@ def test_import_memory_is_bounded_by_one_file(tmp_path):
         assert FeatureStore.open(tmp_path / f"s{n}.zarr").clip_counts.sum() == n * 1500
     assert peaks[1] < 1.25 * peaks[0], peaks  # 4x the files, about the same peak
     assert peaks[1] < 32 * one_file / 3, peaks  # far below the folder's 24.6 MB
+
+
+@pytest.mark.slow
+def test_cli_import_train_probe_retrieve(tmp_path, run_cli):
+    """The one-command path of README "Already have features?", on files of 3 to 2,000 rows."""
+    rng = np.random.default_rng(3)
+    lines = ["path,label,split"]
+    for i, t in enumerate([3, 2000, 40, 7, 120, 15, 64, 9, 300, 5, 33, 80]):
+        cls = ("walk", "run")[i % 2]
+        x = rng.standard_normal((t, D)).astype(np.float32) + (2.0 if cls == "run" else -2.0)
+        name = f"{cls}_{i}.npz" if i % 3 == 0 else f"{cls}_{i}.npy"
+        (np.savez if name.endswith(".npz") else np.save)(tmp_path / name, x)
+        lines.append(f"{name},{cls},{'test' if i >= 8 else 'train'}")
+    bad = rng.standard_normal((5, D))
+    bad[2, 0] = np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    np.save(tmp_path / "dim.npy", rng.standard_normal((5, D + 1)))
+    (tmp_path / "junk.npz").write_bytes(b"PK not really")
+    lines += ["inf.npy,walk,train", "dim.npy,run,train", "junk.npz,run,test"]
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    store, run = tmp_path / "s.zarr", tmp_path / "run"
+    code, out, err = run_cli("import", tmp_path / "list.csv", "--out", store)
+    assert code == 0, err
+    assert "imported 12 of 15 videos" in " ".join(out.split())
+    code, out, err = run_cli("train", "--store", store, "--split", "1", "--out", run, "--epochs", "2", "--batch-size", "4",
+                             "--hidden", "16", "--layers", "1", "--heads", "2", "--ssl-val", "0")
+    assert code == 0, err
+    code, out, err = run_cli("probe", "--store", store, "--split", "1", "--model", run, "--knn", "3", "--linear",
+                             "--json", tmp_path / "probe.json")
+    assert code == 0, err
+    results = json.loads((tmp_path / "probe.json").read_text())["results"]
+    assert results["knn"]["top1"] == 100.0  # the classes differ by their mean: clip means over all rows find them
+    assert {"knn", "scale_knn", "linear", "scale_linear"} <= set(results)
+    code, out, err = run_cli("retrieve", "--store", store, "--split", "1", "--model", run)
+    assert code == 0, err
+    assert "R@1" in out
+    code, out, err = run_cli("probe", "--store", store, "--split", "1", "--transformer")
+    assert code == 2 and "any length" in err
