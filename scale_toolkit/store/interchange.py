@@ -318,6 +318,9 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     fs = FeatureStore.open(store)
     out = Path(out)
     fmt = _format_of(out)
+    if getattr(fs, "clip_counts", None) is not None:
+        raise ScaleError(f"{store} has videos of any length (a ragged store, made by importing per-video feature "
+                         "files): export writes fixed-length stores only; keep the feature files it was imported from")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}")
     if out.is_dir():

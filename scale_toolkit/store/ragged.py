@@ -248,7 +248,7 @@ class RaggedStore(FeatureStore):
             rows = np.asarray(indices, dtype=np.int64)
         clip_names = [n for n in names if n in CLIP_ARRAYS]
         other = [n for n in names if n not in CLIP_ARRAYS and n != "valid"]
-        out = super().read(rows, other, verify) if other else {}
+        out = super().read(indices, other, verify) if other else {}  # as given: `splits` is [3, N]
         if clip_names or "valid" in names:
             flat, counts = self.read_clips(rows, clip_names, verify)
             out.update(pad_clips(flat, counts))

@@ -247,3 +247,14 @@ def test_cli_import_train_probe_retrieve(tmp_path, run_cli):
     assert "R@1" in out
     code, out, err = run_cli("probe", "--store", store, "--split", "1", "--transformer")
     assert code == 2 and "any length" in err
+
+
+def test_whole_store_reads_and_export_of_a_ragged_store(folder, tmp_path, run_cli):
+    root, _ = folder
+    import_feature_files(root, tmp_path / "s.zarr")
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    whole = fs.read(None, names=("features", "valid", "splits", "labels"))
+    assert whole["splits"].shape == (3, fs.n_videos) and whole["labels"].shape == (fs.n_videos,)
+    assert whole["features"].shape == (fs.n_videos, 2000, D) and (whole["valid"].sum(1) == fs.clip_counts).all()
+    code, _, err = run_cli("export", tmp_path / "s.zarr", "--out", tmp_path / "x.npz")
+    assert code == 2 and "any length" in err and not (tmp_path / "x.npz").exists()
