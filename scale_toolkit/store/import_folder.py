@@ -16,10 +16,11 @@ spans [i*stride, i*stride + length) and the video lasts (T-1)*stride + length (c
 `boxes` hold the span in frames when the unit is frames or rows, zeros for seconds (the source
 frame numbers are unknown then).
 
-Every file is hostile input: it must be a 2-D floating-point array with 1..max_rows rows, D
-columns like the other files (the most common D wins; the others fail), finite values within the
-float16 range. A file that fails is recorded as a failed video with its reason, as extraction
-records a broken video, and the import goes on.
+Every file is hostile input: it must be a 2-D floating-point array with 1..max_rows rows, at most
+MAX_VALUES values (a compressed .npz member may declare any shape), D columns like the other files
+(the most common D wins; the others fail), finite values within the float16 range. A file that
+fails is recorded as a failed video with its reason, as extraction records a broken video, and
+the import goes on.
 
 Memory is bounded by one file: headers are read first (shapes only: `.npy` through a memory map),
 then each file is read, checked and written by itself. The store is made hidden beside --out and
@@ -47,6 +48,7 @@ FEATURE_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5")
 UNITS = ("rows", "frames", "seconds")
 MAX_ROWS = 1_000_000  # rows of one file (a 1-clip-per-second video of 11 days)
 MAX_DIM = 65_536
+MAX_VALUES = 1 << 30  # T x D of one file (2 GiB as float16): a compressed member may declare any shape
 _FLOAT16_MAX = 65504.0
 _PIECE_ROWS = 65_536  # rows converted per step within one file
 IMPORT_ATTR = "imported_from"
@@ -230,6 +232,8 @@ def _header(file: FeatureFile, key: str | None, dataset: str | None, max_rows: i
         return f"has {rows} rows; 1 to {max_rows} allowed"
     if not 1 <= dim <= MAX_DIM:
         return f"has feature dim {dim}; 1 to {MAX_DIM} allowed"
+    if rows * dim > MAX_VALUES:
+        return f"holds {rows} x {dim} values; at most {MAX_VALUES} per file"
     return rows, dim
 
 
@@ -275,9 +279,9 @@ def import_feature_files(source: str | Path, out: str | Path, *, key: str | None
               "max_rows": max_rows}
     store, resumed = _open_or_start(out, files, classes, record, key, dataset, max_rows, overwrite, rows_per_chunk)
     pending_blocks = sorted({row // store.rows_per_chunk for row in np.flatnonzero(store.status == PENDING).tolist()})
-    offsets_counts = store.clip_counts
+    counts = store.clip_counts
     for i, block in enumerate(pending_blocks):
-        store.write_video_block(block, _block_videos(store, block, files, offsets_counts, key, dataset, max_rows, timing))
+        store.write_video_block(block, _block_videos(store, block, files, counts, key, dataset, max_rows, timing))
         if progress is not None:
             progress(i + 1, len(pending_blocks))
     store = FeatureStore.open(out)

@@ -164,6 +164,19 @@ def test_damaged_clip_chunk_is_found_by_verify_and_refused_by_reads(folder, tmp_
     assert row is not None
 
 
+def test_a_compressed_member_declaring_a_huge_shape_is_refused_before_any_allocation(tmp_path, monkeypatch):
+    import scale_toolkit.store.import_folder as imp
+
+    monkeypatch.setattr(imp, "MAX_VALUES", 1000)  # the real limit is 2**30 values; same rule, small files
+    (tmp_path / "c").mkdir()
+    np.savez_compressed(tmp_path / "c" / "big.npz", x=np.zeros((200, 8), np.float32))  # 1600 values
+    np.save(tmp_path / "c" / "ok.npy", np.ones((100, 8), np.float32))
+    import_feature_files(tmp_path, tmp_path / "s.zarr")
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    reasons = dict(zip(fs.video_ids, fs.reasons))
+    assert "at most 1000" in reasons["c/big.npz"] and reasons["c/ok.npy"] == ""
+
+
 def test_nothing_importable_is_one_clear_error(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "a.npy").write_bytes(b"nope")
