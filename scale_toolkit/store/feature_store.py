@@ -38,7 +38,8 @@ from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES,
 from .names import escape_id, needs_escape, printable, unescape_id
 from .summary import StoreInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # written by fixed-layout stores
+RAGGED_SCHEMA_VERSION = 2  # written by ragged stores (store/ragged.py), so a scale before them refuses them
 _WRITTEN_AT_CREATION = ("labels", "splits", "video_ids")  # never rewritten: kept once read, in any mode
 
 
@@ -130,7 +131,7 @@ class FeatureStore:
             group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(
             {
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": SCHEMA_VERSION if counts is None else RAGGED_SCHEMA_VERSION,
                 "toolkit_version": __version__,
                 "class_names": list(class_names),
                 "rows_per_chunk": chunk,
@@ -162,7 +163,7 @@ class FeatureStore:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ScaleError(f"{path} is not a valid scale feature store (schema_version {version!r} is not a "
                              "positive integer): its zarr.json was damaged or edited")
-        if version > SCHEMA_VERSION:
+        if version > RAGGED_SCHEMA_VERSION:
             raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
         from .ragged import RaggedStore, is_ragged
 

@@ -271,3 +271,12 @@ def test_whole_store_reads_and_export_of_a_ragged_store(folder, tmp_path, run_cl
     assert whole["features"].shape == (fs.n_videos, 2000, D) and (whole["valid"].sum(1) == fs.clip_counts).all()
     code, _, err = run_cli("export", tmp_path / "s.zarr", "--out", tmp_path / "x.npz")
     assert code == 2 and "any length" in err and not (tmp_path / "x.npz").exists()
+
+
+def test_fixed_stores_keep_schema_1_and_ragged_ones_say_2(folder, tmp_path):
+    """A scale from before ragged stores (schema 1 only) refuses them in one line instead of misreading them."""
+    root, _ = folder
+    import_feature_files(root, tmp_path / "r.zarr")
+    fixed = FeatureStore.create(tmp_path / "f.zarr", video_ids=["a"], labels=[0], splits=np.ones((3, 1), np.int8),
+                                class_names=["c"], n_clips=2, feature_dim=D)
+    assert fixed.schema_version == 1 and FeatureStore.open(tmp_path / "r.zarr").schema_version == 2
