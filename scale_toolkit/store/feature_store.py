@@ -18,6 +18,9 @@ Rows are chunked in blocks of `rows_per_chunk` videos. A writer only ever writes
 blocks it owns (shards own disjoint blocks), data arrays first and `status` last, and
 Zarr writes each chunk to a temporary file and renames it, so a killed writer leaves
 at most its in-flight block pending and a rerun redoes exactly that block.
+
+Videos with any number of clips live in the ragged layout (store/ragged.py: clip rows concatenated,
+per-video offsets and counts); `open` returns a RaggedStore for those, same per-video arrays.
 """
 from __future__ import annotations
 
