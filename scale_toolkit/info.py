@@ -186,7 +186,7 @@ def store_table(info: StoreInfo) -> dict:
     return {
         "path": str(info.path),
         "videos": info.videos,
-        "clips_per_video": info.clips_per_video,
+        "clips_per_video": info.clips if info.clips is not None else info.clips_per_video,
         "feature_dim": info.feature_dim,
         "status": info.status,
         "splits_done": ({str(split): counts for split, counts in info.done_per_split.items()}

@@ -14,12 +14,31 @@ from ..text import human_bytes, shown
 
 @app.command("import")
 def import_cmd(
-    source: Path = typer.Argument(..., help="FEATURES.npz or FEATURES.h5 with arrays features, coords, labels, video_ids, class_names, splits (boxes, flip, status, attrs optional)."),
-    out_store: Path = typer.Option(..., "--out", help="The store to create (STORE.zarr); must not exist unless --overwrite."),
+    source: Path = typer.Argument(..., help="FEATURES.npz or FEATURES.h5 exported from a store (arrays features, coords, labels, video_ids, class_names, splits); or a FOLDER of per-video feature files [T, D] (FOLDER/<class>/<video>.npy|.npz|.h5), or a LIST.csv of them (columns path,label[,split])."),
+    out_store: Path = typer.Option(..., "--out", help="The store to create (STORE.zarr); must not exist unless --overwrite. A folder import left unfinished at --out is continued by the same command."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scale store at --out (never any other folder)."),
+    key: str = typer.Option(None, "--key", help="Folder/CSV import: the array of each .npz file (default: its only array)."),
+    dataset: str = typer.Option(None, "--dataset", help="Folder/CSV import: the dataset of each .h5 file (default: its only dataset)."),
+    clip_length: float = typer.Option(1.0, "--clip-length", help="Folder/CSV import: how long each row's clip lasts, in --time-unit."),
+    clip_stride: float = typer.Option(1.0, "--clip-stride", help="Folder/CSV import: time from one row's start to the next, in --time-unit."),
+    time_unit: str = typer.Option("rows", "--time-unit", help="Folder/CSV import: rows (row i spans [i, i+1)), frames or seconds."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Bring features made by another extractor into a feature store (validated first)."""
+    from scale_toolkit.store.import_folder import RowTiming, import_feature_files, is_feature_listing
+
+    if is_feature_listing(source):
+        on_interrupt(f"the finished blocks of {out_store} are kept; rerun the same command to continue")
+        s = import_feature_files(source, out_store, key=key, dataset=dataset, overwrite=overwrite,
+                                 timing=RowTiming(clip_length, clip_stride, time_unit))
+        c = s.clips
+        out.print(f"{'continued' if s.resumed else 'imported'} {s.imported} of {s.videos} videos into {shown(out_store)} "
+                  f"({s.failed} failed; clips per video min {c['min']}, median {c['median']:g}, max {c['max']})")
+        if s.missing:
+            out.print(f"{len(s.missing)} files listed but not found (not imported), e.g. {shown(s.missing[0])}")
+        if s.failed:
+            out.print(f"the failures and their reasons: scale info {shown(out_store)}")
+        return
     from scale_toolkit.store.interchange import import_features
 
     on_interrupt(f"nothing was written ({out_store} is unchanged); rerun the command")

@@ -98,8 +98,9 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     mae = D.is_mae_family(StoreAttrs.of(store))
     batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
     wanted = _probed_rows(store, options.splits())
-    if set(rows) <= set(KNN_ROWS):  # a vector per video is all k-NN reads: streamed, never every clip in memory
-        embed = model.module if model is not None and "scale_knn" in rows else None
+    ragged = _check_ragged_rows(rows, store, train_store)
+    if set(rows) <= set(KNN_ROWS) or ragged:  # a vector per video is all k-NN reads: streamed, never every clip in memory
+        embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
         eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
@@ -135,6 +136,22 @@ def _check_memory(options: ProbeOptions, store: FeatureStore, train_store: Optio
         raise ScaleError(f"the trained probes would hold {gib(need)} of clips ({len(wanted)} videos x "
                          f"{store.n_clips} clips x {store.feature_dim} dims), over the memory budget of {gib(budget)} "
                          f"({source}); the k-NN rows stream (run them alone), or probe one split, or set a larger --max-memory")
+
+
+# rows a store of videos of any length is probed with: each reads a vector per video (the mean over all
+# its valid clips, and with a model the SET token and mean refined clip of a masked forward over all of them)
+RAGGED_ROWS = (*KNN_ROWS, "linear", "mlp", "scale_linear")
+
+
+def _check_ragged_rows(rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore]) -> bool:
+    """Whether a store has videos of any length (store/ragged.py); then only the per-video rows."""
+    ragged = [s for s in (store, train_store) if s is not None and getattr(s, "clip_counts", None) is not None]
+    if ragged:
+        other = [row for row in rows if row not in RAGGED_ROWS]
+        if other:
+            raise ScaleError(f"{ragged[0].path} has videos of any length: probe it with {', '.join(RAGGED_ROWS)} "
+                             f"(over all clips of each video), not {', '.join(other)}")
+    return bool(ragged)
 
 
 def _probed_rows(store: FeatureStore, splits: list[int]) -> np.ndarray:

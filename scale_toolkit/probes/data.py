@@ -64,6 +64,7 @@ class View:
     refined: Optional[torch.Tensor] = None  # float16 [N, V, H]
     extra: dict[str, Any] = field(default_factory=dict)
     flip: Optional[np.ndarray] = None  # bool [N, V] (host): the official 7-entry positions need it
+    valid: Optional[torch.Tensor] = None  # bool [N, V]: clip slots holding a clip (a ragged store's); None: all
 
     def positions(self, pos_input: str) -> torch.Tensor:
         """What a model with ``pos_input`` reads: the coords, or the official 7-entry vectors (built once)."""
@@ -107,18 +108,19 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
     rows_here, row_of = _view_rows(store, eval_store, wanted)
     names = ("features", "coords", "flip") if model is not None else ("features",)
     means, sets, refined = [], [], []
-    for start in range(0, len(rows_here), batch_videos):
-        data = store.read(rows_here[start:start + batch_videos], names=names)
+    for piece_rows in _pieces(store, rows_here, batch_videos):
+        data = store.read(piece_rows, names=names)
         feats = torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device)
+        valid = torch.from_numpy(data["valid"]).to(device) if "valid" in data else None  # a ragged store's
         # host copies of the small results: small torch tensors kept between the pieces' large
         # temporaries fragment glibc's heap (measured: RSS grew by every piece's float32 copy)
-        means.append(_host(feats.float().mean(1)))
+        means.append(_host(masked_mean(feats.float(), valid)))
         if model is not None:
             piece = View(feats, torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
-                         row_of, flip=np.asarray(data["flip"], dtype=bool))
+                         row_of, flip=np.asarray(data["flip"], dtype=bool), valid=valid)
             embed_view(piece, model, batch_videos)
             sets.append(_host(piece.set_token))
-            refined.append(_host(piece.refined.float().mean(1)))
+            refined.append(_host(masked_mean(piece.refined.float(), valid)))
 
     def joined(parts: list[np.ndarray], dim: int) -> torch.Tensor:
         return torch.from_numpy(np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)).to(device)
@@ -129,6 +131,24 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
         view.set_token = joined(sets, 0)
         view.refined = joined(refined, 0)[:, None, :]
     return view
+
+
+def masked_mean(x: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean over clips [n, V, H] -> [n, H], over the valid clips only when `valid` [n, V] is given."""
+    if valid is None:
+        return x.mean(1)
+    w = valid.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(1) / w.sum(1).clamp(min=1)
+
+
+def _pieces(store: FeatureStore, rows: np.ndarray, batch_videos: int):
+    """The store rows in pieces read together: `batch_videos` at a time, or for a ragged store
+    (videos of any length) pieces whose padded clips and attention stay within budget."""
+    if getattr(store, "clip_counts", None) is None:
+        return (rows[start:start + batch_videos] for start in range(0, len(rows), batch_videos))
+    from ..store.ragged import padded_pieces
+
+    return (rows[piece] for piece in padded_pieces(store.clip_counts[rows], batch_videos))
 
 
 def _host(x: torch.Tensor) -> np.ndarray:
@@ -171,7 +191,8 @@ def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> N
     positions = view.positions(model.config.pos_input)
     for start in range(0, view.features.shape[0], batch_videos):
         batch = slice(start, start + batch_videos)
-        out = model(view.features[batch].float(), positions[batch].float())
+        out = model(view.features[batch].float(), positions[batch].float(),
+                    valid=None if view.valid is None else view.valid[batch])
         sets.append(out["set_token"].float())
         refined.append(out["refined"].to(torch.float16))
     view.set_token = torch.cat(sets)

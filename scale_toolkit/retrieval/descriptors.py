@@ -77,23 +77,34 @@ def video_descriptors(
     model: "ScaleModel | None" = None,
     batch_size: int = 256,
     device: str | None = None,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw descriptors [N, Dd] float32 of N videos from their clip features [N, V, D].
 
     `coords` [N, V, 6] and `model` are needed for the SCALE kinds ("set", "refined", "set+mean").
+    `valid` bool [N, V] marks the clips of videos of different lengths padded together (a ragged
+    store's read): means and the model's attention then cover those clips only.
     """
     features = np.asarray(features)
     if features.ndim != 3:
         raise ScaleError(f"expected clip features [N, V, D], got shape {features.shape}")
     check_kind(kind, model is not None)
     if kind == BASELINE_KIND:
-        return features.astype(np.float32).mean(axis=1)
+        return _mean(features.astype(np.float32), valid)
     if coords is None or np.asarray(coords).shape != (*features.shape[:2], 6):
         raise ScaleError(f"SCALE descriptors need coords [N, V, 6] matching features {features.shape}")
-    return _scale_descriptors(features, np.asarray(coords, dtype=np.float32), kind, model, batch_size, device)
+    return _scale_descriptors(features, np.asarray(coords, dtype=np.float32), kind, model, batch_size, device, valid)
 
 
-def _scale_descriptors(features, coords, kind, model, batch_size, device) -> np.ndarray:
+def _mean(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Mean over clips [N, V, H] -> [N, H], of the valid clips when `valid` is given."""
+    if valid is None:
+        return x.mean(axis=1)
+    w = np.asarray(valid, np.float32)[..., None]
+    return (x * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1)
+
+
+def _scale_descriptors(features, coords, kind, model, batch_size, device, valid=None) -> np.ndarray:
     import torch
 
     in_dim = getattr(getattr(model, "config", None), "input_dim", features.shape[-1])
@@ -106,9 +117,10 @@ def _scale_descriptors(features, coords, kind, model, batch_size, device) -> np.
     for start in range(0, len(features), batch_size):
         f = torch.from_numpy(features[start:start + batch_size].astype(np.float32))
         c = torch.from_numpy(coords[start:start + batch_size])
-        out = model.encode(f, c)
+        v = None if valid is None else np.asarray(valid[start:start + batch_size], bool)
+        out = model.encode(f, c, valid=None if v is None else torch.from_numpy(v))
         set_tok = out["set_token"].float().cpu().numpy()
-        refined = out["refined"].float().cpu().numpy().mean(axis=1)
+        refined = _mean(out["refined"].float().cpu().numpy(), v)
         if kind == "set":
             parts.append(set_tok)
         elif kind == "refined":
@@ -133,7 +145,8 @@ def store_descriptors(
     names = ("features",) if kind == BASELINE_KIND else ("features", "coords")
     parts = []
     for _, block in store.iter_blocks(indices, names=names, rows=rows):
-        parts.append(video_descriptors(block["features"], block.get("coords"), kind=kind, model=model, device=device))
+        parts.append(video_descriptors(block["features"], block.get("coords"), kind=kind, model=model, device=device,
+                                       valid=block.get("valid")))
     if not parts:
         dim = store.feature_dim if kind == BASELINE_KIND else None
         return np.zeros((0, dim or 0), np.float32)

@@ -18,6 +18,9 @@ Rows are chunked in blocks of `rows_per_chunk` videos. A writer only ever writes
 blocks it owns (shards own disjoint blocks), data arrays first and `status` last, and
 Zarr writes each chunk to a temporary file and renames it, so a killed writer leaves
 at most its in-flight block pending and a rerun redoes exactly that block.
+
+Videos with any number of clips live in the ragged layout (store/ragged.py: clip rows concatenated,
+per-video offsets and counts); `open` returns a RaggedStore for those, same per-video arrays.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES,
 from .names import escape_id, needs_escape, printable, unescape_id
 from .summary import StoreInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # written by fixed-layout stores
+RAGGED_SCHEMA_VERSION = 2  # written by ragged stores (store/ragged.py), so a scale before them refuses them
 _WRITTEN_AT_CREATION = ("labels", "splits", "video_ids")  # never rewritten: kept once read, in any mode
 
 
@@ -97,18 +101,29 @@ class FeatureStore:
         video_meta: np.ndarray | None = None,
         rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
         overwrite: bool = False,
+        clip_counts: Sequence[int] | np.ndarray | None = None,
     ) -> "FeatureStore":
-        """Create a store with every row pending. Refuses to replace an existing store unless asked."""
+        """Create a store with every row pending. Refuses to replace an existing store unless asked.
+        With `clip_counts` (one per video) the store has the ragged layout (store/ragged.py) and
+        `n_clips` is ignored."""
+        from . import ragged
+
         path = Path(path)
         n = len(video_ids)
         labels = np.asarray(labels, dtype=np.int32)
         splits = np.asarray(splits, dtype=np.int8)
-        check_layout(n, labels, splits, n_clips, feature_dim)
+        counts = None if clip_counts is None else ragged.check_ragged_layout(n, labels, splits, clip_counts, feature_dim)
+        if counts is None:
+            check_layout(n, labels, splits, n_clips, feature_dim)
         if path.exists() and not overwrite:
             raise ScaleError(f"{path} already exists; choose another --out or delete it")
         chunk = max(1, min(rows_per_chunk, n))
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
-        create_row_arrays(group, n, n_clips, feature_dim, chunk)
+        index_sums: dict[str, int] = {}
+        if counts is None:
+            create_row_arrays(group, n, n_clips, feature_dim, chunk)
+        else:
+            index_sums = ragged.create_clip_arrays(group, counts, feature_dim, chunk)
         # Whole-store metadata is small and written once here, by the creator only.
         group.create_array("labels", data=labels, chunks=(n,))
         group.create_array("splits", data=splits, chunks=(3, n))
@@ -119,17 +134,18 @@ class FeatureStore:
             group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(
             {
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": SCHEMA_VERSION if counts is None else RAGGED_SCHEMA_VERSION,
                 "toolkit_version": __version__,
                 "class_names": list(class_names),
                 "rows_per_chunk": chunk,
                 "checksums": ALGORITHM,
                 **{k: v for k, v in (attrs or {}).items() if k not in ("escaped_video_ids", INTEGRITY_ATTR)},
                 **({"escaped_video_ids": escaped} if escaped else {}),
+                **({ragged.LAYOUT_ATTR: ragged.RAGGED} if counts is not None else {}),
             }
         )
-        store = cls(path, group)
-        store._seal({name: crc(np.asarray(group[name][:])) for name in WHOLE})
+        store = (ragged.RaggedStore if counts is not None else cls)(path, group)
+        store._seal({**{name: crc(np.asarray(group[name][:])) for name in WHOLE}, **index_sums})
         return store
 
     @classmethod
@@ -150,9 +166,11 @@ class FeatureStore:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ScaleError(f"{path} is not a valid scale feature store (schema_version {version!r} is not a "
                              "positive integer): its zarr.json was damaged or edited")
-        if version > SCHEMA_VERSION:
+        if version > RAGGED_SCHEMA_VERSION:
             raise ScaleError(f"{path} has store schema {group.attrs['schema_version']}; upgrade scale to read it")
-        store = cls(path, group)
+        from .ragged import RaggedStore, is_ragged
+
+        store = (RaggedStore if is_ragged(group) else cls)(path, group)
         store._check_attributes()
         return store
 

@@ -48,7 +48,8 @@ _MAX_CLASSES = 1_000_000
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ScaleError(f"{path}: unsupported format '{suffix}'; use .npz or .h5")
+        raise ScaleError(f"{path}: unsupported format '{suffix}'; use .npz or .h5 (a store's export), or a folder "
+                         "or .csv of per-video feature files")
     return "npz" if suffix == ".npz" else "h5"
 
 
@@ -317,6 +318,9 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     fs = FeatureStore.open(store)
     out = Path(out)
     fmt = _format_of(out)
+    if getattr(fs, "clip_counts", None) is not None:
+        raise ScaleError(f"{store} has videos of any length (a ragged store, made by importing per-video feature "
+                         "files): export writes fixed-length stores only; keep the feature files it was imported from")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}")
     if out.is_dir():

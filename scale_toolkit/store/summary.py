@@ -22,3 +22,4 @@ class StoreInfo:
     schema_version: int
     disk_bytes: int
     failures: dict[str, str]  # video id -> why it failed
+    clips: dict[str, float] | None = None  # a ragged store's clips per done video: min, median, max, mean, total

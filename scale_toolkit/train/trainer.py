@@ -31,6 +31,7 @@ from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
 from scale_toolkit.train.host_memory import hand_back_freed_memory, reuse_freed_memory
 from scale_toolkit.train.plots import chance_levels, plot_curves
+from scale_toolkit.train.ragged import RaggedSampler, RaggedSplit, load_ragged_split
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.stream import StreamedSplit
@@ -85,7 +86,7 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
 class _TrainingData:
     """The training videos as the loop needs them, and the held-out ones for the health metrics."""
 
-    features: np.ndarray | StreamedSplit  # float16 [n, V, D], or read a window at a time
+    features: np.ndarray | StreamedSplit | RaggedSplit  # float16 [n, V, D], read a window at a time, or ragged
     positions: Optional[np.ndarray]  # float32 [n, V, 6] (or 7: official positions); None when streamed
     held_out: Optional[tuple[np.ndarray, np.ndarray]]
     store_info: dict[str, Any]
@@ -133,6 +134,7 @@ class _Run:
     lock: RunLock  # held while the run lives: a lock train() does not pass closes with it
     emit: Progress
     warnings: list[str] = field(default_factory=list)
+    ragged: Optional[RaggedSampler] = None  # a ragged store's set sampler (train/ragged.py); None: fixed clips
 
     def warn(self, epoch: int, note: str) -> None:
         self.warnings.append(note)
@@ -201,7 +203,8 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: Dist
         write_json(out / CONFIG_FILE, meta)
     loss_fn, window = _loss_fn(model, train_data, config, plan, info, device)
     run = _Run(config, plan, model, optimizer, loss_fn, window, precision, info, device, out, checkpoints, metrics, meta, lock,
-               emit=progress if (progress is not None and info.is_main) else (lambda event: None))
+               emit=progress if (progress is not None and info.is_main) else (lambda event: None),
+               ragged=RaggedSampler(train_data.features, device) if isinstance(train_data.features, RaggedSplit) else None)
     return run, start_epoch, train_data.held_out
 
 
@@ -221,6 +224,9 @@ def _load_data(config: TrainConfig, data) -> _TrainingData:
     """The train split (or ``data``), positions as the model reads them, and the held-out videos:
     resident when the split fits the memory budget, else streamed from the store (stream.py)."""
     if data is None and config.store:
+        ragged = _ragged_data(config)
+        if ragged is not None:
+            return ragged
         streamed = _streamed_data(config)
         if streamed is not None:
             return streamed
@@ -273,6 +279,19 @@ def _streamed_data(config: TrainConfig) -> Optional[_TrainingData]:
     return _TrainingData(stream, None, held_out, info)
 
 
+def _ragged_data(config: TrainConfig) -> Optional[_TrainingData]:
+    """A ragged store's train split (videos of any length, train/ragged.py), else None."""
+    from scale_toolkit.store.ragged import RaggedStore
+
+    fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
+    if not isinstance(fs, RaggedStore):
+        return None
+    train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
+    split, held_out, info = load_ragged_split(fs, idx, info, config.model.pos_input, config.model.set_size,
+                                              val_pos, train_pos, config.seed)
+    return _TrainingData(split, None, held_out, info)
+
+
 def _keep_rows_in_place(x: np.ndarray, rows: np.ndarray, piece: int = 4096) -> np.ndarray:
     """``x[rows]`` for sorted unique ``rows``, built by moving them to the front of ``x`` itself: the
     split is never held twice. Row ``rows[i] >= i``, so moving in order only overwrites rows already moved."""
@@ -315,6 +334,8 @@ def _init_model(config: TrainConfig, features: np.ndarray | StreamedSplit, devic
     if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
         if isinstance(features, StreamedSplit):
             pieces = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
+        elif isinstance(features, RaggedSplit):
+            pieces = iter([torch.from_numpy(features.features)])
         else:
             pieces = iter([torch.from_numpy(np.ascontiguousarray(features))])
         model.set_feature_stats(*feature_stats(pieces))
@@ -355,6 +376,9 @@ def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, 
         window = _Window(stream, torch.zeros((n, clips, dim), dtype=torch.float16, device=device),
                          torch.zeros((n, clips, 6 if stream.pos_input == "eq5" else 7), dtype=torch.float32, device=device))
         features, positions = window.features, window.positions
+    elif isinstance(train_data.features, RaggedSplit):  # one "video" of every clip: the sets are its rows
+        features = torch.from_numpy(train_data.features.features)[None].to(device)
+        positions = torch.from_numpy(train_data.features.positions)[None].to(device)
     else:
         features = torch.from_numpy(np.ascontiguousarray(train_data.features, dtype=np.float16)).to(device)
         positions = torch.from_numpy(np.ascontiguousarray(train_data.positions, dtype=np.float32)).to(device)
@@ -437,7 +461,10 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         lr = lr_at(step, plan.total_steps, plan.warmup_steps, config.lr, config.min_lr)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        sets, mask = draw_views(config.model, batch, plan.clips_per_video, generator, device)
+        if run.ragged is None:
+            sets, mask = draw_views(config.model, batch, plan.clips_per_video, generator, device)
+        else:  # videos of any length: two sets from each video's own clips, as rows of the flat store
+            videos, sets, mask = run.ragged.flat_views(config.model, videos, generator)
         with fp32_matmul_precision(device, amp):
             losses = run.loss_fn(videos, sets, mask, plan.rows[0], plan.rows[1], run.info.world_size, amp)
             run.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,96 @@
+"""Probes and retrieval on a ragged store: every valid clip of each video, never the padding."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scale_toolkit.demo.long_videos import LongVideoSpec, write_long_videos
+from scale_toolkit.errors import ScaleError
+from scale_toolkit.model import ScaleConfig, ScaleModel, load_model
+from scale_toolkit.probes import data as D
+from scale_toolkit.probes.protocol import ProbeOptions, run_probes
+from scale_toolkit.retrieval.descriptors import store_descriptors
+from scale_toolkit.retrieval.evaluate import evaluate_retrieval
+from scale_toolkit.store import FeatureStore
+from scale_toolkit.store.import_folder import import_feature_files
+from scale_toolkit.train import TrainConfig, train
+from tests.train.helpers import TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """A CSV-listed folder of 3..120-row videos plus a NaN file and a file of another D, imported and trained."""
+    root = tmp_path_factory.mktemp("ragged")
+    csv = write_long_videos(root / "feats", LongVideoSpec(groups=2, train_per_class=6, test_per_class=3, dim=16,
+                                                          min_rows=3, max_rows=120))
+    bad = np.ones((9, 16))
+    bad[3, 3] = np.nan
+    np.save(root / "feats" / "nan.npy", bad)
+    np.savez(root / "feats" / "wide.npz", x=np.ones((9, 17)))
+    with open(csv, "a") as f:
+        f.write("nan.npy,g0_ab,train\nwide.npz,g0_ab,test\n")
+    summary = import_feature_files(csv, root / "s.zarr")
+    assert (summary.imported, summary.failed) == (36, 2)
+    train(TrainConfig(store=str(root / "s.zarr"), split=1, out=str(root / "run"), epochs=2, batch_size=8,
+                      warmup=1.0, model=ScaleConfig(**TINY_MODEL, set_size=4)))
+    return root / "s.zarr", root / "run"
+
+
+def _per_video(fs, rows):
+    flat, counts = fs.read_clips(rows, ("features", "coords"))
+    ends = np.cumsum(counts)
+    return [(flat["features"][e - c:e].astype(np.float32), flat["coords"][e - c:e]) for c, e in zip(counts, ends)]
+
+
+def test_clip_means_and_set_tokens_cover_exactly_each_videos_clips(imported):
+    store, run = imported
+    fs = FeatureStore.open(store)
+    model, _ = load_model(run)
+    rows = fs.split_indices(1, "test")
+    view = D.load_mean_view(fs, torch.device("cpu"), wanted=rows, model=model, batch_videos=5)
+    assert fs.clip_counts[rows].min() < fs.clip_counts[rows].max()  # padded pieces do hold padding
+    for pos, (feats, coords) in zip(view.rows(rows).tolist(), _per_video(fs, rows)):
+        np.testing.assert_allclose(view.features[pos, 0].numpy(), feats.mean(0), rtol=1e-5, atol=1e-5)
+        alone = model.encode(torch.from_numpy(feats)[None], torch.from_numpy(coords)[None])  # no padding at all
+        np.testing.assert_allclose(view.set_token[pos].numpy(), alone["set_token"][0].numpy(), rtol=1e-4, atol=1e-4)
+        # the view keeps refined clips in float16 before averaging them
+        np.testing.assert_allclose(view.refined[pos, 0].numpy(), alone["refined"][0].mean(0).numpy(), rtol=2e-3,
+                                   atol=2e-3)
+
+
+def test_retrieval_descriptors_cover_exactly_each_videos_clips(imported):
+    store, run = imported
+    fs = FeatureStore.open(store)
+    model, _ = load_model(run)
+    rows = fs.split_indices(1, "train")
+    mean = store_descriptors(fs, rows)
+    sets = store_descriptors(fs, rows, kind="set", model=model)
+    for i, (feats, coords) in enumerate(_per_video(fs, rows)):
+        np.testing.assert_allclose(mean[i], feats.mean(0), rtol=1e-5, atol=1e-5)
+        alone = model.encode(torch.from_numpy(feats)[None], torch.from_numpy(coords)[None])["set_token"][0]
+        np.testing.assert_allclose(sets[i], alone.numpy(), rtol=1e-4, atol=1e-4)
+    res = evaluate_retrieval(fs, 1, model=model)
+    assert all(0 <= v <= 100 for v in res["recall"].values()) and all(math.isfinite(v) for v in res["scale_recall"].values())
+
+
+def test_probes_run_on_every_per_video_row(imported):
+    store, run = imported
+    res = run_probes(store, rows=["knn", "scale_knn", "linear", "scale_linear"], model=run,
+                     options=ProbeOptions(split="1", epochs=5))
+    for row in ("knn", "scale_knn", "linear", "scale_linear"):
+        assert 0 <= res["results"][row]["top1"] <= 100, row
+    with pytest.raises(ScaleError, match="any length"):
+        run_probes(store, rows=["transformer"], options=ProbeOptions(split="1", epochs=1))
+
+
+def test_masked_forward_ignores_whatever_the_padding_holds():
+    torch.manual_seed(0)
+    model = ScaleModel(ScaleConfig(**TINY_MODEL, input_dim=8)).eval()
+    f, c = torch.randn(2, 10, 8), torch.rand(2, 10, 6)
+    valid = torch.arange(10)[None] < torch.tensor([[4], [10]])
+    junk = f.clone()
+    junk[0, 4:] = 1e3
+    a = model.encode(f, c, valid=valid)["set_token"]
+    b = model.encode(junk, c, valid=valid)["set_token"]
+    torch.testing.assert_close(a, b)
