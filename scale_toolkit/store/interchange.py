@@ -23,6 +23,7 @@ import os
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def _shape(member: Member, source: str, shape: tuple) -> Member:
     return member
 
 
-def _parsed_attrs(raw, source: str) -> dict:
+def _parsed_attrs(raw: object, source: str) -> dict:
     """The optional `attrs` JSON object ({} when absent)."""
     if raw is None:
         return {}
@@ -334,7 +335,8 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
     try:
         if fmt == "npz":
-            np.savez(tmp, **data, **{k: np.array(v, dtype=str) for k, v in strings.items()}, attrs=np.array(attrs))
+            arrays: dict[str, Any] = {**data, **{k: np.array(v, dtype=str) for k, v in strings.items()}, "attrs": np.array(attrs)}
+            np.savez(tmp, **arrays)
         else:
             import h5py
 

@@ -61,7 +61,7 @@ class ShardLock:
         self.handles.append(shard)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for handle in reversed(self.handles):
             release(handle)
         self.handles = []

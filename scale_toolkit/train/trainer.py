@@ -35,12 +35,14 @@ from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precisi
 from scale_toolkit.train.stream import StreamedSplit, memory_budget
 
 Progress = Callable[[dict[str, Any]], None]
+GivenData = Optional[tuple[np.ndarray, ...]]  # (features, coords[, flip]) instead of reading config.store
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
 
 
 def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases, norm weights and learned tokens (all <2-d tensors)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -57,7 +59,7 @@ def lr_at(step: int, total: int, warm: int, base: float, floor: float) -> float:
 
 
 def train(config: TrainConfig, progress: Optional[Progress] = None,
-          data: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict[str, Any]:
+          data: GivenData = None) -> dict[str, Any]:
     """Train SCALE (MCM + SET) and write the run directory; returns a summary dict.
 
     ``data`` optionally gives (features float16 [N,V,D], coords [N,V,6][, flip bool [N,V]]) of the
@@ -138,7 +140,7 @@ class _Run:
         self.emit({"event": "warning", "epoch": epoch, "message": note})
 
 
-def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
+def _train(config: TrainConfig, progress: Optional[Progress], data: GivenData, info: DistInfo, device: torch.device,
            lock: Optional[RunLock] = None) -> dict[str, Any]:
     """The run itself, in order (``train`` adds the process-wide setup): prepare, epochs, summary, model.pt."""
     run, start_epoch, held_out = _prepare(config, progress, data, info, device, lock)
@@ -176,7 +178,7 @@ def _warn_about_the_plan(run: _Run) -> None:
                     f"raise --epochs or set --steps {FEW_STEPS} or more")
 
 
-def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
+def _prepare(config: TrainConfig, progress: Optional[Progress], data: GivenData, info: DistInfo, device: torch.device,
              lock: Optional[RunLock]) -> tuple[_Run, int, Optional[tuple[np.ndarray, np.ndarray]]]:
     """Everything before the first epoch: checks, data, model, optimiser, resume, config.json.
 
@@ -216,7 +218,7 @@ def _check_out(config: TrainConfig, info: DistInfo) -> Path:
     return out
 
 
-def _load_data(config: TrainConfig, data) -> _TrainingData:
+def _load_data(config: TrainConfig, data: GivenData) -> _TrainingData:
     """The train split (or ``data``), positions as the model reads them, and the held-out videos:
     resident when the split fits the memory budget, else streamed from the store (stream.py)."""
     if data is None and config.store:
@@ -281,7 +283,7 @@ def _keep_rows_in_place(x: np.ndarray, rows: np.ndarray, piece: int = 4096) -> n
     return x[:len(rows)]
 
 
-def _read_split(config: TrainConfig, data) -> TrainSplit:
+def _read_split(config: TrainConfig, data: GivenData) -> TrainSplit:
     """The train videos of ``config.store``, or the arrays given as ``data`` (no flip: none flipped)."""
     if data is None:
         if not config.store:
@@ -313,7 +315,7 @@ def _init_model(config: TrainConfig, features: np.ndarray | StreamedSplit, devic
     model = seeded(lambda: ScaleModel(config.model), config.seed).to(device)
     if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
         if isinstance(features, StreamedSplit):
-            pieces = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
+            pieces: Iterator[torch.Tensor] = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
         else:
             pieces = iter([torch.from_numpy(np.ascontiguousarray(features))])
         model.set_feature_stats(*feature_stats(pieces))
@@ -379,9 +381,9 @@ class _Window:
             self.positions[:len(rows)].copy_(torch.from_numpy(pos))
             del feats, pos
             hand_back_freed_memory()  # the window's host arrays, before the steps reuse the heap
-            order = torch.from_numpy(order).to(self.features.device)
+            device_order = torch.from_numpy(order).to(self.features.device)
             for start in range(0, len(rows) - batch + 1, batch):
-                yield order[start:start + batch]
+                yield device_order[start:start + batch]
 
 
 def _resident_batches(n_videos: int, steps: int, batch: int, generator: torch.Generator,
@@ -524,7 +526,7 @@ def _compile_errors_in_one_line(loss_fn: Callable) -> Callable:
     """The first call of a compiled step runs the compiler: a missing C++ toolchain or an
     unsupported op becomes one clear line instead of a compiler traceback."""
 
-    def call(*args):
+    def call(*args: Any) -> Any:
         try:
             return loss_fn(*args)
         except Exception as exc:  # torch._dynamo / inductor errors have no common public base
