@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contracts.export import REQUIRED
 from ..errors import ScaleError
 from ..ownership import check_replaceable, exclusive_store_lock
 from .feature_store import DONE, FAILED, FeatureStore
@@ -34,7 +35,6 @@ from .import_source import Member, Source, open_source
 from .layout import DEFAULT_ROWS_PER_CHUNK
 from .names import escape_id, needs_escape, unescape_id
 
-REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 # attributes the new store writes itself: an imported file's are dropped
