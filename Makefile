@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml constraints.txt scripts/check_torchvision.py
 	$(BIN)/python scripts/check_torchvision.py
 	touch $(STAMP)
 
-# The checks that keep the code as it is: ruff (rules in pyproject.toml) before any test runs.
+# The checks that keep the code as it is, before any test runs: ruff, and import-linter's contracts
+# (who may import whom: the layers and no circles; [tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/python -m ruff check scale_toolkit cli tests benchmarks
+	$(BIN)/lint-imports
 
 # Types (mypy, settings and the not-yet-typed list in pyproject.toml): the seams between stages are checked.
 typecheck: install

@@ -18,7 +18,7 @@ UNTYPED_AT_START = {
     "scale_toolkit.probes.official", "scale_toolkit.probes.official_fit", "scale_toolkit.probes.pictures",
     "scale_toolkit.probes.protocol", "scale_toolkit.probes.report", "scale_toolkit.probes.transformer",
     "scale_toolkit.retrieval.modes", "scale_toolkit.retrieval.neighbours", "scale_toolkit.retrieval.query",
-    "scale_toolkit.serve.media", "scale_toolkit.serve.search", "scale_toolkit.serve.uploads",
+    "scale_toolkit.retrieval.media", "scale_toolkit.serve.search", "scale_toolkit.serve.uploads",
 }
 
 

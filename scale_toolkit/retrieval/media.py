@@ -1,4 +1,4 @@
-"""Gallery media for `scale serve`: one poster JPEG and one short muted preview per video.
+"""Gallery media of a retrieval index, for `scale serve`: one poster JPEG and one short muted preview per video.
 
 Written at index build time (``scale retrieve --build-index --thumbs``) into ``INDEX.media/``
 beside the index, so the server only ever sends small files and never decodes a gallery video
