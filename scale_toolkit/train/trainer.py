@@ -1,7 +1,6 @@
 """`scale train`: SSL training of the SCALE set-transformer on a cached train-split store."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,8 @@ from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.precision import Precision, resolve_precision
 from scale_toolkit.run_files import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE
 from scale_toolkit.runtime import resolve_device, torch_threads
+from scale_toolkit.schedules import param_groups  # noqa: F401  (re-exported: tests and benchmarks use it)
+from scale_toolkit.schedules import warmup_cosine as lr_at  # the one schedule (warm-up, cosine to min_lr)
 from scale_toolkit.seeding import seeded
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
@@ -37,25 +38,6 @@ from scale_toolkit.train.stream import StreamedSplit, memory_budget
 Progress = Callable[[dict[str, Any]], None]
 GivenData = Optional[tuple[np.ndarray, ...]]  # (features, coords[, flip]) instead of reading config.store
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
-
-
-def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases, norm weights and learned tokens (all <2-d tensors)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or name.endswith("token") else decay).append(param)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_at(step: int, total: int, warm: int, base: float, floor: float) -> float:
-    """Linear warm-up over ``warm`` steps, then cosine from ``base`` to ``floor`` at ``total``."""
-    if step < warm:
-        return base * (step + 1) / warm
-    t = (step - warm) / max(1, total - warm)
-    return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
 def train(config: TrainConfig, progress: Optional[Progress] = None,
