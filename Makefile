@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 PYTEST_REPORT := --durations=15
 DEMO_OUT ?= scale-demo
 
-.PHONY: install lint test test-fast demo serve bench clean
+.PHONY: install lint typecheck test test-fast demo serve bench clean
 
 install: $(STAMP)
 
@@ -19,15 +19,21 @@ $(STAMP): pyproject.toml constraints.txt scripts/check_torchvision.py
 	$(BIN)/python scripts/check_torchvision.py
 	touch $(STAMP)
 
-# The checks that keep the code as it is: ruff (rules in pyproject.toml) before any test runs.
+# The checks that keep the code as it is, before any test runs: ruff, and import-linter's contracts
+# (who may import whom: the layers and no circles; [tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/python -m ruff check scale_toolkit cli tests benchmarks
+	$(BIN)/lint-imports
+
+# Types (mypy, settings and the not-yet-typed list in pyproject.toml): the seams between stages are checked.
+typecheck: install
+	$(BIN)/python -m mypy
 
 # The suite plus every docstring example in the library and the CLI.
-test: lint
+test: lint typecheck
 	$(BIN)/python -m pytest --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
-test-fast: lint
+test-fast: lint typecheck
 	$(BIN)/python -m pytest -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 demo: install

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from scale_toolkit.demo.long_videos import LongVideoSpec, write_long_videos  # noqa: E402
+from scale_toolkit.extract.feature_files import import_feature_files  # noqa: E402
 from scale_toolkit.model import ScaleConfig  # noqa: E402
 from scale_toolkit.probes import ProbeOptions, run_probes  # noqa: E402
 from scale_toolkit.store import FeatureStore  # noqa: E402
-from scale_toolkit.store.import_folder import import_feature_files  # noqa: E402
 from scale_toolkit.train import TrainConfig, train  # noqa: E402
 
 

@@ -7,11 +7,13 @@ dataclasses (cli/options.py).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
+from types import ModuleType
 
 import typer
 from rich.console import Console
@@ -23,10 +25,16 @@ from scale_toolkit.toml_file import read_toml
 from .progress import LineProgress, make_progress
 from .text import safe, shown
 
-try:  # recent typer vendors its own click; older ones use the click package
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exc
+
+def _click_exceptions() -> ModuleType:
+    """Recent typer vendors its own click; older ones use the click package."""
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover
+        return importlib.import_module("click.exceptions")
+
+
+click_exc = _click_exceptions()
 
 EXIT_ERRORS = tuple({typer.Exit, getattr(click_exc, "Exit", typer.Exit)})
 ABORT_ERRORS = tuple({typer.Abort, getattr(click_exc, "Abort", typer.Abort)})

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from .contracts.result import ResultDocument
+
 
 def temp_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new hidden temp file beside ``path``, with the mode a plain ``open`` would
@@ -59,11 +61,9 @@ def write_json(path: str | os.PathLike, doc: dict) -> Path:
     return write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
 
 
-# the key that marks a result JSON as scale's own, with the command that wrote it (ownership.py)
-RESULT_MARKER = "scale_result"
 
 
 def write_result(path: str | os.PathLike, kind: str, doc: dict) -> Path:
     """A command's result document, marked as scale's own `kind` ("probe", "retrieve"): only a file
     so marked is ever replaced by a later `--json` (scale_toolkit/ownership.py)."""
-    return write_json(path, {RESULT_MARKER: kind, **{k: v for k, v in doc.items() if k != RESULT_MARKER}})
+    return write_json(path, ResultDocument(kind, doc).to_json())

@@ -25,7 +25,7 @@ def import_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Bring features made by another extractor into a feature store (validated first)."""
-    from scale_toolkit.store.import_folder import RowTiming, import_feature_files, is_feature_listing
+    from scale_toolkit.extract.feature_files import RowTiming, import_feature_files, is_feature_listing
 
     if is_feature_listing(source):
         on_interrupt(f"the finished blocks of {out_store} are kept; rerun the same command to continue")

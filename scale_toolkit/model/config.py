@@ -7,17 +7,18 @@ differently is reachable through an option (see ``ScaleConfig.official()``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from scale_toolkit.checks import check_numbers
 from scale_toolkit.errors import ScaleError
 
 POS_INPUTS = {"eq5": 6, "official7": 7}  # position encoding -> vector length
+Config = TypeVar("Config")
 
 
-def config_from_dict(cls, d: dict[str, Any], what: str):
+def config_from_dict(cls: type[Config], d: dict[str, Any], what: str) -> Config:
     """``cls(**d)`` for a config dataclass, refusing keys it does not have (a saved run from another version)."""
-    unknown = set(d) - {f.name for f in fields(cls)}
+    unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
     if unknown:
         raise ScaleError(f"unknown {what} config keys: {sorted(unknown)}")
     return cls(**d)
@@ -129,7 +130,7 @@ class ScaleConfig:
         ``hidden`` unless given.
         """
         hidden = int(overrides.get("hidden", cls.hidden))
-        d = dict(heads=max(1, hidden // 32), mlp_ratio=2.0, dropout=0.1, attn_dropout=0.1, in_norm="none",
+        d: dict[str, Any] = dict(heads=max(1, hidden // 32), mlp_ratio=2.0, dropout=0.1, attn_dropout=0.1, in_norm="none",
                  target_norm="none", pos_act="relu", pos_hidden=2 * hidden, pos_input="official7",
                  token_init_std=0.0, init="pytorch", pred_head_layers=2, pred_head_hidden=4096,
                  head_hidden=2048, head_bias=False, proj_dim=128, share_set_heads=True, tau=0.2,

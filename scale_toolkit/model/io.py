@@ -21,7 +21,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 def _unwrap(model: torch.nn.Module) -> ScaleModel:
-    return getattr(model, "module", model)
+    inner: ScaleModel = getattr(model, "module", model)  # type: ignore[arg-type]  # DDP wraps it as .module
+    return inner
 
 
 def save_model(model: ScaleModel, run_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

@@ -1,7 +1,7 @@
 """Building blocks of the SCALE predictor: pre-LN transformer block and MLP heads (no batch norm)."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -47,10 +47,12 @@ class Block(nn.Module):
         else:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, c)))
-        return x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
+        out: torch.Tensor = x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
+        return out
 
 
-def _attention_bmm(q, k, v, attn_mask, dropout_p):
+def _attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Optional[torch.Tensor],
+                   dropout_p: float) -> torch.Tensor:
     """Plain batched-matmul attention: on CPU it beats the fused SDPA kernels several times
     over for SCALE's very short sequences (K + 1 = 9 tokens)."""
     a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
@@ -59,7 +61,8 @@ def _attention_bmm(q, k, v, attn_mask, dropout_p):
     a = a.softmax(dim=-1)
     if dropout_p > 0:
         a = F.dropout(a, dropout_p)
-    return a @ v
+    out: torch.Tensor = a @ v
+    return out
 
 
 class Standardize(nn.Module):
@@ -70,6 +73,9 @@ class Standardize(nn.Module):
     dividing by its std leaves the differences between clips, which is what the losses contrast.
     Identity until ``set_stats`` is called (the trainer does it with the train split's statistics).
     """
+
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
 
     def __init__(self, dim: int):
         super().__init__()
@@ -90,11 +96,12 @@ def feature_stats(features: torch.Tensor | Iterator[torch.Tensor], chunk: int = 
     """Per-dimension mean and std (float32 [D]) over every clip of ``features`` [..., D] (or of pieces
     of it, one after the other: a split streamed from its store), accumulated in float64 by chunks
     (float16 stores); a constant dimension gets std 1 (it is zero after centring)."""
-    s = s2 = None
+    s: Optional[torch.Tensor] = None
+    s2: Optional[torch.Tensor] = None
     n = 0
     for piece in ([features] if isinstance(features, torch.Tensor) else features):
         flat = piece.reshape(-1, piece.shape[-1])
-        if s is None:
+        if s is None or s2 is None:
             s = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
             s2 = torch.zeros_like(s)
         for i in range(0, flat.shape[0], chunk):
@@ -102,6 +109,8 @@ def feature_stats(features: torch.Tensor | Iterator[torch.Tensor], chunk: int = 
             s += x.sum(0)
             s2 += (x * x).sum(0)
         n += flat.shape[0]
+    if s is None or s2 is None:
+        raise ValueError("feature_stats needs at least one piece of features")
     n = max(1, n)
     mean = s / n
     std = (s2 / n - mean * mean).clamp_min(0).sqrt()

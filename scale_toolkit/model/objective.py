@@ -30,7 +30,8 @@ def ssl_loss(cfg: ScaleConfig, u1: torch.Tensor, u2: torch.Tensor, target: torch
     terms, hits = [], []
     for pool_targets, positions, set_index in _mcm_pools(cfg, target, pos):
         idx = torch.cat(positions)
-        if cfg.pred_all_tokens:  # the reverse direction contrasts against every clip's prediction
+        # a tensor exactly when cfg.pred_all_tokens: the reverse direction contrasts against every clip's prediction
+        if isinstance(pred, torch.Tensor):
             pred_pool = pred.reshape(b * 2 * k, d) if set_index is None else pred[:, set_index].reshape(b * k, d)
             masked_pred, pred_pool_index = pred_pool[idx], idx
         else:

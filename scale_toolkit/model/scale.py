@@ -111,9 +111,8 @@ class ScaleModel(nn.Module):
         """``norm`` applied to the frozen features, in the compute dtype. Standardising subtracts a
         mean that dwarfs the differences, so it runs in float32 before any cast to bf16."""
         dtype = self._compute_dtype(features)
-        if isinstance(norm, Standardize):
-            return norm(features.float()).to(dtype)
-        return norm(features.to(dtype))
+        out: torch.Tensor = norm(features.float()).to(dtype) if isinstance(norm, Standardize) else norm(features.to(dtype))
+        return out
 
     def _compute_dtype(self, features: torch.Tensor) -> torch.dtype:
         """Autocast's dtype when autocast is on (the frozen features are cast once), else the weights'."""
@@ -146,7 +145,8 @@ class ScaleModel(nn.Module):
             x = blk(x, attn_mask, queries if i == last else None)
         if queries is not None and last < 0:
             x = x.gather(1, queries.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        return self.norm(x)
+        out: torch.Tensor = self.norm(x)
+        return out
 
     @torch.no_grad()
     def encode(self, features: torch.Tensor, coords: torch.Tensor, valid: torch.Tensor | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 import numpy as np
 import torch
@@ -20,7 +20,24 @@ from .fit import Progress
 from .grid import GridSpec, resolve_grids
 from .options import KNN_ROWS, ProbeOptions
 
+if TYPE_CHECKING:
+    from ..model.config import ScaleConfig
+
 EMBEDDED_ROWS = ("scale_knn", "scale_linear")  # rows that read the model's SET token / refined clips
+
+
+class ProbeRunner(Protocol):
+    """What both protocols' runners (probes/protocol.py StandardRunner, probes/official.py OfficialRunner) offer
+    the protocol loop and the result document."""
+
+    ctx: ProbeContext
+    transformer_config: ScaleConfig
+
+    def run_one(self, row: str, split: int, seed: int) -> dict: ...
+
+    def protocol_config(self, rows: list[str]) -> dict: ...
+
+    def protocol_text(self, rows: list[str], train_store: Optional[str]) -> str: ...
 
 
 @dataclass

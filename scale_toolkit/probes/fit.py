@@ -5,7 +5,6 @@ generator, so a run is reproducible for a given seed and device.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ScaleError
+from ..schedules import warmup_cosine
 
 Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
 OPTIMIZERS = ("adamw", "sgd")
@@ -147,13 +147,8 @@ def _optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
 
 
 def _cosine(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    """The shared schedule (scale_toolkit/schedules.py) as a factor on each group's lr, stepped per batch."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warmup))
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:

@@ -19,7 +19,6 @@ mean logits, mean softmax, and per-clip logits (a clip-level accuracy).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..schedules import param_groups, warmup_cosine
 from .metrics import topk_accuracy
 
 MODES = ("avg_logits", "avg_probs", "logits")  # the official code's aggregations, in its order
@@ -62,15 +62,6 @@ def schedule_from_run(train_cfg: Optional[dict], epochs: Optional[int]) -> Offic
     frac = float(train_cfg.get("warmup", 0.0)) / max(ssl_epochs, 1)
     return replace(base, lr=float(train_cfg.get("lr", base.lr)), weight_decay=float(train_cfg.get("wd", base.weight_decay)),
                    ssl_epochs=ssl_epochs, warmup_fraction=frac, source="the --model run's train config")
-
-
-def lr_factor(step: int, total: int, warm: float) -> float:
-    """The official schedule: step/warm up to the warm-up end (from 0), then a cosine to 0 at ``total``."""
-    if warm <= 0:
-        return 0.5 * (1.0 + math.cos(math.pi * step / total))
-    if step <= warm:
-        return step / warm
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / (total - warm)))
 
 
 class ClipClassifier(nn.Module):
@@ -122,13 +113,6 @@ class ClipClassifier(nn.Module):
 def make_classifier(kind: str, in_dim: int, n_classes: int, model: Optional[nn.Module], batchnorm: bool) -> ClipClassifier:
     """A fresh classifier; the SCALE rows get their own copy of ``model`` (the caller's stays untouched)."""
     return ClipClassifier(kind, in_dim, n_classes, copy.deepcopy(model) if model is not None else None, batchnorm)
-
-
-def param_groups(named: list[tuple[str, nn.Parameter]], wd: float) -> list[dict]:
-    """No weight decay on 1-D parameters, biases and learned tokens (as the official optimiser)."""
-    plain = [p for n, p in named if p.ndim == 1 or n.endswith((".bias", "_token"))]
-    decayed = [p for n, p in named if not (p.ndim == 1 or n.endswith((".bias", "_token")))]
-    return [{"params": plain, "weight_decay": 0.0}, {"params": decayed, "weight_decay": wd}]
 
 
 @torch.no_grad()
@@ -185,7 +169,7 @@ def fit_official(clf: ClipClassifier, x: torch.Tensor, pos: torch.Tensor, labels
             xb = x[idx[:, None], keep].float()
             pb = pos[idx[:, None], keep].float()
             for g in opt.param_groups:
-                g["lr"] = sched.lr * lr_factor(step, total, warm)
+                g["lr"] = sched.lr * warmup_cosine(step, total, warm, official=True)
             logits = clf(xb, pb)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[idx].repeat_interleave(k))
             opt.zero_grad(set_to_none=True)

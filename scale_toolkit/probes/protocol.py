@@ -35,7 +35,7 @@ from ..model.layers import feature_stats
 from ..retrieval.descriptors import l2_normalize
 from ..seeding import seeded
 from . import data as D
-from .context import ProbeContext, build_context
+from .context import ProbeContext, ProbeRunner, build_context
 from .fit import (
     ClipTable,
     Progress,
@@ -78,6 +78,7 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
     rows = checked_rows(rows, has_model=model is not None)
     started = time.perf_counter()
     context = build_context(store, rows, options, model, train_store, progress)
+    runner: ProbeRunner
     if options.protocol == "official":
         from .official import OfficialRunner
 
@@ -89,7 +90,7 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
                            seconds=time.perf_counter() - started)
 
 
-def run_every_split(runner, context: ProbeContext) -> dict[str, dict]:
+def run_every_split(runner: ProbeRunner, context: ProbeContext) -> dict[str, dict]:
     """Every row on every split and seed; the mean over seeds, then over splits, where there are several."""
     rows, progress = context.rows, context.progress
     splits, seeds = context.options.splits(), context.options.resolved_seeds()

@@ -12,7 +12,7 @@ from .grid import CLIP_HEAD_ROWS, SET_ROWS, GridSpec
 from .options import KNN_ROWS, ROW_LABELS, ProbeOptions
 
 if TYPE_CHECKING:
-    from .context import ProbeContext
+    from .context import ProbeContext, ProbeRunner
 
 
 def finite_or_none(x: float) -> Optional[float]:
@@ -123,7 +123,7 @@ def _keyed_by_video(results: dict, store) -> dict:
     return {row: add(res) for row, res in results.items()}
 
 
-def result_document(context: ProbeContext, runner: Any, results: dict[str, dict], train_store_path: Optional[str],
+def result_document(context: ProbeContext, runner: ProbeRunner, results: dict[str, dict], train_store_path: Optional[str],
                     seconds: float) -> dict:
     """The full result of a probe run: numbers, config, inputs with fingerprints, protocol and notes."""
     options, rows, store = context.options, context.rows, context.store

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from ..atomic import temp_beside
+from ..contracts.index import SIDECAR_FORMAT, SIDECAR_VERSION, IndexFiles, SidecarHeader
 from ..errors import ScaleError
 from ..files import file_sha256
+from ..ownership import check_replaceable
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
-SIDECAR_FORMAT = "scale-retrieval-index"
-SIDECAR_VERSION = 1
 
 
 def _faiss():
@@ -175,8 +175,7 @@ def index_bytes(index: Any) -> int:
 # ---------------------------------------------------------------------- files
 def sidecar_path(index_path: str | os.PathLike) -> Path:
     """The JSON sidecar next to an index: INDEX.json (e.g. ucf.faiss -> ucf.faiss.json)."""
-    p = Path(index_path)
-    return p.with_name(p.name + ".json")
+    return IndexFiles.at(index_path).sidecar
 
 
 def _tmp_in(folder: Path, name: str) -> Path:
@@ -192,8 +191,6 @@ def save_index(index: Any, path: str | os.PathLike, sidecar: dict) -> Path:
     (under "previous") and is renamed in first, the index second: killed before, between or
     after the renames, `load_index` finds a sidecar entry that matches the index file on disk.
     """
-    from ..ownership import check_replaceable
-
     faiss = _faiss()
     path = Path(path)
     check_replaceable(path, "index", "--build-index")
@@ -208,9 +205,8 @@ def save_index(index: Any, path: str | os.PathLike, sidecar: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
         meta = dict(sidecar)
-        meta.update({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "index_file": path.name,
-                     "index_bytes": tmp_index.stat().st_size, "index_sha256": file_sha256(tmp_index),
-                     "ntotal": int(index.ntotal), "dim": int(index.d)})
+        meta.update(SidecarHeader(index_file=path.name, index_bytes=tmp_index.stat().st_size,
+                                  index_sha256=file_sha256(tmp_index), ntotal=int(index.ntotal), dim=int(index.d)).to_json())
         old = _current_entry(path)
         if old is not None:
             meta["previous"] = old

@@ -70,7 +70,7 @@ def build_gallery_index(
 
     `descriptor` defaults to "mean" without a model and "set" with one. `thumbs` writes a poster
     and a preview per gallery video into INDEX.media/ for `scale serve` (None: when the videos
-    are reachable; see scale_toolkit.serve.media). Returns the sidecar plus build timings
+    are reachable; see scale_toolkit.retrieval.media). Returns the sidecar plus build timings
     ("build_seconds", "descriptor_seconds", "media_seconds").
     """
     kind = _checked_kind(descriptor, store, index_path, model, model_info)
@@ -89,7 +89,7 @@ def build_gallery_index(
     t2 = time.perf_counter()
     media = None
     if media_files is not None:
-        from ..serve.media import write_gallery_media
+        from .media import write_gallery_media
 
         media = write_gallery_media(index_path, gallery_ids, media_files, store_attrs.decoder or "auto", thumbs_progress)
     t3 = time.perf_counter()
@@ -164,7 +164,7 @@ def _media_files(video_ids: list[str], attrs: StoreAttrs, thumbs: bool | None) -
     """The gallery's video files when media are to be written (None: off, or auto and not here)."""
     if thumbs is False:
         return None
-    from ..serve.media import reachable
+    from .media import reachable
 
     files = [video_path(attrs, vid) for vid in video_ids]
     if not reachable(files):

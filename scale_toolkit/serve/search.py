@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ScaleError
+from ..retrieval.media import media_dir
 from ..retrieval.query import OpenIndex
 from .ids import public_id, resolve_id, shown
-from .media import media_dir
 from .options import ServeOptions
 from .uploads import embed_upload, plain_reason
 from .workers import JobFailed, PoolClosed, WorkerBusy, WorkerCrashed, WorkerPool, WorkerTimeout

@@ -117,7 +117,7 @@ class StoreAttrs:
 
     def checkpoint_missing(self) -> bool:
         """The store records a checkpoint path that does not exist on this machine."""
-        return bool(self.checkpoint) and not Path(self.checkpoint).exists()
+        return self.checkpoint is not None and bool(self.checkpoint) and not Path(self.checkpoint).exists()
 
     @property
     def precision_text(self) -> str | None:

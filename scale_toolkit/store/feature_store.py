@@ -28,7 +28,7 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import zarr
@@ -39,6 +39,7 @@ from .attributes import StoreAttrs
 from .integrity import ALGORITHM, CHECKED, INTEGRITY_ATTR, ROW_STATE, WHOLE, attributes_crc, block_runs, crc, scan
 from .layout import DEFAULT_ROWS_PER_CHUNK, DONE, FAILED, PENDING, STATUS_NAMES, check_layout, create_row_arrays
 from .names import escape_id, needs_escape, printable, unescape_id
+from .nodes import array_of
 from .summary import StoreInfo
 
 SCHEMA_VERSION = 1  # written by fixed-layout stores
@@ -47,7 +48,7 @@ _WRITTEN_AT_CREATION = ("labels", "splits", "video_ids")  # never rewritten: kep
 
 
 @contextmanager
-def _string_arrays_known():
+def _string_arrays_known() -> Iterator[None]:
     """Zarr 3.0 and 3.1.0 warn that their variable-length string codec is not yet in the v3 spec, each time
     the metadata of a string array is read; we rely on it knowingly.
 
@@ -129,9 +130,9 @@ class FeatureStore:
         group.create_array("splits", data=splits, chunks=(3, n))
         group.create_array("video_ids", shape=(n,), chunks=(n,), dtype=str, fill_value="")
         escaped = [i for i, v in enumerate(video_ids) if needs_escape(str(v))]  # lossless, see names.py
-        group["video_ids"][:] = np.array([escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids], dtype=object)
+        array_of(group, "video_ids")[:] = np.array([escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids], dtype=object)
         if video_meta is not None:
-            group["video_meta"][:] = np.asarray(video_meta, dtype=np.float32)
+            array_of(group, "video_meta")[:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(
             {
                 "schema_version": SCHEMA_VERSION if counts is None else RAGGED_SCHEMA_VERSION,
@@ -145,12 +146,12 @@ class FeatureStore:
             }
         )
         store = (ragged.RaggedStore if counts is not None else cls)(path, group)
-        store._seal({**{name: crc(np.asarray(group[name][:])) for name in WHOLE}, **index_sums})
+        store._seal({**{name: crc(np.asarray(array_of(group, name)[:])) for name in WHOLE}, **index_sums})
         return store
 
     @classmethod
     @_string_arrays_known()  # looking its arrays up reads their metadata, video_ids' string codec included
-    def open(cls, path: str | Path, mode: str = "r") -> "FeatureStore":
+    def open(cls, path: str | Path, mode: Literal["r", "r+"] = "r") -> "FeatureStore":
         """Open an existing store (`mode` "r" or "r+"); a clear error if it is not one."""
         path = Path(path)
         if not path.exists():
@@ -176,7 +177,7 @@ class FeatureStore:
 
     def _seal(self, whole: dict[str, int] | None = None) -> None:
         """Record the checksums of the arrays written once (`whole`, kept if None) and of the attributes."""
-        record = dict(whole if whole is not None else self.group.attrs.get(INTEGRITY_ATTR, {}))
+        record = dict(whole if whole is not None else self._attr(INTEGRITY_ATTR, {}))
         record["attributes"] = attributes_crc(dict(self.group.attrs))
         self.group.attrs.update({INTEGRITY_ATTR: record})
 
@@ -193,10 +194,14 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ shape and metadata
     @property
-    def attrs(self) -> dict:
+    def attrs(self) -> dict[str, Any]:
         return dict(self.group.attrs)
 
-    def update_attrs(self, **values) -> None:
+    def _attr(self, name: str, default: Any = None) -> Any:
+        """One attribute, as JSON gave it (its shape is checked where it is used)."""
+        return self.group.attrs.get(name, default)
+
+    def update_attrs(self, **values: Any) -> None:
         self.group.attrs.update(values)
         if INTEGRITY_ATTR in self.group.attrs:
             self._seal()
@@ -223,12 +228,12 @@ class FeatureStore:
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.group.attrs.get("class_names", []))
+        return list(self._attr("class_names", []))
 
     def _array(self, name: str) -> zarr.Array:
         """An array of the group, its metadata read once per open store (not on every row read)."""
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]
+            self._arrays[name] = array_of(self.group, name)
         return self._arrays[name]
 
     def _keeps(self, name: str) -> bool:
@@ -244,13 +249,14 @@ class FeatureStore:
             if not self._keeps(name):
                 return values
             self._kept[name] = values
-        return self._kept[name].copy()
+        kept: np.ndarray = self._kept[name]
+        return kept.copy()
 
     def _check_whole(self, name: str, values: np.ndarray) -> None:
         """A whole array read is checked against its checksum: the arrays written once against the
         attributes' record, status and reasons block by block (damage is never read as data)."""
         if name in WHOLE:
-            recorded = (self.group.attrs.get(INTEGRITY_ATTR) or {}).get(name)
+            recorded = (self._attr(INTEGRITY_ATTR) or {}).get(name)
             if recorded is not None and crc(values) != recorded:
                 raise ScaleError(f"{self.path} is damaged: its {name} array does not match its checksum (rows 0-"
                                  f"{len(values) - 1}); restore the store from a copy or extract it again into a new --out")
@@ -269,7 +275,8 @@ class FeatureStore:
         """Whether `checksums` also covers status and reasons (stores made since issue #26)."""
         return self.has_checksums and self._array("checksums").shape[1] == len(CHECKED) + len(ROW_STATE)
 
-    def _state_problems(self, name: str, blocks: np.ndarray, values: np.ndarray, sums: np.ndarray):
+    def _state_problems(self, name: str, blocks: np.ndarray, values: np.ndarray, sums: np.ndarray
+                        ) -> Iterator[tuple[int, str]]:
         """(block, problem) for each of `blocks` whose `name` rows (`values`, the rows of those blocks
         in order) do not match the recorded checksum; `sums` are the checksum rows of `blocks`."""
         col, pos = len(CHECKED) + ROW_STATE.index(name), 0
@@ -283,7 +290,8 @@ class FeatureStore:
         """Rows start..stop-1 of a per-row or per-block array: from the kept whole array when there is
         one, else only the chunks that hold them."""
         if name in self._kept:
-            return self._kept[name][start:stop]
+            kept: np.ndarray = self._kept[name][start:stop]
+            return kept
         try:
             return np.asarray(self._array(name)[start:stop])
         except Exception as exc:  # zarr's codecs raise many types
@@ -309,7 +317,7 @@ class FeatureStore:
         """The ids (a new list each time: index a local copy in loops, or use `row_of`)."""
         if "ids" not in self._kept:
             ids = self.stored_video_ids
-            for row in self.group.attrs.get("escaped_video_ids", []):
+            for row in self._attr("escaped_video_ids", []):
                 ids[row] = unescape_id(ids[row])
             self._kept["ids"] = ids
         return list(self._kept["ids"])
@@ -388,7 +396,7 @@ class FeatureStore:
     def has_checksums(self) -> bool:
         if "has_checksums" not in self._kept:
             self._kept["has_checksums"] = "checksums" in self.group
-        return self._kept["has_checksums"]
+        return bool(self._kept["has_checksums"])
 
     def _scan_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Recorded checksums and, per block, whether it holds a done row (every block)."""
@@ -434,8 +442,8 @@ class FeatureStore:
         ends = np.searchsorted(rows[order] // rpc, blocks, side="right")
         where = {int(b): order[lo:hi] for b, lo, hi in zip(blocks, bounds, ends)}
         for block, data, problem in scan(arr, name, blocks, rpc, sums, has_done):
-            if problem is not None:
-                raise self._damage(name, block, problem)
+            if problem is not None or data is None:  # scan gives data whenever there is no problem
+                raise self._damage(name, block, problem or "unreadable")
             pos = where[block]
             out[pos] = data[rows[pos] - block * rpc]
         return out
@@ -465,9 +473,9 @@ class FeatureStore:
                     note(block, name, problem)
         with_done = wanted[has_done[wanted]]
         for name in CHECKED:
-            for block, _, problem in scan(self._array(name), name, with_done, self.rows_per_chunk, sums, has_done):
-                if problem is not None:
-                    note(block, name, problem)
+            for block, _, trouble in scan(self._array(name), name, with_done, self.rows_per_chunk, sums, has_done):
+                if trouble is not None:
+                    note(block, name, trouble)
         return [found[b] for b in sorted(found)]
 
     def status_as_stored(self) -> np.ndarray:
@@ -517,7 +525,8 @@ class FeatureStore:
             out[name] = data if uniq.size == sel.size and np.array_equal(uniq, sel) else data[inverse]
         return out
 
-    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096):
+    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096
+                    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Yield (indices, arrays) in pieces of at most `rows` rows, for stores that do not fit in memory."""
         indices = np.asarray(indices, dtype=np.int64)
         for start in range(0, len(indices), rows):
@@ -588,27 +597,27 @@ class FeatureStore:
         if not np.isfinite(current["features"].astype(np.float32)).all():
             raise ScaleError("refusing to write non-finite features (NaN or inf)")
         for name in (*CHECKED, "reasons"):
-            self.group[name][sel] = current[name]
+            array_of(self.group, name)[sel] = current[name]
         if self.has_checksums:  # of the data exactly as written (and the status about to be), before status
             names = (*CHECKED, *ROW_STATE) if self._has_state_sums else CHECKED
-            self.group["checksums"][first:stop] = np.array(
+            array_of(self.group, "checksums")[first:stop] = np.array(
                 [[crc(current[name][b * rpc - sel.start:(b + 1) * rpc - sel.start]) for name in names]
                  for b in range(first, stop)], dtype=np.int64)
-        self.group["status"][sel] = current["status"]
+        array_of(self.group, "status")[sel] = current["status"]
 
     def _read_for_rewrite(self, sel: slice) -> dict[str, np.ndarray]:
         """Blocks' arrays before they are rewritten; a damaged (unreadable) chunk reads as its fill
         value: its rows are being re-extracted, so nothing of it is kept."""
         out = {}
         for name in (*CHECKED, "status", "reasons"):
-            arr = self.group[name]
+            arr = array_of(self.group, name)
             try:
                 out[name] = np.asarray(arr[sel])
             except Exception:  # zarr's codecs raise many types on a truncated chunk
                 out[name] = np.full((sel.stop - sel.start, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
         return out
 
-    def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
+    def mark_failed(self, indices: Sequence[int] | np.ndarray, reasons: Sequence[str]) -> None:
         """Record rows as failed with their reasons (status and reasons only: their data stays as it is)."""
         idx = np.asarray(indices, dtype=np.int64)
         self._set_rows(idx, "reasons", _as_str_array([str(r)[:500] for r in reasons]))
@@ -639,7 +648,7 @@ class FeatureStore:
     @_string_arrays_known()
     def _set_rows(self, idx: np.ndarray, name: str, values: np.ndarray) -> None:
         """Rows of one array, for the status-only writes (mark_failed, reset_rows); data goes through _write_blocks."""
-        arr = self.group[name]
+        arr = array_of(self.group, name)
         if len(idx) == 0:
             return
         if len(idx) == idx[-1] - idx[0] + 1 and np.all(np.diff(idx) == 1):
@@ -655,7 +664,7 @@ class FeatureStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self.group.attrs["schema_version"])  # checked by `open`
+        return int(self._attr("schema_version"))  # checked by `open`
 
     @_string_arrays_known()
     def info(self, check_row_state: bool = True) -> StoreInfo:

@@ -19,7 +19,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Source:
     def __enter__(self) -> "Source":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -86,7 +86,7 @@ def open_source(path: Path, fmt: str) -> Source:
 class NpzMember(Member):
     def __init__(self, source: "NpzSource", info: zipfile.ZipInfo) -> None:
         self.source, self.info, self.name = source, info, info.filename[: -len(".npy")]
-        self.stream = None
+        self.stream: Any = None  # a column-major member: its whole array; a compressed one: its zip stream
         self.position = 0
         self.crc: int | None = None  # running CRC-32 of an uncompressed member read in order
         with self._open() as f:
@@ -100,17 +100,18 @@ class NpzMember(Member):
         if info.file_size != expected:  # the zip directory's size and the npy header disagree
             raise ScaleError(f"{source.path}: '{self.name}' is damaged: its header announces {self.shape} "
                              f"{self.dtype} but the member holds {info.file_size} bytes; export it again")
-        self.mapped = self.start = None
+        self.mapped: np.memmap | None = None
+        self.start: int | None = None
         if info.compress_type == zipfile.ZIP_STORED:
             self._locate()
 
-    def _open(self):
+    def _open(self) -> IO[bytes]:
         try:
             return self.source.zip.open(self.info)
         except _ZIP_ERRORS as exc:
             raise self.source.damaged(exc) from None
 
-    def _header(self, f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    def _header(self, f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
         try:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -154,9 +155,9 @@ class NpzMember(Member):
             data = self._exactly(f, self.dtype.itemsize)
         return np.frombuffer(data, self.dtype).reshape(())
 
-    def _exactly(self, f, nbytes: int) -> bytes:
+    def _exactly(self, f: IO[bytes], nbytes: int) -> bytes:
         try:
-            data = f.read(nbytes)
+            data: bytes = f.read(nbytes)
         except _ZIP_ERRORS as exc:
             raise self.source.damaged(exc) from None
         if len(data) != nbytes:

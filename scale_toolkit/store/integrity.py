@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import zarr
 
 CHECKED = ("features", "coords", "boxes", "flip", "video_meta")
 ROW_STATE = ("status", "reasons")  # per block too, columns 5 and 6 of `checksums` (stores made since 0.x: 7 columns)
@@ -55,8 +58,8 @@ def block_runs(blocks: np.ndarray) -> Iterator[list[int]]:
         yield run
 
 
-def scan(arr, name: str, blocks: np.ndarray, rows_per_chunk: int, sums,
-         has_done) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+def scan(arr: zarr.Array, name: str, blocks: np.ndarray, rows_per_chunk: int, sums: np.ndarray | Mapping[int, Any],
+         has_done: np.ndarray | Mapping[int, bool]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
     """(block, its data or None, what is wrong or None) for each of `blocks` of the zarr array `arr` (named `name`).
 
     `sums[b]` is block b's recorded checksum row and `has_done[b]` whether it holds a done row
@@ -73,6 +76,8 @@ def scan(arr, name: str, blocks: np.ndarray, rows_per_chunk: int, sums,
         except Exception as exc:  # a truncated or garbled chunk: zarr's codecs raise many types
             data, error = None, f"unreadable ({type(exc).__name__})"
         for b in run:
+            piece: np.ndarray | None
+            problem: str | None
             if data is None:
                 piece, problem = None, error
                 if len(run) > 1:  # find which block of the run is unreadable
@@ -84,7 +89,7 @@ def scan(arr, name: str, blocks: np.ndarray, rows_per_chunk: int, sums,
             else:
                 piece = data[(b - run[0]) * rows_per_chunk:(b - run[0] + 1) * rows_per_chunk]
                 problem = None
-            if problem is None and has_done[b]:
+            if problem is None and piece is not None and has_done[b]:  # no problem: piece was read
                 if sums[b][col] < 0:
                     problem = "checksum missing"
                 elif crc(piece) != sums[b][col]:

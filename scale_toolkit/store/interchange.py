@@ -23,9 +23,11 @@ import os
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..contracts.export import REQUIRED
 from ..errors import ScaleError
 from ..ownership import check_replaceable, exclusive_store_lock
 from .feature_store import DONE, FAILED, FeatureStore
@@ -33,7 +35,6 @@ from .import_source import Member, Source, open_source
 from .layout import DEFAULT_ROWS_PER_CHUNK
 from .names import escape_id, needs_escape, unescape_id
 
-REQUIRED = ("features", "coords", "labels", "video_ids", "class_names", "splits")
 OPTIONAL = ("boxes", "flip", "status", "reasons", "video_meta", "attrs")
 FORMATS = (".npz", ".h5", ".hdf5")
 # attributes the new store writes itself: an imported file's are dropped
@@ -116,7 +117,7 @@ def _shape(member: Member, source: str, shape: tuple) -> Member:
     return member
 
 
-def _parsed_attrs(raw, source: str) -> dict:
+def _parsed_attrs(raw: object, source: str) -> dict:
     """The optional `attrs` JSON object ({} when absent)."""
     if raw is None:
         return {}
@@ -338,7 +339,8 @@ def export_store(store: str | Path, out: str | Path, overwrite: bool = False) ->
     tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}{out.suffix}")
     try:
         if fmt == "npz":
-            np.savez(tmp, **data, **{k: np.array(v, dtype=str) for k, v in strings.items()}, attrs=np.array(attrs))
+            arrays: dict[str, Any] = {**data, **{k: np.array(v, dtype=str) for k, v in strings.items()}, "attrs": np.array(attrs)}
+            np.savez(tmp, **arrays)
         else:
             import h5py
 

@@ -22,14 +22,17 @@ padded to the store's longest video.
 from __future__ import annotations
 
 import zlib
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import zarr
 
 from ..errors import ScaleError
 from .feature_store import FeatureStore, _string_arrays_known
 from .integrity import CHECKED, INTEGRITY_ATTR, ROW_STATE, block_runs, crc
 from .layout import DONE, FAILED, PENDING, check_layout
+from .nodes import array_of
+from .summary import StoreInfo
 
 LAYOUT_ATTR, RAGGED = "layout", "ragged"
 CLIP_ARRAYS = ("features", "coords", "boxes", "flip")  # one row per clip
@@ -38,7 +41,7 @@ DEFAULT_CLIPS_PER_CHUNK = 4096
 _READ_BYTES = 64 << 20  # clip bytes read per zarr call: bounds the memory of a read beyond its result
 
 
-def check_ragged_layout(n: int, labels: np.ndarray, splits: np.ndarray, clip_counts: Sequence[int],
+def check_ragged_layout(n: int, labels: np.ndarray, splits: np.ndarray, clip_counts: Sequence[int] | np.ndarray,
                         feature_dim: int) -> np.ndarray:
     """The clip counts as int64 after checking them and the shapes a new ragged store is made with."""
     counts = np.asarray(clip_counts, dtype=np.int64)
@@ -50,7 +53,7 @@ def check_ragged_layout(n: int, labels: np.ndarray, splits: np.ndarray, clip_cou
     return counts
 
 
-def create_clip_arrays(group, counts: np.ndarray, feature_dim: int, chunk: int,
+def create_clip_arrays(group: zarr.Group, counts: np.ndarray, feature_dim: int, chunk: int,
                        clips_per_chunk: int = DEFAULT_CLIPS_PER_CHUNK) -> dict[str, int]:
     """The ragged arrays of a new store, every row pending; returns the checksums of the index arrays."""
     n, total = len(counts), int(counts.sum())
@@ -71,8 +74,8 @@ def create_clip_arrays(group, counts: np.ndarray, feature_dim: int, chunk: int,
     return {"clip_offsets": crc(offsets), "clip_counts": crc(counts.astype(np.int32))}
 
 
-def is_ragged(group) -> bool:
-    return group.attrs.get(LAYOUT_ATTR) == RAGGED
+def is_ragged(group: zarr.Group) -> bool:
+    return bool(group.attrs.get(LAYOUT_ATTR) == RAGGED)
 
 
 class RaggedStore(FeatureStore):
@@ -111,7 +114,8 @@ class RaggedStore(FeatureStore):
     def _index(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, counts), read once and checked against the checksums recorded at creation."""
         if "ragged_index" not in self._kept:
-            record = self.group.attrs.get(INTEGRITY_ATTR) or {}
+            recorded = self.group.attrs.get(INTEGRITY_ATTR)
+            record: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
             values = []
             for name in INDEX_ARRAYS:
                 arr = self._rows_of(name, 0, None)
@@ -126,7 +130,8 @@ class RaggedStore(FeatureStore):
                 raise ScaleError(f"{self.path} is damaged: its clip_offsets and clip_counts do not describe its "
                                  f"{self.n_total_clips} clip rows; import it again into a new --out")
             self._kept["ragged_index"] = (offsets, counts)
-        return self._kept["ragged_index"]
+        offsets, counts = self._kept["ragged_index"]
+        return offsets, counts
 
     def clips_summary(self, rows: np.ndarray | None = None) -> dict[str, float]:
         """Clips per video over `rows` (default: the done videos): min, median, max, mean and total."""
@@ -138,7 +143,7 @@ class RaggedStore(FeatureStore):
         return {"videos": int(c.size), "min": int(c.min()), "median": float(np.median(c)), "max": int(c.max()),
                 "mean": round(float(c.mean()), 2), "total": int(c.sum())}
 
-    def info(self, check_row_state: bool = True):
+    def info(self, check_row_state: bool = True) -> StoreInfo:
         from dataclasses import replace
 
         return replace(super().info(check_row_state), clips=self.clips_summary())
@@ -172,7 +177,8 @@ class RaggedStore(FeatureStore):
             if piece:
                 yield piece
 
-    def _scan_clips(self, name: str, blocks: np.ndarray, sums, has_done) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    def _scan_clips(self, name: str, blocks: np.ndarray, sums: Mapping[int, np.ndarray] | np.ndarray,
+                    has_done: Mapping[int, bool] | np.ndarray) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """(block, its clip rows of `name`, what is wrong or None) for each of `blocks` (sorted)."""
         arr, col = self._array(name), CHECKED.index(name)
         for run in self._clip_runs(blocks):
@@ -194,7 +200,7 @@ class RaggedStore(FeatureStore):
                 if problem is None and has_done[b]:
                     if sums[b][col] < 0:
                         problem = "checksum missing"
-                    elif crc(piece) != sums[b][col]:
+                    elif piece is None or crc(piece) != sums[b][col]:
                         problem = "checksum mismatch"
                 yield b, piece, problem
 
@@ -218,18 +224,18 @@ class RaggedStore(FeatureStore):
         blocks = np.unique(rows // rpc)
         check = verify and self.has_checksums
         sums, has_done = self._block_checks(blocks) if check else ({}, {})
-        by_block: dict[int, np.ndarray] = {}
+        by_block: dict[int, list[int]] = {}
         order = np.argsort(rows // rpc, kind="stable")
         for pos in order:
-            by_block.setdefault(int(rows[pos] // rpc), []).append(int(pos))  # type: ignore[attr-defined]
+            by_block.setdefault(int(rows[pos] // rpc), []).append(int(pos))
         for name in names:
             if check:
                 pieces = self._scan_clips(name, blocks, sums, has_done)
             else:
                 pieces = ((b, np.asarray(self._array(name)[slice(*self._block_span(b, b + 1))]), None) for b in blocks.tolist())
             for block, data, problem in pieces:
-                if problem is not None:
-                    raise self._damage(name, block, problem)
+                if problem is not None or data is None:
+                    raise self._damage(name, block, problem or "unreadable")
                 base = self._block_span(block, block + 1)[0]
                 for pos in by_block[block]:
                     row = rows[pos]
@@ -237,7 +243,8 @@ class RaggedStore(FeatureStore):
                     out[name][starts[pos]:starts[pos] + want[pos]] = data[lo:lo + counts[row]]
         return out, want
 
-    def read(self, indices=None, names: Sequence[str] = ("features", "coords"), verify: bool = True) -> dict[str, np.ndarray]:
+    def read(self, indices: Iterable[int] | np.ndarray | slice | None = None, names: Sequence[str] = ("features", "coords"),
+             verify: bool = True) -> dict[str, np.ndarray]:
         """Per-video arrays as in the fixed layout; clip arrays padded to the longest video of this
         read, with `valid` bool [n, L] saying which clip slots hold a clip."""
         if indices is None:
@@ -254,7 +261,8 @@ class RaggedStore(FeatureStore):
             out.update(pad_clips(flat, counts))
         return out
 
-    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096):
+    def iter_blocks(self, indices: np.ndarray, names: Sequence[str] = ("features", "coords"), rows: int = 4096
+                    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Yield (indices, arrays) in pieces of at most `rows` videos whose padded clips stay near
         MAX_PADDED_CLIPS (a few long videos per piece, many short ones)."""
         indices = np.asarray(indices, dtype=np.int64)
@@ -287,18 +295,20 @@ class RaggedStore(FeatureStore):
                     note(block, name, problem)
         with_done = wanted[has_done[wanted]]
         for name in CLIP_ARRAYS:
-            for block, _, problem in self._scan_clips(name, with_done, sums, has_done):
-                if problem is not None:
-                    note(block, name, problem)
+            for block, _, clip_problem in self._scan_clips(name, with_done, sums, has_done):
+                if clip_problem is not None:
+                    note(block, name, clip_problem)
         from .integrity import scan
 
-        for block, _, problem in scan(self._array("video_meta"), "video_meta", with_done, self.rows_per_chunk, sums, has_done):
-            if problem is not None:
-                note(block, "video_meta", problem)
+        for block, _, meta_problem in scan(self._array("video_meta"), "video_meta", with_done, self.rows_per_chunk, sums, has_done):
+            if meta_problem is not None:
+                note(block, "video_meta", meta_problem)
         return [found[b] for b in sorted(found)]
 
     # ------------------------------------------------------------------ writing
-    def write_rows(self, indices, *, features, coords, boxes=None, flip=None, video_meta=None) -> None:
+    def write_rows(self, indices: Sequence[int] | np.ndarray, *, features: np.ndarray, coords: np.ndarray,
+                   boxes: np.ndarray | None = None, flip: np.ndarray | None = None,
+                   video_meta: np.ndarray | None = None) -> None:
         raise ScaleError("a ragged store is written video by video (write_video_block), not in fixed rows")
 
     @_string_arrays_known()
@@ -338,18 +348,19 @@ class RaggedStore(FeatureStore):
         if seen != len(rows):
             raise ScaleError(f"internal: block {block} got {seen} of its {len(rows)} videos")
         sel = slice(rows.start, rows.stop)
-        self.group["video_meta"][sel] = meta
+        array_of(self.group, "video_meta")[sel] = meta
         sums["video_meta"] = crc(meta)
-        self.group["reasons"][sel] = reasons
-        self.group["checksums"][block:block + 1] = np.array(
+        array_of(self.group, "reasons")[sel] = reasons
+        array_of(self.group, "checksums")[block:block + 1] = np.array(
             [[sums[name] for name in CHECKED] + [crc(status), crc(reasons)]], dtype=np.int64)
-        self.group["status"][sel] = status
+        array_of(self.group, "status")[sel] = status
 
 
-def _zeros(n: int, dim: int, only_missing: dict | None = None) -> dict[str, np.ndarray]:
+def _zeros(n: int, dim: int, only_missing: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Fill values of a video's clip arrays (all, or those `only_missing` lacks; boxes and flip default to zero)."""
-    full = {"features": lambda: np.zeros((n, dim), np.float16), "coords": lambda: np.zeros((n, 6), np.float32),
-            "boxes": lambda: np.zeros((n, 6), np.int32), "flip": lambda: np.zeros(n, bool)}
+    full: dict[str, Callable[[], np.ndarray]] = {
+        "features": lambda: np.zeros((n, dim), np.float16), "coords": lambda: np.zeros((n, 6), np.float32),
+        "boxes": lambda: np.zeros((n, 6), np.int32), "flip": lambda: np.zeros(n, bool)}
     return {k: make() for k, make in full.items() if only_missing is None or k not in only_missing}
 
 

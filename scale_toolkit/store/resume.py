@@ -6,7 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def create_or_resume(path: str | Path, *, video_ids: Sequence[str], labels: np.n
     return store
 
 
-def _create_atomically(path: Path, **create_args) -> None:
+def _create_atomically(path: Path, **create_args: Any) -> None:
     """Build the empty store beside `path` and rename it in: a killed or racing creator never
     leaves a half-made store, and of several shards starting at once one wins."""
     if not path.parent.exists():

@@ -4,9 +4,9 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
+from ..contracts.store import StoreFiles
 from ..errors import ScaleError
 from ..locks import release, try_lock
-from ..ownership import is_feature_store
 
 
 class ShardLock:
@@ -30,7 +30,7 @@ class ShardLock:
         .locks): a store in use is then refused before decode workers are spawned. None otherwise:
         nothing is added to a store that may yet be refused as foreign."""
         path = Path(store_path)
-        return cls(path, shard) if is_feature_store(path) and (path / ".locks").is_dir() else None
+        return cls(path, shard) if StoreFiles.is_ours(path) and (path / ".locks").is_dir() else None
 
     def _refuse(self, running: str) -> None:
         self.__exit__()
@@ -61,7 +61,7 @@ class ShardLock:
         self.handles.append(shard)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for handle in reversed(self.handles):
             release(handle)
         self.handles = []

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from scale_toolkit.errors import ScaleError
 
+if TYPE_CHECKING:
+    from scale_toolkit.store import FeatureStore
 
-def _train_rows(fs, split: int, allow_incomplete: bool) -> tuple[np.ndarray, str, int]:
+
+def _train_rows(fs: FeatureStore, split: int, allow_incomplete: bool) -> tuple[np.ndarray, str, int]:
     """Rows the trainer may use, what they are (for messages and config.json), and how many pending
     videos are left out. A store without split membership (a folder, or a CSV without a split
     column) has no test videos to protect: every extracted video is SSL training data."""

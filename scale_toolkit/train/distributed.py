@@ -1,6 +1,8 @@
 """torchrun / DDP helpers: environment detection and all-gather with gradient."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -22,7 +24,7 @@ class _GatherCat(torch.autograd.Function):
     loss is summed across ranks and each rank keeps the slice of its own rows."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:  # type: ignore[override]
         world_size, rank = dist.get_world_size(), dist.get_rank()
         pad = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
         pad[: x.shape[0]] = x
@@ -33,7 +35,7 @@ class _GatherCat(torch.autograd.Function):
         return torch.cat([bufs[r][: sizes[r]] for r in range(world_size)])
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         g = g.contiguous()
         dist.all_reduce(g)
         return g[ctx.offset: ctx.offset + ctx.n], None
@@ -45,4 +47,5 @@ def gather_rows(x: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor
         return x
     if sizes is None:
         sizes = [x.shape[0]] * dist.get_world_size()
-    return _GatherCat.apply(x, sizes)
+    gathered: torch.Tensor = _GatherCat.apply(x, sizes)
+    return gathered

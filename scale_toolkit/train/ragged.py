@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.model.config import ScaleConfig
+from scale_toolkit.store.ragged import RaggedStore
 
 
 def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -69,7 +71,7 @@ class RaggedSampler:
         self.offsets = torch.from_numpy(split.offsets).to(device)
         self.counts = torch.from_numpy(split.counts).to(device)
 
-    def flat_views(self, cfg, videos: torch.Tensor,
+    def flat_views(self, cfg: ScaleConfig, videos: torch.Tensor,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(video index 0 for every row, clip rows [B, 2, K] of the flat store, masks [B, 2, K])."""
         from scale_toolkit.model.masking import sample_mask
@@ -80,7 +82,7 @@ class RaggedSampler:
         return torch.zeros_like(videos), sets, mask.view(videos.shape[0], 2, cfg.set_size)
 
 
-def load_ragged_split(fs, idx: np.ndarray, info: dict[str, Any], pos_input: str, set_size: int,
+def load_ragged_split(fs: RaggedStore, idx: np.ndarray, info: dict[str, Any], pos_input: str, set_size: int,
                       val_rows: np.ndarray, train_rows: np.ndarray, seed: int
                       ) -> tuple[RaggedSplit, tuple[np.ndarray, np.ndarray] | None, dict[str, Any]]:
     """(the resident train videos, the held-out ones as [n, 2K, ...] or None, the store description)."""

@@ -25,7 +25,8 @@ class SSLForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, features, coords, mask):  # type: ignore[override]
+    def forward(self, features: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor  # type: ignore[override]
+                ) -> dict[str, torch.Tensor]:
         return self.model.ssl_embeddings(features, coords, mask)
 
 

@@ -1,7 +1,6 @@
 """`scale train`: SSL training of the SCALE set-transformer on a cached train-split store."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,8 @@ from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.precision import Precision, resolve_precision
 from scale_toolkit.run_files import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE
 from scale_toolkit.runtime import resolve_device, torch_threads
+from scale_toolkit.schedules import param_groups  # noqa: F401  (re-exported: tests and benchmarks use it)
+from scale_toolkit.schedules import warmup_cosine as lr_at  # the one schedule (warm-up, cosine to min_lr)
 from scale_toolkit.seeding import seeded
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
@@ -37,29 +38,12 @@ from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precisi
 from scale_toolkit.train.stream import StreamedSplit
 
 Progress = Callable[[dict[str, Any]], None]
+GivenData = Optional[tuple[np.ndarray, ...]]  # (features, coords[, flip]) instead of reading config.store
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
 
 
-def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases, norm weights and learned tokens (all <2-d tensors)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or name.endswith("token") else decay).append(param)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_at(step: int, total: int, warm: int, base: float, floor: float) -> float:
-    """Linear warm-up over ``warm`` steps, then cosine from ``base`` to ``floor`` at ``total``."""
-    if step < warm:
-        return base * (step + 1) / warm
-    t = (step - warm) / max(1, total - warm)
-    return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-
 def train(config: TrainConfig, progress: Optional[Progress] = None,
-          data: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict[str, Any]:
+          data: GivenData = None) -> dict[str, Any]:
     """Train SCALE (MCM + SET) and write the run directory; returns a summary dict.
 
     ``data`` optionally gives (features float16 [N,V,D], coords [N,V,6][, flip bool [N,V]]) of the
@@ -141,7 +125,7 @@ class _Run:
         self.emit({"event": "warning", "epoch": epoch, "message": note})
 
 
-def _train(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
+def _train(config: TrainConfig, progress: Optional[Progress], data: GivenData, info: DistInfo, device: torch.device,
            lock: Optional[RunLock] = None) -> dict[str, Any]:
     """The run itself, in order (``train`` adds the process-wide setup): prepare, epochs, summary, model.pt."""
     run, start_epoch, held_out = _prepare(config, progress, data, info, device, lock)
@@ -179,7 +163,7 @@ def _warn_about_the_plan(run: _Run) -> None:
                     f"raise --epochs or set --steps {FEW_STEPS} or more")
 
 
-def _prepare(config: TrainConfig, progress: Optional[Progress], data, info: DistInfo, device: torch.device,
+def _prepare(config: TrainConfig, progress: Optional[Progress], data: GivenData, info: DistInfo, device: torch.device,
              lock: Optional[RunLock]) -> tuple[_Run, int, Optional[tuple[np.ndarray, np.ndarray]]]:
     """Everything before the first epoch: checks, data, model, optimiser, resume, config.json.
 
@@ -220,7 +204,7 @@ def _check_out(config: TrainConfig, info: DistInfo) -> Path:
     return out
 
 
-def _load_data(config: TrainConfig, data) -> _TrainingData:
+def _load_data(config: TrainConfig, data: GivenData) -> _TrainingData:
     """The train split (or ``data``), positions as the model reads them, and the held-out videos:
     resident when the split fits the memory budget, else streamed from the store (stream.py)."""
     if data is None and config.store:
@@ -301,7 +285,7 @@ def _keep_rows_in_place(x: np.ndarray, rows: np.ndarray, piece: int = 4096) -> n
     return x[:len(rows)]
 
 
-def _read_split(config: TrainConfig, data) -> TrainSplit:
+def _read_split(config: TrainConfig, data: GivenData) -> TrainSplit:
     """The train videos of ``config.store``, or the arrays given as ``data`` (no flip: none flipped)."""
     if data is None:
         if not config.store:
@@ -328,12 +312,12 @@ def _plan(config: TrainConfig, shape: tuple[int, ...], info: DistInfo) -> _RunPl
                     rows=(info.rank * local, (info.rank + 1) * local))
 
 
-def _init_model(config: TrainConfig, features: np.ndarray | StreamedSplit, device: torch.device) -> ScaleModel:
+def _init_model(config: TrainConfig, features: np.ndarray | StreamedSplit | RaggedSplit, device: torch.device) -> ScaleModel:
     """A fresh model initialised from ``config.seed``; standardising ones get the training clips' statistics."""
     model = seeded(lambda: ScaleModel(config.model), config.seed).to(device)
     if model.standardizes:  # statistics of the training clips only (every rank holds the whole split)
         if isinstance(features, StreamedSplit):
-            pieces = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
+            pieces: Iterator[torch.Tensor] = (torch.from_numpy(features.read(rows)[0]) for rows in features.windows_in_store_order())
         elif isinstance(features, RaggedSplit):
             pieces = iter([torch.from_numpy(features.features)])
         else:
@@ -564,7 +548,7 @@ def _compile_errors_in_one_line(loss_fn: Callable) -> Callable:
     """The first call of a compiled step runs the compiler: a missing C++ toolchain or an
     unsupported op becomes one clear line instead of a compiler traceback."""
 
-    def call(*args):
+    def call(*args: Any) -> Any:
         try:
             return loss_fn(*args)
         except Exception as exc:  # torch._dynamo / inductor errors have no common public base

@@ -7,13 +7,13 @@ import torch
 
 from scale_toolkit.demo.long_videos import LongVideoSpec, write_long_videos
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.extract.feature_files import import_feature_files
 from scale_toolkit.model import ScaleConfig, ScaleModel, load_model
 from scale_toolkit.probes import data as D
 from scale_toolkit.probes.protocol import ProbeOptions, run_probes
 from scale_toolkit.retrieval.descriptors import store_descriptors
 from scale_toolkit.retrieval.evaluate import evaluate_retrieval
 from scale_toolkit.store import FeatureStore
-from scale_toolkit.store.import_folder import import_feature_files
 from scale_toolkit.train import TrainConfig, train
 from tests.train.helpers import TINY_MODEL
 

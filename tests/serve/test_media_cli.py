@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 
-from scale_toolkit.serve.media import frame_plan, media_dir
+from scale_toolkit.retrieval.media import frame_plan, media_dir
 
 from ..retrieval.helpers import make_store
 

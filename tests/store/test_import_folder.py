@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.extract.feature_files import RowTiming, import_feature_files
 from scale_toolkit.store import FeatureStore
-from scale_toolkit.store.import_folder import RowTiming, import_feature_files
 from scale_toolkit.store.ragged import RaggedStore
 
 D = 8
@@ -165,7 +165,7 @@ def test_damaged_clip_chunk_is_found_by_verify_and_refused_by_reads(folder, tmp_
 
 
 def test_a_compressed_member_declaring_a_huge_shape_is_refused_before_any_allocation(tmp_path, monkeypatch):
-    import scale_toolkit.store.import_folder as imp
+    import scale_toolkit.extract.feature_files as imp
 
     monkeypatch.setattr(imp, "MAX_VALUES", 1000)  # the real limit is 2**30 values; same rule, small files
     (tmp_path / "c").mkdir()

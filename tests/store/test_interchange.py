@@ -89,7 +89,7 @@ def test_unreadable_and_unknown_format(tmp_path, run_cli):
     (tmp_path / "f.txt").write_text("a,b")
     code, _, err = run_cli("import", tmp_path / "f.txt", "--out", tmp_path / "x.zarr")
     assert code == 2 and "unsupported format" in err
-    (tmp_path / "f.csv").write_text("a,b")  # a .csv lists per-video feature files (import_folder.py)
+    (tmp_path / "f.csv").write_text("a,b")  # a .csv lists per-video feature files (extract/feature_files.py)
     code, _, err = run_cli("import", tmp_path / "f.csv", "--out", tmp_path / "x.zarr")
     assert code == 2 and "path,label" in err
     assert run_cli("import", tmp_path / "missing.npz", "--out", tmp_path / "x.zarr")[0] == 2

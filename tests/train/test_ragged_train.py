@@ -8,8 +8,8 @@ import torch
 
 from scale_toolkit.demo.long_videos import LongVideoSpec, write_long_videos
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.extract.feature_files import import_feature_files
 from scale_toolkit.model import ScaleConfig
-from scale_toolkit.store.import_folder import import_feature_files
 from scale_toolkit.train import TrainConfig, train
 from scale_toolkit.train.ragged import RaggedSampler, RaggedSplit, sample_ragged_sets
 from tests.train.helpers import TINY_MODEL

@@ -1,6 +1,8 @@
 """InfoNCE (paper Eqs. 2-4) on L2-normalised embeddings."""
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 import torch.nn.functional as F
 
@@ -14,6 +16,12 @@ def infonce_logits(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor
     return (a.float() / tau) @ b.float().t()
 
 
+@overload
+def rows_loss(logits: torch.Tensor, positive: torch.Tensor,
+              with_correct: Literal[True] = ...) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def rows_loss(logits: torch.Tensor, positive: torch.Tensor,
+              with_correct: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 def rows_loss(logits: torch.Tensor, positive: torch.Tensor,
               with_correct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One direction of Eq. 2 for each row of ``logits`` [N, M]: ``-log softmax(row)[positive]``
@@ -23,6 +31,12 @@ def rows_loss(logits: torch.Tensor, positive: torch.Tensor,
     return loss, correct
 
 
+@overload
+def infonce_rows(a: torch.Tensor, b: torch.Tensor, positive: torch.Tensor, tau: float,
+                 with_correct: Literal[True] = ...) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def infonce_rows(a: torch.Tensor, b: torch.Tensor, positive: torch.Tensor, tau: float,
+                 with_correct: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 def infonce_rows(a: torch.Tensor, b: torch.Tensor, positive: torch.Tensor, tau: float,
                  with_correct: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One direction of Eq. 2 for each row of ``a``.

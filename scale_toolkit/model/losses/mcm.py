@@ -39,6 +39,8 @@ def mcm_terms(pred: torch.Tensor, target: torch.Tensor, target_index: torch.Tens
             rev_logits = logits.index_select(1, target_index).t()
             rev, _ = rows_loss(rev_logits, torch.arange(pred.shape[0], device=pred.device), with_correct=False)
         else:
+            if pred_pool_index is None:  # the documented default
+                pred_pool_index = torch.arange(pred.shape[0], device=pred.device)
             rev, _ = infonce_rows(target[target_index], pred_pool, pred_pool_index, tau, with_correct=False)
         loss = loss + rev
         if sym_reduction == "mean":

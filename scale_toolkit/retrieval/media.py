@@ -1,4 +1,4 @@
-"""Gallery media for `scale serve`: one poster JPEG and one short muted preview per video.
+"""Gallery media of a retrieval index, for `scale serve`: one poster JPEG and one short muted preview per video.
 
 Written at index build time (``scale retrieve --build-index --thumbs``) into ``INDEX.media/``
 beside the index, so the server only ever sends small files and never decodes a gallery video
@@ -25,21 +25,20 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..atomic import atomic_open
+from ..contracts.index import IndexFiles, media_names
 from ..errors import ScaleError
 
 POSTER_WIDTH = 240
 PREVIEW_WIDTH = 160
 PREVIEW_SECONDS = 3.0
 PREVIEW_FPS = 6.0
-MEDIA_SUFFIX = ".media"
 
 Progress = Optional[Callable[[int, int], None]]  # (done, total)
 
 
 def media_dir(index_path: str | os.PathLike) -> Path:
     """Where an index's media live: INDEX.media/ beside INDEX."""
-    p = Path(index_path)
-    return p.with_name(p.name + MEDIA_SUFFIX)
+    return IndexFiles.at(index_path).media
 
 
 def reachable(video_files: Sequence[str | os.PathLike]) -> bool:
@@ -101,7 +100,7 @@ def video_media(video_id: str, file: str | os.PathLike, folder: Path, decoder: s
 
     file = Path(file)
     key = _key(video_id, file)
-    names = {"poster": f"{key}.poster.jpg", "preview": f"{key}.preview.webp"}
+    names = media_names(key)
     if all((folder / n).is_file() for n in names.values()):
         return names
     info = probe_video(file, decoder)

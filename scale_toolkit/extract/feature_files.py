@@ -34,15 +34,16 @@ import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 
 from ..errors import ScaleError
 from ..ownership import check_replaceable, exclusive_store_lock
-from .feature_store import FeatureStore
-from .import_source import Member, open_source
-from .layout import DEFAULT_ROWS_PER_CHUNK, PENDING
+from ..store.feature_store import FeatureStore
+from ..store.import_source import Member, open_source
+from ..store.layout import DEFAULT_ROWS_PER_CHUNK, PENDING
+from ..store.ragged import RaggedStore
 
 FEATURE_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5")
 UNITS = ("rows", "frames", "seconds")
@@ -284,7 +285,7 @@ def import_feature_files(source: str | Path, out: str | Path, *, key: str | None
         store.write_video_block(block, _block_videos(store, block, files, counts, key, dataset, max_rows, timing))
         if progress is not None:
             progress(i + 1, len(pending_blocks))
-    store = FeatureStore.open(out)
+    store = _ragged(out, "r")
     status = store.status
     return ImportSummary(out, store.n_videos, int((status == 1).sum()), int((status == 2).sum()), resumed, missing,
                          store.clips_summary())
@@ -307,13 +308,13 @@ def _block_videos(store, block: int, files: list[FeatureFile], counts: np.ndarra
 
 
 def _open_or_start(out: Path, files: list[FeatureFile], classes: list[str], record: dict, key, dataset,
-                   max_rows: int, overwrite: bool, rows_per_chunk: int) -> tuple[FeatureStore, bool]:
+                   max_rows: int, overwrite: bool, rows_per_chunk: int) -> tuple[RaggedStore, bool]:
     """The store to fill: the one at `out` when it is this same import left unfinished, else a new one."""
     if out.exists() and not overwrite:
         try:
-            store = FeatureStore.open(out, mode="r+")
+            store = _ragged(out, "r+")
         except ScaleError:
-            raise ScaleError(f"{out} already exists and is not a scale store; choose another --out") from None
+            raise ScaleError(f"{out} already exists and is not a store of imported feature files; choose another --out") from None
         if store.attrs.get(IMPORT_ATTR) != record or store.video_ids != [f.video_id for f in files]:
             raise ScaleError(f"{out} already exists and holds another import (other files or options); choose "
                              "another --out, or pass --overwrite to replace it")
@@ -345,4 +346,12 @@ def _open_or_start(out: Path, files: list[FeatureFile], classes: list[str], reco
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return FeatureStore.open(out, mode="r+"), False
+    return _ragged(out, "r+"), False
+
+
+def _ragged(path: Path, mode: Literal["r", "r+"]) -> RaggedStore:
+    """The ragged store at `path` (a ScaleError when it is not one)."""
+    store = FeatureStore.open(path, mode=mode)
+    if not isinstance(store, RaggedStore):
+        raise ScaleError(f"{path} is a store of fixed clip counts, not one of imported feature files")
+    return store
