@@ -300,7 +300,8 @@ class RaggedStore(FeatureStore):
                     note(block, name, clip_problem)
         from .integrity import scan
 
-        for block, _, meta_problem in scan(self._array("video_meta"), "video_meta", with_done, self.rows_per_chunk, sums, has_done):
+        meta = self._array("video_meta")
+        for block, _, meta_problem in scan(meta, "video_meta", with_done, self.rows_per_chunk, sums, has_done):
             if meta_problem is not None:
                 note(block, "video_meta", meta_problem)
         return [found[b] for b in sorted(found)]
