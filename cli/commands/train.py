@@ -61,7 +61,7 @@ class _TrainProgress:
 
 # what `--official` sets where it differs from the defaults, for the help texts
 _OFFICIAL = {**OFFICIAL_TRAIN, "warmup": f"{OFFICIAL_WARMUP_FRACTION:.0%} of --epochs", "heads": "hidden/32",
-             "mask_mode": ScaleConfig.official().mask_mode}
+             "mask_mode": ScaleConfig.official().mask_mode, "head_hidden": ScaleConfig.official().head_hidden}
 
 
 @app.command("train")
@@ -91,6 +91,7 @@ def train_cmd(
     hidden: Optional[int] = unset_option(ScaleConfig, "hidden", "--hidden", help="Transformer width."),
     layers: Optional[int] = unset_option(ScaleConfig, "layers", "--layers", help="Transformer layers."),
     heads: Optional[int] = unset_option(ScaleConfig, "heads", "--heads", help="Attention heads.", official=_OFFICIAL["heads"]),
+    head_hidden: Optional[int] = unset_option(ScaleConfig, "head_hidden", "--head-hidden", help="Hidden width of the MCM and SET heads (the paper's 1024; narrower for small features).", official=_OFFICIAL["head_hidden"]),
     tau: Optional[float] = unset_option(ScaleConfig, "tau", "--tau", help="InfoNCE temperature of MCM and SET."),
     allow_incomplete: bool = option_from(TrainConfig, "allow_incomplete", "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
     max_memory: str = option_from(TrainConfig, "max_memory", "--max-memory", help="Memory for the train split's features (e.g. 16G); a larger split streams from the store a window at a time. Empty: half of the memory available at start."),
@@ -106,7 +107,8 @@ def train_cmd(
 
     on_interrupt(f"{out_dir}/{LAST_CHECKPOINT} (written at most every {checkpoint_every:g} s, --checkpoint-every) is kept "
                  "if one was written; rerun with --resume (same flags) to continue from it")
-    arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau)
+    arch = dict(mask_ratio=mask_ratio, mask_mode=mask_mode, hidden=hidden, layers=layers, heads=heads, tau=tau,
+                head_hidden=head_hidden)
     cfg = resolve_train_config(official, model=arch, store=str(store), split=split, out=str(out_dir), epochs=epochs,
                                steps=steps or None, ssl_val=ssl_val, batch_size=batch_size, lr=lr, wd=wd,
                                warmup=warmup, grad_clip=grad_clip, seed=seed, device=device, precision=precision,

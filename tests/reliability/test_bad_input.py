@@ -72,7 +72,7 @@ def world(tmp_path_factory):
 
 EX = ["extract", "--workers", "0", "--threads", "1"]
 CSV = ["--dataset", "csv", "--csv", "{W}/videos/manifest.csv", "--root", "{W}/videos"]
-TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4", "--layers", "1"]
+TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4", "--head-hidden", "32", "--layers", "1"]
 
 CASES = {
     # ---- extract

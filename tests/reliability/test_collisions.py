@@ -39,6 +39,7 @@ def _one_line(code, err, words):
 
 
 TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
+         "--head-hidden", "32",
          "--layers", "1", "--epochs", "3", "--batch-size", "8"]
 
 

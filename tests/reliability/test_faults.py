@@ -83,7 +83,7 @@ def _files(root: Path) -> dict[str, bytes]:
 COMMANDS = {
     "train": lambda i, d: ["train", "--store", i / "t16.zarr", "--out", d / "run", "--epochs", "2", "--batch-size", "8",
                            "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
-                           "--layers", "1"],
+                           "--layers", "1", "--head-hidden", "32"],
     "probe-json": lambda i, d: ["probe", "--store", i / "e15.zarr", "--device", "cpu", "--json", d / "r.json"],
     "build-index": lambda i, d: ["retrieve", "--store", i / "e15.zarr", "--build-index", d / "g.index"],
     "export": lambda i, d: ["export", i / "e15.zarr", "--out", d / "e.npz"],

@@ -22,7 +22,7 @@ from scale_toolkit.train import TrainConfig, train
 from .helpers import make_store, message_lines, tree
 
 WORKER = Path(__file__).with_name("train_worker.py")
-ARCH = {"hidden": 32, "heads": 4, "layers": 1}
+ARCH = {"hidden": 32, "heads": 4, "layers": 1, "head_hidden": 32}
 EPOCHS = 4
 
 
@@ -42,7 +42,8 @@ def _resume_args(store: Path, out: Path) -> list[str]:
     """The same run as `_config`, through the CLI (its checkpoint at the end)."""
     return ["train", "--store", store, "--out", out, "--epochs", EPOCHS, "--batch-size", 8, "--warmup", 1.0,
             "--seed", 3, "--device", "cpu", "--precision", "fp32", "--save-every", 0,
-            "--checkpoint-every", AT_THE_END_ONLY, "--threads", 1, "--hidden", 32, "--heads", 4, "--layers", 1, "--resume"]
+            "--checkpoint-every", AT_THE_END_ONLY, "--threads", 1, "--hidden", 32, "--heads", 4, "--layers", 1,
+            "--head-hidden", 32, "--resume"]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import torch
 from .helpers import make_model_dir, make_store, message_lines, tree
 
 TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
+         "--head-hidden", "32",
          "--layers", "1", "--epochs", "3", "--batch-size", "8", "--ssl-val", "0", "--store", "{W}/t16.zarr", "--out", "{O}/run",
          "--checkpoint-every", "0"]  # a checkpoint after every epoch: the NaN test checks epoch 1's is kept
 PROBE = ["probe", "--store", "{W}/e15.zarr", "--device", "cpu", "--json", "{O}/r.json"]

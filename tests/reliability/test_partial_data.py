@@ -41,6 +41,7 @@ def test_kill_between_index_renames_leaves_a_loadable_index(tmp_path, monkeypatc
 # ---- probe and train refuse a split still being extracted, as retrieve does
 
 TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
+         "--head-hidden", "32",
          "--layers", "1", "--epochs", "1", "--batch-size", "8"]
 
 

@@ -72,7 +72,7 @@ def test_interrupted_train_keeps_its_checkpoint_and_resumes(tmp_path, signame):
     make_store(tmp_path / "t16.zarr", view="train16", n=16)
     args = ["train", "--store", tmp_path / "t16.zarr", "--out", tmp_path / "run", "--epochs", 3, "--batch-size", 8,
             "--device", "cpu", "--precision", "fp32", "--threads", 1, "--hidden", 32, "--heads", 4, "--layers", 1,
-            "--checkpoint-every", 0]  # after every epoch: the interrupt lands after the first, mid-run
+            "--head-hidden", 32, "--checkpoint-every", 0]  # after every epoch: the interrupt lands after the first, mid-run
     code, err = _interrupt("train", args, tmp_path / "marker", signame)
     _assert_one_line(code, err, signame, "--resume")
     assert (tmp_path / "run" / "checkpoint_last.pt").exists() and not (tmp_path / "run" / "model.pt").exists()

@@ -16,6 +16,7 @@ import pytest
 from .helpers import REPO, import_arrays, make_model_dir, make_store, message_lines, scale
 
 TRAIN = ["train", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--hidden", "32", "--heads", "4",
+         "--head-hidden", "32",
          "--layers", "1", "--batch-size", "8"]
 
 
