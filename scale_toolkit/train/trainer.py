@@ -170,7 +170,7 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data: GivenData,
     Returns the run, the epoch it starts from and the held-out videos."""
     out = _check_out(config, info)
     lock = lock or RunLock(out)  # train() passes one it releases; a direct caller's closes with it
-    train_data = _load_data(config, data)
+    train_data = _load_data(config, data, info)
     config = replace(config, model=replace(config.model, input_dim=int(train_data.features.shape[2])))
     plan = _plan(config, train_data.features.shape, info)
     precision = resolve_precision(config.precision, device)
@@ -204,14 +204,14 @@ def _check_out(config: TrainConfig, info: DistInfo) -> Path:
     return out
 
 
-def _load_data(config: TrainConfig, data: GivenData) -> _TrainingData:
+def _load_data(config: TrainConfig, data: GivenData, dist: DistInfo) -> _TrainingData:
     """The train split (or ``data``), positions as the model reads them, and the held-out videos:
     resident when the split fits the memory budget, else streamed from the store (stream.py)."""
     if data is None and config.store:
         ragged = _ragged_data(config)
         if ragged is not None:
             return ragged
-        streamed = _streamed_data(config)
+        streamed = _streamed_data(config, dist)
         if streamed is not None:
             return streamed
     model_config = config.model  # its positions and set size (input_dim follows the features)
@@ -245,11 +245,11 @@ def _check_clips(clips: int, set_size: int, info: dict[str, Any]) -> None:
                          "train on a train16 store (`scale extract --view train16`), or lower the model's set_size")
 
 
-def _streamed_data(config: TrainConfig) -> Optional[_TrainingData]:
+def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]:
     """The train split as a StreamedSplit when its features do not fit the memory budget, else None.
     The held-out videos (a few hundred at most) are read whole."""
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
-    budget, source = memory_budget(config.max_memory, processes=dist_from_env().local_world_size)
+    budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
     split_bytes = idx.size * fs.n_clips * (2 * fs.feature_dim + 4 * 6)
     if split_bytes <= budget:
         return None
