@@ -16,7 +16,8 @@ script on one machine. Steps (each its own process):
 * verify: `scale info --verify`
 * train: `scale train`, one epoch, a small model (hidden 64, 1 layer): the data handling is what grows
 * train_budget: the same with `--max-memory 256M`: a split larger than that streams from the store
-* knn, linear: `scale probe --knn 20`, `scale probe --linear --epochs 2`
+* knn, linear: `scale probe --knn 20`, `scale probe --linear --epochs 2`; linear_budget: the same
+  under `--max-memory 256M` (the clips streamed from the store)
 * recall: `scale retrieve` (R@k of split 1's test videos against its train videos)
 * build_index: `scale retrieve --build-index` (flat, no media)
 * query_id: one query by video id through `retrieval.query.OpenIndex` in-process (open excluded),
@@ -153,6 +154,8 @@ def measure(n: int, dim: int, work: Path, repo: Path, skip: set[str]) -> dict:
                                 "--warmup", "0", "--precision", "fp32", "--threads", "1", "--max-memory", "256M"]),
         "knn": (None, ["probe", "--store", str(eval_store), "--knn", "20"]),
         "linear": (None, ["probe", "--store", str(eval_store), "--linear", "--epochs", "2", "--grid-preset", "small"]),
+        "linear_budget": (None, ["probe", "--store", str(eval_store), "--linear", "--epochs", "2", "--grid-preset", "small",
+                                 "--max-memory", "256M"]),
         "recall": (None, ["retrieve", "--store", str(eval_store), "--k", "1,5"]),
         "build_index": (None, ["retrieve", "--store", str(eval_store), "--build-index", str(root / "index.faiss"),
                                "--no-thumbs"]),

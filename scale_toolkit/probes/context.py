@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ScaleError
 from ..files import file_sha256
+from ..memory import gib, memory_budget
 from ..runtime import resolve_device
 from ..store import FeatureStore
 from ..store.attributes import StoreAttrs, check_model_fits_store
@@ -122,37 +123,55 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
     else:
-        _check_memory(options, store, train_store, wanted, model if any(row in rows for row in EMBEDDED_ROWS) else None)
-        eval_view = D.load_view(store, device, wanted=wanted)
-        train_view = (D.load_view(train_store, device, eval_store=store, wanted=wanted) if train_store is not None
-                      else eval_view)
-        if model is not None and any(row in rows for row in EMBEDDED_ROWS):
-            D.embed_view(eval_view, model.module)
-            if train_view is not eval_view:
-                D.embed_view(train_view, model.module)
+        embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
+        budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None)
+        if budget is not None:  # over the budget: the clips stay in the store, streamed a window at a time
+            eval_view = D.load_streamed_view(store, device, budget, wanted=wanted, model=embed)
+            train_view = (D.load_streamed_view(train_store, device, budget, eval_store=store, wanted=wanted, model=embed)
+                          if train_store is not None else eval_view)
+            notes.append(f"the probed clips are over the memory budget of {gib(budget)}: Linear, MLP and SCALE_linear "
+                         f"read them from the store {eval_view.features.window_videos} videos at a time (batches "
+                         "shuffled within those windows, so numbers differ slightly from a run that holds them)")
+        else:
+            eval_view = D.load_view(store, device, wanted=wanted)
+            train_view = (D.load_view(train_store, device, eval_store=store, wanted=wanted) if train_store is not None
+                          else eval_view)
+            if embed is not None:
+                D.embed_view(eval_view, embed)
+                if train_view is not eval_view:
+                    D.embed_view(train_view, embed)
     return ProbeContext(options=options, rows=rows, progress=progress, store=store, train_store=train_store,
                         device=device, labels=labels, n_classes=n_classes, model=model,
                         transformer_config=transformer_config, grids=grids, batchnorm=batchnorm,
                         eval_view=eval_view, train_view=train_view, notes=notes)
 
 
-def _check_memory(options: ProbeOptions, store: FeatureStore, train_store: Optional[FeatureStore],
-                  wanted: np.ndarray, model: Optional[LoadedModel]) -> None:
-    """Trained probes hold every clip of the probed videos (float16 features, float32 coords, and with
-    a model the refined clips): refuse, before reading any, a load over the memory budget, rather than
-    be killed by the system part-way."""
-    from ..memory import gib, memory_budget
+# rows that can read their clips from the store a window at a time (a view over the memory budget)
+STREAMED_ROWS = (*KNN_ROWS, "linear", "mlp", "scale_linear")
 
-    per_clip = 2 * store.feature_dim + 4 * 6 + 1
+
+def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
+                   wanted: np.ndarray, model: Optional[LoadedModel]) -> Optional[int]:
+    """None where the probed clips (float16 features, float32 coords, and with a model the refined
+    clips) fit the memory budget and are held; the budget where they do not and every row can
+    stream them; a ScaleError, before reading any, where a row cannot (rather than be killed by
+    the system part-way)."""
+    per_clip = D.view_bytes_per_clip(store)
     if model is not None:
         per_clip += 2 * int(model.config.get("hidden", store.feature_dim))  # the refined clips, float16
     views = [store] + ([train_store] if train_store is not None else [])
     need = sum(len(wanted) * view.n_clips * per_clip for view in views)
     budget, source = memory_budget(options.max_memory)
-    if need > budget:
-        raise ScaleError(f"the trained probes would hold {gib(need)} of clips ({len(wanted)} videos x "
-                         f"{store.n_clips} clips x {store.feature_dim} dims), over the memory budget of {gib(budget)} "
-                         f"({source}); the k-NN rows stream (run them alone), or probe one split, or set a larger --max-memory")
+    if need <= budget:
+        return None
+    held = [row for row in rows if row not in STREAMED_ROWS
+            or (row == "scale_linear" and options.scale_clip_feature != "backbone")]
+    if held:
+        raise ScaleError(f"the probes would hold {gib(need)} of clips ({len(wanted)} videos x {store.n_clips} clips x "
+                         f"{store.feature_dim} dims), over the memory budget of {gib(budget)} ({source}); "
+                         f"{', '.join(held)} cannot stream them (the other rows can): drop those rows, probe one split, "
+                         "or set a larger --max-memory")
+    return budget
 
 
 # rows a store of videos of any length is probed with: each reads a vector per video (the mean over all

@@ -83,6 +83,55 @@ class View:
         return torch.as_tensor(rows_here, dtype=torch.long, device=self.features.device)
 
 
+class StoreClips:
+    """A view's clip features left in the store: `[N, V, D]` float16 by view row, read when indexed.
+
+    What a probe holds instead of every clip when they are over the memory budget: indexing by
+    view rows (a tensor, an array or a slice) reads just those videos' blocks, in the order asked.
+    Clip heads stream it a window of videos at a time (`ClipTable.batches`); the k-NN means and
+    predictions read it in pieces of videos.
+    """
+
+    def __init__(self, store: FeatureStore, rows_here: np.ndarray, window_videos: int, device: torch.device) -> None:
+        self.store, self.rows_here, self.device = store, rows_here, device
+        self.shape = (len(rows_here), store.n_clips, store.feature_dim)
+        self.window_videos = max(1, int(window_videos))  # videos a streamed epoch holds at once
+
+    def dim(self) -> int:
+        return 3
+
+    def __getitem__(self, rows: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
+        if isinstance(rows, slice):
+            rows = np.arange(self.shape[0])[rows]
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1:
+            raise TypeError("StoreClips reads whole videos: index it by a 1-D set of rows")
+        feats = self.store.read(self.rows_here[rows], names=("features",))["features"]
+        return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float16)).to(self.device)
+
+
+def view_bytes_per_clip(store: FeatureStore) -> int:
+    """What a loaded view holds per clip: float16 features, float32 coords and the flip flag."""
+    return 2 * store.feature_dim + 4 * 6 + 1
+
+
+def load_streamed_view(store: FeatureStore, device: torch.device, budget: int, eval_store: Optional[FeatureStore] = None,
+                       wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None) -> View:
+    """A view whose clips stay in the store (`StoreClips`), for probes over the memory budget: with a
+    model it holds per video the SET token and mean refined clip (one pass over the store, as
+    `load_mean_view` computes them). A streamed epoch holds a window of videos whose float16 clips,
+    their float32 form and the batch being built fit half the budget."""
+    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    per_video = store.n_clips * store.feature_dim * (2 + 4 + 4)
+    no_coords = torch.zeros((0, store.n_clips, 6), device=device)  # no set classifier reads a streamed view
+    view = View(features=StoreClips(store, rows_here, budget // 2 // per_video, device),  # type: ignore[arg-type]
+                coords=no_coords, row_of=row_of)
+    if model is not None:
+        embedded = load_mean_view(store, device, eval_store, wanted, model)
+        view.set_token, view.refined = embedded.set_token, embedded.refined  # refined: the mean clip [N, 1, H]
+    return view
+
+
 def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
               wanted: Optional[np.ndarray] = None) -> View:
     """Read the done rows of `store` onto `device` (features stay float16): only those of the eval-store
@@ -177,7 +226,8 @@ def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: 
 
 def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
     """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D], computed in pieces of
-    `rows` videos: never a float32 copy of every video's clips at once."""
+    `rows` videos (at most a streamed view's window): never a float32 copy of every video's clips at once."""
+    rows = min(rows, getattr(features, "window_videos", rows))
     parts = [_host(features[idx[start:start + rows]].float().mean(1)) for start in range(0, len(idx), rows)]
     return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
 

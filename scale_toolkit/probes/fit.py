@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import ScaleError
 from ..schedules import warmup_cosine
+from ..store.windows import block_shuffled, windows
 
 Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
 OPTIMIZERS = ("adamw", "sgd")
@@ -75,9 +76,47 @@ class ClipTable:
         self.n_clips = int(clip_parts[0].shape[1])
         self.dim = int(sum(p.shape[-1] for p in parts))
         self.flat: Optional[torch.Tensor] = None
+        # a part left in the store (probes/data.py StoreClips): epochs stream it a window of videos at a time
+        self.stored = next((p for p in self.parts if hasattr(p, "window_videos")), None)
+        self.piece_videos = 512 if self.stored is None else min(512, self.stored.window_videos)  # videos read at once
+        if self.stored is not None:  # held in float32 only where that fits the stream's window
+            materialize_bytes = min(materialize_bytes, self.stored.window_videos * self.n_clips * self.dim * 4)
         if self.n_videos * self.n_clips * self.dim * 4 <= materialize_bytes:
             self.flat = self.videos(torch.arange(self.n_videos, device=self.device)).reshape(-1, self.dim).contiguous()
-            self.parts = []  # every read goes to `flat` now
+            self.parts, self.stored = [], None  # every read goes to `flat` now
+
+    def batches(self, batch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch's shuffled batches of `batch` clips: (inputs [b, dim] float32, their flat clip
+        indices). In memory, a permutation of every clip; streamed from the store, whole blocks of
+        videos in a random order, a window at a time, the clips shuffled within each window, cut into
+        the same number of batches of the same sizes (only which clips meet in a batch differs)."""
+        if self.stored is None:
+            for idx in _batches(self.n_videos * self.n_clips, batch, gen, self.device):
+                yield self.clips(idx), idx
+            return
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        store_rows = self.stored.rows_here[self.rows.cpu().numpy()]
+        in_store_order = np.argsort(store_rows, kind="stable")
+        sorted_rows = store_rows[in_store_order]
+        order = block_shuffled(sorted_rows, self.stored.store.rows_per_chunk, rng)
+        pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        held, emitted = 0, 0
+        for window in windows(order, self.stored.window_videos):
+            vid = torch.as_tensor(in_store_order[np.searchsorted(sorted_rows, window)], device=self.device)
+            x = self.videos(vid).reshape(-1, self.dim)
+            idx = (vid.unsqueeze(1) * self.n_clips + torch.arange(self.n_clips, device=self.device)).reshape(-1)
+            perm = torch.randperm(len(x), generator=gen).to(self.device)
+            for sel in perm.split(batch):
+                while len(sel):
+                    take = sel[:batch - held]
+                    pending.append((x[take], idx[take]))
+                    held, sel = held + len(take), sel[len(take):]
+                    if held == batch:
+                        yield _joined([p[0] for p in pending], 0), torch.cat([p[1] for p in pending])
+                        pending, held, emitted = [], 0, emitted + 1
+            del x
+        if held and (held >= 2 or not emitted):  # as `_batches`: no last batch of one clip after others
+            yield _joined([p[0] for p in pending], 0), torch.cat([p[1] for p in pending])
 
     def clips(self, flat: torch.Tensor) -> torch.Tensor:
         """Rows for flat clip indices (video * V + clip): [b, dim] float32."""
@@ -102,6 +141,7 @@ class ClipTable:
         if self.flat is not None:
             return self.flat.pow(2).mean()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
+        videos_per_piece = min(videos_per_piece, self.piece_videos)
         for start in range(0, self.n_videos, videos_per_piece):
             vid = torch.arange(start, min(start + videos_per_piece, self.n_videos), device=self.device)
             total += self.videos(vid).double().pow(2).sum()
@@ -133,9 +173,9 @@ class RowsOf:
             yield self[start:start + videos]
 
 
-def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
-    """The parts side by side; a single part as it is (a batch-sized copy saved)."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+def _joined(parts: list[torch.Tensor], dim: int = -1) -> torch.Tensor:
+    """The parts joined along `dim` (default: side by side); a single part as it is (a batch-sized copy saved)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
 
 
 def _optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
@@ -235,9 +275,8 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     norm, active = heads[0][0], list(range(len(heads)))
     step = 0
     for _epoch in range(setting.epochs):
-        batches = [None] if full_batch else _batches(n, batch, gen, device)
-        for idx in batches:
-            x = table.flat if idx is None else table.clips(idx)
+        batches = [(table.flat, None)] if full_batch else table.batches(batch, gen)
+        for x, idx in batches:
             y = clip_labels if idx is None else clip_labels[idx]
             losses = _stacked_losses(norm, [heads[i] for i in active], x, y)
             _update(opt, sched, losses.sum())
@@ -290,6 +329,7 @@ def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512
     """Video-level class probabilities [n, C]: the softmax of every clip, averaged over the clips."""
     head.eval()
     out = []
+    batch_videos = min(batch_videos, table.piece_videos)
     for start in range(0, table.n_videos, batch_videos):
         vid = torch.arange(start, min(start + batch_videos, table.n_videos), device=table.device)
         x = table.videos(vid)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from scale_toolkit.store.windows import block_shuffled, windows
+
 if TYPE_CHECKING:
     from scale_toolkit.store import FeatureStore
 
@@ -44,12 +46,7 @@ class StreamedSplit:
         """This epoch's windows: (store rows, sorted, as `read` wants them; the order to train on
         them, a permutation of their positions). Blocks come in a random order."""
         rng = np.random.default_rng([seed, epoch, 0x5CA1E])
-        blocks = self.rows // self.store.rows_per_chunk
-        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
-        ends = np.r_[starts[1:], len(self.rows)]
-        order = np.concatenate([self.rows[starts[b]:ends[b]] for b in rng.permutation(len(starts))])
-        for first in range(0, len(order), self.window):
-            rows = np.sort(order[first:first + self.window])
+        for rows in windows(block_shuffled(self.rows, self.store.rows_per_chunk, rng), self.window):
             yield rows, rng.permutation(len(rows))
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

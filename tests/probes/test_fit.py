@@ -99,3 +99,36 @@ def test_a_table_of_view_rows_trains_as_a_materialised_copy_of_those_rows():
         torch.testing.assert_close(a, b, msg=name)
     torch.testing.assert_close(torch.as_tensor(predict_clip_head(heads[0], lazy)),
                                torch.as_tensor(predict_clip_head(heads[1], copied)))
+
+
+def test_a_table_streamed_from_the_store_gives_every_clip_once_in_the_same_batches(tmp_path):
+    """A table whose clips stay in the store (over the memory budget) reads a window of videos at a
+    time and still yields, per epoch, every clip once, in as many batches of the same sizes as the
+    in-memory table (the last batch of one clip dropped the same way), with the same values."""
+    import numpy as np
+
+    from scale_toolkit.probes.data import StoreClips
+    from scale_toolkit.probes.fit import _batches
+    from scale_toolkit.store import FeatureStore
+
+    n, clips, dim = 40, 4, 6
+    feats = np.random.default_rng(0).standard_normal((n, clips, dim)).astype(np.float16)
+    fs = FeatureStore.create(tmp_path / "s.zarr", video_ids=[f"v{i}" for i in range(n)], labels=np.zeros(n, int),
+                             splits=np.ones((3, n), np.int8), class_names=["a"], n_clips=clips, feature_dim=dim,
+                             rows_per_chunk=4)
+    fs.write_rows(np.arange(n), features=feats, coords=np.zeros((n, clips, 6), np.float32))
+    rows_here = np.arange(n)
+    table_rows = torch.as_tensor(np.random.default_rng(1).permutation(n)[:30])  # 30 videos, any order
+    per_video = torch.randn(n, 2)
+    stored = ClipTable([StoreClips(FeatureStore.open(tmp_path / "s.zarr"), rows_here, 6, torch.device("cpu")), per_video],
+                       rows=table_rows)
+    held = ClipTable([torch.from_numpy(feats), per_video], rows=table_rows, materialize_bytes=0)
+    assert stored.flat is None and stored.stored is not None
+    for batch in (7, 13, 200):  # 120 clips: 17 batches + a dropped one; 9 + 3; one batch of all
+        sizes = [len(i) for i in _batches(120, batch, torch.Generator().manual_seed(0), torch.device("cpu"))]
+        got = list(stored.batches(batch, torch.Generator().manual_seed(0)))
+        assert [len(i) for _, i in got] == sizes
+        seen = torch.cat([i for _, i in got])
+        assert len(set(seen.tolist())) == len(seen) == sum(sizes)
+        for x, idx in got:
+            assert torch.equal(x, held.clips(idx))

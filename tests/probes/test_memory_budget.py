@@ -8,26 +8,48 @@ from scale_toolkit.probes.options import ProbeOptions
 from scale_toolkit.store import FeatureStore
 
 
-@pytest.fixture
-def store(tmp_path):
-    n, clips, dim = 40, 4, 16
+def _make_store(path, n=40, clips=4, dim=16, rows_per_chunk=16):
     rng = np.random.default_rng(0)
     labels = np.arange(n) % 2
     splits = np.where(np.arange(n) % 4 == 0, 2, 1)[None].repeat(3, 0).astype(np.int8)
-    fs = FeatureStore.create(tmp_path / "eval15.zarr", video_ids=[f"v{i}" for i in range(n)], labels=labels,
-                             splits=splits, class_names=["a", "b"], n_clips=clips, feature_dim=dim,
+    fs = FeatureStore.create(path, video_ids=[f"v{i}" for i in range(n)], labels=labels, splits=splits,
+                             class_names=["a", "b"], n_clips=clips, feature_dim=dim, rows_per_chunk=rows_per_chunk,
                              attrs={"view": {"name": "eval15", "clips": clips}})
     feats = rng.standard_normal((n, clips, dim)).astype(np.float16) + 3 * labels[:, None, None].astype(np.float16)
     fs.write_rows(np.arange(n), features=feats, coords=np.zeros((n, clips, 6), np.float32))
-    return tmp_path / "eval15.zarr"
+    return path
 
 
-def test_trained_probes_over_the_budget_stop_before_loading_with_one_line(store):
-    need = 40 * 4 * (2 * 16 + 25)  # videos x clips x (float16 features, float32 coords, flip)
-    with pytest.raises(ScaleError, match=r"over the memory budget .*\(--max-memory \d+\).*k-NN rows stream"):
-        run_probes(store, rows=["linear"], options=ProbeOptions(max_memory=str(need - 1), epochs=1))
-    doc = run_probes(store, rows=["linear"], options=ProbeOptions(max_memory=str(need), epochs=20))
-    assert doc["results"]["linear"]["top1"] > 50
+@pytest.fixture
+def store(tmp_path):
+    return _make_store(tmp_path / "eval15.zarr", rows_per_chunk=4)
+
+
+NEED = 40 * 4 * (2 * 16 + 25)  # videos x clips x (float16 features, float32 coords, flip): all of them held
+
+
+def test_clip_heads_over_the_budget_read_the_store_a_window_at_a_time(store, monkeypatch):
+    held = run_probes(store, rows=["linear", "mlp"], options=ProbeOptions(max_memory=str(NEED), epochs=20))
+    asked = []
+    read = FeatureStore.read
+
+    def counted(self, idx=None, names=("features", "coords"), **kw):
+        if "features" in names:
+            asked.append(self.n_videos if idx is None else len(idx))
+        return read(self, idx, names, **kw)
+
+    monkeypatch.setattr(FeatureStore, "read", counted)
+    budget = 2 * 7 * (4 * 16 * 10)  # a window of 7 videos: float16 clips, their float32 form and a batch's
+    streamed = run_probes(store, rows=["linear", "mlp"], options=ProbeOptions(max_memory=str(budget), epochs=20))
+    assert any("over the memory budget" in note and "7 videos at a time" in note for note in streamed["notes"])
+    assert asked and max(asked) <= 7  # never more than a window of clips read at once
+    for row in ("linear", "mlp"):
+        assert held["results"][row]["top1"] > 90 and streamed["results"][row]["top1"] > 90
+
+
+def test_rows_that_cannot_stream_stop_before_loading_with_one_line_naming_them(store):
+    with pytest.raises(ScaleError, match=r"over the memory budget .*\(--max-memory \d+\); transformer cannot stream"):
+        run_probes(store, rows=["linear", "transformer"], options=ProbeOptions(max_memory=str(NEED - 1), epochs=1))
 
 
 def test_k_nn_alone_streams_and_is_not_held_to_the_clip_budget(store):
