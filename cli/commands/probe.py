@@ -66,7 +66,7 @@ def probe_cmd(
     head: str = option_from(ProbeOptions, "head", "--head", help="Transformer / SCALE_ft head: clip_set (per clip [refined_i||SET], softmax-averaged) or set."),
     protocol: str = option_from(ProbeOptions, "protocol", "--protocol", help="standard (select on a validation hold-out, test once) or official (the official SCALE eval code's rows, schedule and k-NN; docs/training.md)."),
     select_on_test: bool = option_from(ProbeOptions, "select_on_test", "--select-on-test", help="--protocol official only: pick epoch x aggregation by TEST accuracy as the official code does (optimistic; marked in the table and JSON)."),
-    max_memory: str = option_from(ProbeOptions, "max_memory", "--max-memory", help="Memory for the clips the trained probes hold (e.g. 16G); over it the command stops before loading and says what fits. Empty: half of the memory available at start. k-NN rows stream and hold a vector per video."),
+    max_memory: str = option_from(ProbeOptions, "max_memory", "--max-memory", help="Memory for the clips the trained probes hold (e.g. 16G); over it Linear, MLP and SCALE_linear read them from the store a window at a time, and Transformer and SCALE_ft stop before loading. Empty: half of the memory available at start. k-NN rows stream and hold a vector per video."),
     allow_incomplete: bool = option_from(ProbeOptions, "allow_incomplete", "--allow-incomplete", help="Probe although some videos of the split are still pending extraction (only the done ones are used; noted in the result)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
