@@ -156,7 +156,7 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
     clips) fit the memory budget and are held; the budget where they do not and every row can
     stream them; a ScaleError, before reading any, where a row cannot (rather than be killed by
     the system part-way)."""
-    per_clip = D.view_bytes_per_clip(store)
+    per_clip = store.clip_bytes(("features", "coords", "flip"))  # what a loaded view holds
     if model is not None:
         per_clip += 2 * int(model.config.get("hidden", store.feature_dim))  # the refined clips, float16
     views = [store] + ([train_store] if train_store is not None else [])

@@ -110,11 +110,6 @@ class StoreClips:
         return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float16)).to(self.device)
 
 
-def view_bytes_per_clip(store: FeatureStore) -> int:
-    """What a loaded view holds per clip: float16 features, float32 coords and the flip flag."""
-    return 2 * store.feature_dim + 4 * 6 + 1
-
-
 def load_streamed_view(store: FeatureStore, device: torch.device, budget: int, eval_store: Optional[FeatureStore] = None,
                        wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None) -> View:
     """A view whose clips stay in the store (`StoreClips`), for probes over the memory budget: with a

@@ -218,6 +218,15 @@ class FeatureStore:
     def feature_dim(self) -> int:
         return int(self._array("features").shape[2])
 
+    def clip_bytes(self, names: Sequence[str] = ("features", "coords")) -> int:
+        """Bytes one clip takes in memory when these per-clip arrays are read (their dtypes and widths):
+        what anything that holds clips sizes itself by."""
+        total = 0
+        for name in names:
+            arr = self._array(name)
+            total += int(np.dtype(arr.dtype).itemsize * int(np.prod(arr.shape[2:], dtype=np.int64)))
+        return total
+
     @property
     def rows_per_chunk(self) -> int:
         return int(self._array("status").chunks[0])

@@ -250,7 +250,7 @@ def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingDat
     The held-out videos (a few hundred at most) are read whole."""
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
     budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
-    split_bytes = idx.size * fs.n_clips * (2 * fs.feature_dim + 4 * 6)
+    split_bytes = idx.size * fs.n_clips * fs.clip_bytes(("features", "coords"))
     if split_bytes <= budget:
         return None
     _check_clips(fs.n_clips, config.model.set_size, info)
