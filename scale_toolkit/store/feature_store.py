@@ -342,9 +342,15 @@ class FeatureStore:
         rows = np.asarray(rows, dtype=np.int64)
         if "status" in self._kept or rows.size == 0:
             return np.asarray(self.status[rows], dtype=np.uint8)
-        if self.has_checksums:
-            self._block_checks(np.unique(rows // self.rows_per_chunk))  # the blocks' status against its checksum
-        return np.asarray(self.read(rows, names=("status",))["status"], dtype=np.uint8)
+        if not self.has_checksums:
+            return np.asarray(self.read(rows, names=("status",))["status"], dtype=np.uint8)
+        blocks, which = np.unique(rows // self.rows_per_chunk, return_inverse=True)
+        statuses: dict[int, np.ndarray] = {}
+        self._block_checks(blocks, statuses)  # the blocks' status, read once and checked against its checksum
+        joined = np.concatenate([statuses[int(b)] for b in blocks])
+        sizes = np.array([len(statuses[int(b)]) for b in blocks], dtype=np.int64)
+        first = np.cumsum(sizes) - sizes  # each block's start in `joined`
+        return np.asarray(joined[first[which] + rows % self.rows_per_chunk], dtype=np.uint8)
 
     @property
     def status(self) -> np.ndarray:
@@ -415,9 +421,11 @@ class FeatureStore:
         np.logical_or.at(has_done, np.arange(self.n_videos) // self.rows_per_chunk, done)
         return sums, has_done
 
-    def _block_checks(self, blocks: np.ndarray) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
+    def _block_checks(self, blocks: np.ndarray, statuses: dict[int, np.ndarray] | None = None
+                      ) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
         """Recorded checksums and whether it holds a done row, of just these blocks: a read checks
-        what it reads at a cost in proportion to it, not to the store."""
+        what it reads at a cost in proportion to it, not to the store. `statuses`, when given, gets
+        each block's status rows as read here."""
         rpc, sums, has_done = self.rows_per_chunk, {}, {}
         for run in block_runs(blocks):
             first, stop = run[0], run[-1] + 1
@@ -430,6 +438,8 @@ class FeatureStore:
             for b in run:
                 sums[b] = recorded[b - first]
                 has_done[b] = bool(done[(b - first) * rpc:(b - first + 1) * rpc].any())
+                if statuses is not None:
+                    statuses[b] = status[(b - first) * rpc:(b - first + 1) * rpc]
         return sums, has_done
 
     def _damage(self, name: str, block: int, problem: str) -> ScaleError:

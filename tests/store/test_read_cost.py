@@ -83,3 +83,27 @@ def test_a_writer_sees_its_own_status_changes(store):
     assert (fs.status == 1).all()
     fs.reset_rows([3])
     assert fs.status[3] == 0 and fs.status_of([3])[0] == 0
+
+
+def test_status_of_reads_each_status_chunk_once_and_keeps_the_rows_order(store, monkeypatch):
+    path, _ = store
+    writer = FeatureStore.open(path, mode="r+")
+    writer.reset_rows([2, 9, 10, 33])  # pending again: statuses that differ inside and across blocks
+    fs = FeatureStore.open(path)
+    reads = []
+    rows_of = fs._rows_of
+    read = fs.read
+    monkeypatch.setattr(fs, "_rows_of", lambda name, *a: reads.append(name) or rows_of(name, *a))
+    monkeypatch.setattr(fs, "read", lambda idx=None, names=(), **kw: reads.extend(names) or read(idx, names, **kw))
+    rows = np.array([33, 2, 9, 9, 0, 39, 10, 11])
+    got = fs.status_of(rows)
+    assert reads.count("status") == len(_runs(rows // RPC))  # once per run of blocks (was: twice)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(got, FeatureStore.open(path).status[rows])
+    assert got.tolist() == [0, 0, 0, 0, 1, 1, 0, 1]
+
+
+def _runs(blocks):
+    """Runs of consecutive blocks (a run is read in one piece)."""
+    b = np.unique(blocks)
+    return list(np.split(b, np.flatnonzero(np.diff(b) > 1) + 1))
