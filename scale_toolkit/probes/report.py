@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from ..store.attributes import StoreAttrs
-from .grid import CLIP_HEAD_ROWS, SET_ROWS, GridSpec
-from .options import KNN_ROWS, ROW_LABELS, ProbeOptions
+from .grid import GridSpec
+from .options import ProbeOptions
+from .rows import ROW, ROW_LABELS, rows_of
 
 if TYPE_CHECKING:
     from .context import ProbeContext, ProbeRunner
@@ -66,7 +67,7 @@ def _grid_text(grid: GridSpec, row: str) -> str:
 
     text = (f"{ROW_LABELS[row]} lr {values(grid.lr)} x wd {values(grid.weight_decay)}, {'/'.join(grid.optimizer)}, "
             f"batch {values(grid.batch_size)} videos, {grid.epochs} epochs")
-    if row == "mlp":
+    if ROW[row].head == "mlp":
         text += f", width {values(grid.hidden)}, dropout {values(grid.dropout)}"
     return text
 
@@ -76,13 +77,13 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     """The standard protocol, in words, for the table footer and the JSON."""
     seeds = options.resolved_seeds()
     parts = []
-    if any(r in rows for r in KNN_ROWS):
+    if rows_of(rows, "knn"):
         feat = "SET token" + (" ++ mean refined clip" if options.scale_knn_feature == "set+refined" else "")
         parts.append(f"k-NN: k={','.join(map(str, options.knn_k))}, cosine on L2-normalised features "
                      f"(centring: {options.knn_center}), vote exp(sim/{options.knn_temperature:g}); "
                      f"memory = train split (eval clips), "
                      f"queries = test split; k-NN feature = mean of the {n_clips} clip features, SCALE_kNN = {feat}.")
-    trained = [r for r in rows if r in CLIP_HEAD_ROWS + SET_ROWS]
+    trained = [r for r in rows if ROW[r].trained]
     if trained:
         bn = {(True,): "on", (False,): "off (fixed 1/RMS input scale instead)",
               (True, False): "searched"}.get(tuple(batchnorm), "?")
@@ -99,9 +100,10 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     if "scale_linear" in rows:
         feat = {"backbone": "[C_i || SET]", "refined": "[refined_i || SET]", "both": "[C_i || refined_i || SET]"}
         parts.append(f"SCALE_linear input per clip: {feat[options.scale_clip_feature]}.")
-    if any(r in rows for r in SET_ROWS):
+    if rows_of(rows, "set_classifier"):
         parts.append("Transformer / SCALE_ft: SCALE architecture (random init / trained), linear head on "
                      + ("[refined_i || SET] per clip" if options.head == "clip_set" else "the SET token") + ".")
+    parts += [ROW[r].text.format(n_clips=n_clips) for r in rows if ROW[r].text]  # rows beyond the paper's
     if options.low_shot:
         parts.append(f"Low-shot: probes trained on a class-balanced {options.low_shot:.0%} of the train split "
                      f"(ceil per class, >= 1), full test split.")
@@ -184,7 +186,7 @@ def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
     for key in doc["rows"]:
         res = doc["results"][key]
         label = ROW_LABELS[key] + (f" (k={res['k']})" if "k" in res and len(res.get("by_k", {})) > 1 else "")
-        if doc.get("select_on_test") and key not in KNN_ROWS:
+        if doc.get("select_on_test") and ROW[key].trained:
             label += " [TEST-SELECTED]"  # the official code's selection on the test split: optimistic
         row = [label, _format(res, "top1"), _format(res, "top5")]
         if len(splits) > 1:
