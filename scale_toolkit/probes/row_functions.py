@@ -75,6 +75,14 @@ def set_token(ctx: ProbeContext, view: D.View, idx: torch.Tensor) -> np.ndarray:
     return sets
 
 
+@video_vector("knn_median")
+def clip_median(ctx: ProbeContext, view: D.View, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
+    """k-NN median: the element-wise median of the video's clip features, ``rows`` videos at a time."""
+    parts = [np.median(view.features[idx[start:start + rows]].float().cpu().numpy(), axis=1).astype(np.float32)
+             for start in range(0, len(idx), rows)]
+    return np.concatenate(parts) if parts else np.zeros((0, view.features.shape[-1]), np.float32)
+
+
 # ---------------------------------------------------------------------- clip heads
 @clip_inputs("linear", "mlp")
 def clip_features(ctx: ProbeContext, view: D.View) -> list[torch.Tensor]:

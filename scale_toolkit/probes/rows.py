@@ -56,6 +56,10 @@ REGISTRY: tuple[ProbeRow, ...] = (  # the paper's order: the table's and the res
              flag_help="k-NN probe with these k (e.g. 20 or 10,20; the first is the table's row)."),
     ProbeRow("scale_knn", "SCALE_kNN", "--knn", "knn", "video_means", model="frozen", ragged=True, default=True,
              paper=True),
+    ProbeRow("knn_median", "k-NN median", "--knn-median", "knn", "clips", protocols=("standard",),
+             flag_help="k-NN probe on the element-wise median of each video's clip features (an outlier clip "
+                       "cannot move it); k from --knn.",
+             text="k-NN median feature = element-wise median of the {n_clips} clip features."),
     ProbeRow("linear", "Linear", "--linear", "clip_head", "clips", ragged=True, default=True, paper=True,
              head="linear", flag_help="Linear probe (and SCALE_linear with --model)."),
     ProbeRow("scale_linear", "SCALE_linear", "--linear", "clip_head", "clips", model="frozen", ragged=True,
