@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -91,7 +91,7 @@ def probe_cmd(
         bars.stop()
     _print_table(doc, store)
     if json_out:
-        write_result(json_out, "probe", doc)
+        write_result(json_out, "probe", doc.to_json())
         out.print(f"wrote {shown(json_out)}")
         picture = write_probe_picture(doc, picture_out)
         if picture is not None:
@@ -103,7 +103,7 @@ app.command("probe")(with_switches(probe_cmd, [(flag_parameter(flag), flag, rows
                                                for flag, rows in row_flags().items() if flag != "--knn"], after="knn"))
 
 
-def _print_table(doc: dict, store: Path) -> None:
+def _print_table(doc: Mapping[str, Any], store: Path) -> None:
     """The probe table, then the protocol as a paragraph (as a caption it wrapped to the table's width) and the notes."""
     from scale_toolkit.probes.report import table_rows, table_title
 

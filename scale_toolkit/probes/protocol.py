@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from ..contracts.probe_result import ProbeResult
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, ProbeRunner, build_context
@@ -65,8 +66,9 @@ RefitPredict = Callable[[TrainSetting, np.ndarray, np.ndarray], np.ndarray]
 
 def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Optional[str | Path] = None,
                train_store: Optional[str | Path] = None, options: Optional[ProbeOptions] = None,
-               progress: Progress = None) -> dict:
-    """Run the requested probes (default: `default_rows`) and return the full result document.
+               progress: Progress = None) -> ProbeResult:
+    """Run the requested probes (default: `default_rows`) and return the full result document
+    (the same type for either protocol; ``result.to_json()`` is what `--json` writes).
 
     ``result["results"][row]`` has "top1" and "top5" in percent; with several seeds, their mean and
     "per_seed"; with several splits, the mean over splits, "*_std" and "per_split".

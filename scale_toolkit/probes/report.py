@@ -3,10 +3,11 @@ words, the result document, and its table rows (layout of the paper's Tables 4/5
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import numpy as np
 
+from ..contracts.probe_result import ProbeResult
 from ..store.attributes import StoreAttrs
 from .grid import GridSpec
 from .options import ProbeOptions
@@ -126,37 +127,37 @@ def _keyed_by_video(results: dict, store) -> dict:
 
 
 def result_document(context: ProbeContext, runner: ProbeRunner, results: dict[str, dict], train_store_path: Optional[str],
-                    seconds: float) -> dict:
-    """The full result of a probe run: numbers, config, inputs with fingerprints, protocol and notes."""
+                    seconds: float) -> ProbeResult:
+    """The full result of a probe run, either protocol: numbers, config, inputs with fingerprints, protocol and notes."""
     options, rows, store = context.options, context.rows, context.store
     store_attrs, train_store = StoreAttrs.of(store), context.train_store
-    return {
-        "results": _keyed_by_video(results, store),
-        "rows": rows,
-        "splits": options.splits(),
-        "seeds": options.resolved_seeds(),
-        "config": {**asdict(options), "rows": rows, "batchnorm_resolved": context.batchnorm,
-                   "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
-                   **runner.protocol_config(rows)},
-        "store": {"path": str(store.path), "fingerprint": store.fingerprint(),
-                  "backbone": store_attrs.backbone,
-                  "checkpoint_sha256": store_attrs.checkpoint_sha256, "dataset": store_attrs.dataset,
-                  "view": store_attrs.view, "n_videos": store.n_videos, "n_clips": store.n_clips,
-                  "feature_dim": store.feature_dim, "n_classes": context.n_classes},
-        "train_store": None if train_store is None else {
+    return ProbeResult(
+        results=_keyed_by_video(results, store),
+        rows=rows,
+        splits=options.splits(),
+        seeds=options.resolved_seeds(),
+        config={**asdict(options), "rows": rows, "batchnorm_resolved": context.batchnorm,
+                "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
+                **runner.protocol_config(rows)},
+        store={"path": str(store.path), "fingerprint": store.fingerprint(),
+               "backbone": store_attrs.backbone,
+               "checkpoint_sha256": store_attrs.checkpoint_sha256, "dataset": store_attrs.dataset,
+               "view": store_attrs.view, "n_videos": store.n_videos, "n_clips": store.n_clips,
+               "feature_dim": store.feature_dim, "n_classes": context.n_classes},
+        train_store=None if train_store is None else {
             "path": str(train_store.path), "fingerprint": train_store.fingerprint(),
             "view": StoreAttrs.of(train_store).view, "n_clips": train_store.n_clips},
-        "model": context.model.info if context.model is not None else None,
-        "protocol_name": options.protocol,
-        "select_on_test": options.select_on_test,
-        "protocol": runner.protocol_text(rows, train_store_path),
-        "notes": list(dict.fromkeys(context.notes)),
-        "device": str(context.device),
-        "seconds": round(seconds, 3),
-    }
+        model=context.model.info if context.model is not None else None,
+        protocol_name=options.protocol,
+        select_on_test=options.select_on_test,
+        protocol=runner.protocol_text(rows, train_store_path),
+        notes=list(dict.fromkeys(context.notes)),
+        device=str(context.device),
+        seconds=round(seconds, 3),
+    )
 
 
-def table_title(doc: dict, store_name: str) -> str:
+def table_title(doc: Mapping[str, Any], store_name: str) -> str:
     """The table's title: dataset (else `store_name`), backbone, split, low-shot, protocol, and a
     warning when rows were selected on the test split.
 
@@ -177,7 +178,7 @@ def _format(entry: dict, metric: str) -> str:
     return f"{value:.2f}" if std is None else f"{value:.2f} ± {std:.2f}"
 
 
-def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one row per probe in the paper's order, top-1 and top-5 (mean ± std where several
     splits or seeds were run), plus the per-split top-1 with `--split all`, and one row per extra k."""
     splits = [str(s) for s in doc["splits"]]
