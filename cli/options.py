@@ -9,7 +9,8 @@ tests/cli/test_option_defaults.py checks every command's options against the dat
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+import inspect
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -61,3 +62,21 @@ def unset_option(config: type, name: str, *flags: str, help: str, official: Opti
     if official is not None:
         stated += f"; --official: {shown_default(official)}"
     return typer.Option(None, *flags, help=f"{help}  [{stated}]", **kwargs)
+
+
+def with_switches(command: Callable[..., None], switches: list[tuple[str, str, str]], after: str) -> Callable[..., None]:
+    """``command`` with boolean flags (parameter name, flag, help) added after its parameter ``after``:
+    flags that come from a library table (`scale probe`'s row flags from probes/rows.py) rather than
+    from the command's own signature. ``command`` takes them as ``**kwargs``.
+
+    >>> def cmd(a: int = typer.Option(1, "--a"), **extra: bool) -> None: ...
+    >>> list(inspect.signature(with_switches(cmd, [("b", "--b", "B.")], after="a")).parameters)
+    ['a', 'b']
+    """
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    at = [p.name for p in params].index(after) + 1
+    added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=bool,
+                               default=typer.Option(False, flag, help=help)) for name, flag, help in switches]
+    command.__signature__ = signature.replace(parameters=params[:at] + added + params[at:])  # type: ignore[attr-defined]
+    return command

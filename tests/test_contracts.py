@@ -72,7 +72,8 @@ def test_store_run_and_export_recognised(tmp_path) -> None:
 
 def test_contracts_import_nothing_heavy() -> None:
     code = ("import sys, scale_toolkit.contracts.index, scale_toolkit.contracts.result, scale_toolkit.contracts.run, "
-            "scale_toolkit.contracts.store, scale_toolkit.contracts.export, scale_toolkit.contracts.picture\n"
+            "scale_toolkit.contracts.store, scale_toolkit.contracts.export, scale_toolkit.contracts.picture, "
+            "scale_toolkit.contracts.probe_result\n"
             "ours = sorted(m for m in sys.modules if m.startswith('scale_toolkit.')\n"
             "              and not m.startswith('scale_toolkit.contracts'))\n"
             "print(sorted(m for m in ('torch', 'zarr', 'faiss', 'h5py', 'numpy') if m in sys.modules), ours)")

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from scale_toolkit.probes.options import ProbeOptions
+from scale_toolkit.probes.rows import flag_parameter, row_flags
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
-from ..options import option_from, unset_option
+from ..options import option_from, unset_option, with_switches
 from ..parsing import parse_int_list
 from ..text import shown
 
@@ -39,17 +40,12 @@ class _ProbeBars:
             self.bars.stop()
 
 
-@app.command("probe")
 def probe_cmd(
     store: Path = typer.Option(..., "--store", help="The eval feature store (EVAL15.zarr): every video, eval clips."),
     split: str = option_from(ProbeOptions, "split", "--split", help="1, 2, 3 or all (mean ± std over the three splits)."),
     train_store: Optional[Path] = typer.Option(None, "--train-store", help="Train probes on this store's clips of the train videos (e.g. TRAIN16.zarr) instead of the eval clips."),
     model: Optional[Path] = typer.Option(None, "--model", help="A trained SCALE run dir (adds SCALE_kNN / SCALE_linear; needed by --ft)."),
     knn: Optional[List[str]] = unset_option(ProbeOptions, "knn_k", "--knn", help="k-NN probe with these k (e.g. 20 or 10,20; the first is the table's row)."),
-    linear: bool = typer.Option(False, "--linear", help="Linear probe (and SCALE_linear with --model)."),
-    mlp: bool = typer.Option(False, "--mlp", help="MLP probe on frozen clip features."),
-    transformer: bool = typer.Option(False, "--transformer", help="The SCALE architecture from random init, trained supervised."),
-    ft: bool = typer.Option(False, "--ft", help="SCALE_ft: fine-tune the --model predictor with a linear head."),
     low_shot: Optional[float] = option_from(ProbeOptions, "low_shot", "--low-shot", help="Train probes on a class-balanced fraction of the train split (e.g. 0.1)."),
     seeds: Optional[List[str]] = option_from(ProbeOptions, "seeds", "--seeds", help="Seeds (e.g. 0,1,2); results are averaged. Default 0, or 0,1,2 with --low-shot."),
     device: str = option_from(ProbeOptions, "device", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -69,6 +65,7 @@ def probe_cmd(
     max_memory: str = option_from(ProbeOptions, "max_memory", "--max-memory", help="Memory for the clips the trained probes hold (e.g. 16G); over it Linear, MLP and SCALE_linear read them from the store a window at a time, and Transformer and SCALE_ft stop before loading. Empty: half of the memory available at start. k-NN rows stream and hold a vector per video."),
     allow_incomplete: bool = option_from(ProbeOptions, "allow_incomplete", "--allow-incomplete", help="Probe although some videos of the split are still pending extraction (only the done ones are used; noted in the result)."),
     config: Path = CONFIG_OPTION,
+    **row_switches: bool,  # --linear, --mlp, ...: the row flags of probes/rows.py, added below
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
     from scale_toolkit.atomic import write_result
@@ -80,7 +77,7 @@ def probe_cmd(
     picture_out = Path(json_out).with_suffix(".confusion.png") if json_out else None
     check_outputs([(json_out, "probe", "--json"), (picture_out, "png", "--json")])  # before hours of probing
     rows, options = probe_request(
-        knn=parse_int_list(knn, "--knn"), linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=model is not None,
+        knn=parse_int_list(knn, "--knn"), **row_switches, has_model=model is not None,
         grid_file=grid, split=str(split), knn_temperature=knn_temperature, knn_center=knn_center,
         scale_knn_feature=scale_knn_feature, scale_clip_feature=scale_clip_feature, batchnorm=bn, head=head,
         low_shot=low_shot, seeds=parse_int_list(seeds, "--seeds"), val_fraction=val_fraction, grid_preset=grid_preset,
@@ -94,14 +91,19 @@ def probe_cmd(
         bars.stop()
     _print_table(doc, store)
     if json_out:
-        write_result(json_out, "probe", doc)
+        write_result(json_out, "probe", doc.to_json())
         out.print(f"wrote {shown(json_out)}")
         picture = write_probe_picture(doc, picture_out)
         if picture is not None:
             out.print(f"wrote {shown(picture)} (confusion matrix and per-class top-1 of the best row)")
 
 
-def _print_table(doc: dict, store: Path) -> None:
+# every row flag but --knn (declared above: it also takes the ks) comes from the row declarations
+app.command("probe")(with_switches(probe_cmd, [(flag_parameter(flag), flag, rows[0].flag_help)
+                                               for flag, rows in row_flags().items() if flag != "--knn"], after="knn"))
+
+
+def _print_table(doc: Mapping[str, Any], store: Path) -> None:
     """The probe table, then the protocol as a paragraph (as a caption it wrapped to the table's width) and the notes."""
     from scale_toolkit.probes.report import table_rows, table_title
 

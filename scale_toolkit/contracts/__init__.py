@@ -13,5 +13,6 @@ in pyproject.toml keeps it so): every layer above may import it, the CLI's `--he
     index.py     a retrieval index: INDEX, its sidecar INDEX.json, its media folder INDEX.media/
     export.py    a `scale export` .npz / .h5
     result.py    a `--json` result document (marked with the command that wrote it)
+    probe_result.py  the body of `scale probe`'s: ProbeResult, what either probe protocol returns
     picture.py   a PNG scale drew
 """

@@ -189,13 +189,13 @@ def _train_scale(cfg: DemoConfig, stages: _Stages, train_store: Path, run_dir: P
 
 
 def _probe_rows(cfg: DemoConfig, stages: _Stages, eval_store: Path, run_dir: Path) -> dict:
-    """Every probe row on the eval15 store, with the trained model."""
-    from ..probes import ROWS, ProbeOptions, run_probes
+    """Every row of the paper's probe table on the eval15 store, with the trained model."""
+    from ..probes import PAPER_ROWS, ProbeOptions, run_probes
 
     # tiny training sets need more passes than the default 30 epochs of the Transformer probes
     options = ProbeOptions(split="1", device="cpu", epochs=cfg.probe_epochs)
     return stages.run("probe", "running k-NN, linear, MLP, Transformer and SCALE_ft probes",
-                      lambda: run_probes(eval_store, rows=list(ROWS), model=run_dir, options=options,
+                      lambda: run_probes(eval_store, rows=list(PAPER_ROWS), model=run_dir, options=options,
                                          progress=_probe_events(stages.progress)))
 
 

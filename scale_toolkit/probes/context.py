@@ -19,12 +19,13 @@ from ..store.attributes import StoreAttrs, check_model_fits_store
 from . import data as D
 from .fit import Progress
 from .grid import GridSpec, resolve_grids
-from .options import KNN_ROWS, ProbeOptions
+from .options import ProbeOptions
+from .rows import REGISTRY, ROW
 
 if TYPE_CHECKING:
     from ..model.config import ScaleConfig
 
-EMBEDDED_ROWS = ("scale_knn", "scale_linear")  # rows that read the model's SET token / refined clips
+EMBEDDED_ROWS = tuple(row.name for row in REGISTRY if row.model == "frozen")  # read the SET token / refined clips
 
 
 class ProbeRunner(Protocol):
@@ -117,7 +118,7 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
     wanted = _probed_rows(store, options.splits())
     ragged = _check_ragged_rows(rows, store, train_store)
-    if set(rows) <= set(KNN_ROWS) or ragged:  # a vector per video is all k-NN reads: streamed, never every clip in memory
+    if all(ROW[row].reads == "video_means" for row in rows) or ragged:  # streamed, never every clip in memory
         embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
         eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
@@ -176,7 +177,7 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
 
 # rows a store of videos of any length is probed with: each reads a vector per video (the mean over all
 # its valid clips, and with a model the SET token and mean refined clip of a masked forward over all of them)
-RAGGED_ROWS = (*KNN_ROWS, "linear", "mlp", "scale_linear")
+RAGGED_ROWS = tuple(row.name for row in REGISTRY if row.ragged)
 
 
 def _check_ragged_rows(rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore]) -> bool:

@@ -43,10 +43,9 @@ from ..checks import check_numbers
 from ..errors import ScaleError
 from ..toml_file import read_toml
 from .fit import OPTIMIZERS, TrainSetting
+from .rows import REGISTRY
 
-CLIP_HEAD_ROWS = ("linear", "scale_linear", "mlp")
-SET_ROWS = ("transformer", "scale_ft")
-TRAINED_ROWS = CLIP_HEAD_ROWS + SET_ROWS
+TRAINED_ROWS = tuple(row.name for row in REGISTRY if row.trained)  # the rows with a grid in every preset
 
 
 @dataclass

@@ -40,9 +40,10 @@ from .official_fit import (
     video_scores,
 )
 from .report import video_predictions
+from .rows import REGISTRY, ROW, rows_of
 from .subsets import stratified_holdout
 
-TRAINED = ("linear", "scale_linear", "mlp", "transformer", "scale_ft")
+TRAINED = tuple(row.name for row in REGISTRY if row.trained and "official" in row.protocols)
 FT_DROPOUT = 0.1  # the official eval sets the predictor's dropout (and attention dropout) to 0.1
 
 
@@ -181,7 +182,7 @@ class OfficialRunner:
         if self.ctx.options.low_shot:
             train = official_subset(train_all, self.ctx.labels[train_all], self.ctx.options.low_shot)
         started = time.perf_counter()
-        result = self.run_knn(row, train, test) if row in ("knn", "scale_knn") else self.run_trained(row, train, test, seed)
+        result = self.run_knn(row, train, test) if ROW[row].method == "knn" else self.run_trained(row, train, test, seed)
         result["seconds"] = round(time.perf_counter() - started, 3)
         if self.ctx.options.low_shot:
             result["n_train_full"] = int(len(train_all))
@@ -204,7 +205,7 @@ def official_protocol_text(runner: OfficialRunner, rows: list[str], train_store:
     memory = (f"the train videos' clips of --train-store {train_store}" if train_store else
               "the eval clips of the train videos (NO --train-store: the official code uses train-style clips)")
     parts = ["PROTOCOL: official (the official SCALE eval code where the paper is silent)."]
-    if any(r in rows for r in ("knn", "scale_knn")):
+    if rows_of(rows, "knn"):
         parts.append(f"k-NN: k={','.join(map(str, options.knn_k))}, vote exp(sim/{options.knn_temperature:g}); "
                      f"feature = mean of the clip features, SCALE_kNN = [mean clip feature || SET]; "
                      f"memory = {memory}, queries = test split "

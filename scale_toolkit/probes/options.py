@@ -1,4 +1,4 @@
-"""What a probe run is asked for: the rows of the paper's table and the options that decide them.
+"""What a probe run is asked for: which rows (each declared once in rows.py) and the options that decide them.
 
 Everything here is checked before any store is opened, so a wrong flag fails in a second.
 """
@@ -11,12 +11,12 @@ from typing import Any, Optional
 from ..checks import check_numbers
 from ..errors import ScaleError
 from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE
+from .rows import REGISTRY, ROW, ROW_LABELS, ROWS, ProbeRow, flag_parameter, row_flags
 
-ROWS = ("knn", "scale_knn", "linear", "scale_linear", "mlp", "transformer", "scale_ft")  # the paper's order
-ROW_LABELS = {"knn": "k-NN", "scale_knn": "SCALE_kNN", "linear": "Linear", "scale_linear": "SCALE_linear",
-              "mlp": "MLP", "transformer": "Transformer", "scale_ft": "SCALE_ft"}
-KNN_ROWS = ("knn", "scale_knn")
-MODEL_ROWS = ("scale_knn", "scale_linear", "scale_ft")
+__all__ = ["ROWS", "ROW_LABELS", "MODEL_ROWS", "ProbeOptions", "default_rows", "rows_for",
+           "probe_request", "checked_rows"]
+
+MODEL_ROWS = tuple(row.name for row in REGISTRY if row.needs_model)
 CLIP_FEATURES = ("backbone", "refined", "both")
 SCALE_KNN_FEATURES = ("set", "set+refined")
 BATCHNORM = ("auto", "on", "off", "search")
@@ -109,20 +109,20 @@ class ProbeOptions:
 
 
 def default_rows(has_model: bool) -> list[str]:
-    """knn + linear, and their SCALE counterparts when a model is given.
+    """The rows run when no row flag is given: knn + linear, and their SCALE counterparts when a model is given.
 
     >>> default_rows(False), default_rows(True)
     (['knn', 'linear'], ['knn', 'scale_knn', 'linear', 'scale_linear'])
     """
-    return ["knn", "scale_knn", "linear", "scale_linear"] if has_model else ["knn", "linear"]
+    return [row.name for row in REGISTRY if row.default and (has_model or not row.needs_model)]
 
 
-def rows_for(*, knn: bool = False, linear: bool = False, mlp: bool = False, transformer: bool = False,
-             ft: bool = False, has_model: bool = False) -> list[str]:
-    """The rows `scale probe`'s flags ask for; k-NN and Linear bring their SCALE rows when a model is given.
+def rows_for(*, has_model: bool = False, **flags: bool) -> list[str]:
+    """The rows `scale probe`'s row flags ask for (keywords: the flags' names, rows.flag_parameter); a
+    flag brings its rows that need a model when a model is given (k-NN and Linear their SCALE rows).
 
-    An empty list means no row flag was given (``run_probes`` then runs ``default_rows``). SCALE_ft
-    fine-tunes a trained model, so ``ft`` without one is an error.
+    An empty list means no row flag was given (``run_probes`` then runs ``default_rows``). A flag whose
+    every row needs a model (SCALE_ft's ``ft``) without one is an error.
 
     >>> rows_for(knn=True, linear=True, has_model=True)
     ['knn', 'scale_knn', 'linear', 'scale_linear']
@@ -133,30 +133,32 @@ def rows_for(*, knn: bool = False, linear: bool = False, mlp: bool = False, tran
     ...
     scale_toolkit.errors.ScaleError: --ft fine-tunes a trained SCALE model: pass --model RUN_DIR
     """
-    rows: list[str] = []
-    if knn:
-        rows += ["knn"] + (["scale_knn"] if has_model else [])
-    if linear:
-        rows += ["linear"] + (["scale_linear"] if has_model else [])
-    if mlp:
-        rows.append("mlp")
-    if transformer:
-        rows.append("transformer")
-    if ft:
-        if not has_model:
-            raise ScaleError("--ft fine-tunes a trained SCALE model: pass --model RUN_DIR")
-        rows.append("scale_ft")
-    return rows
+    by_parameter = {flag_parameter(flag): (flag, rows) for flag, rows in row_flags().items()}
+    unknown = [name for name in flags if name not in by_parameter]
+    if unknown:
+        raise ScaleError(f"unknown probe flag {unknown[0]!r} (known: {', '.join(by_parameter)})")
+    chosen: list[str] = []
+    for name, (flag, rows) in by_parameter.items():
+        if not flags.get(name):
+            continue
+        if not has_model and all(row.needs_model for row in rows):
+            raise ScaleError(f"{flag} {_model_use(rows[0])} a trained SCALE model: pass --model RUN_DIR")
+        chosen += [row.name for row in rows if has_model or not row.needs_model]
+    return chosen
 
 
-def probe_request(*, knn: Optional[list[int]] = None, linear: bool = False, mlp: bool = False,
-                  transformer: bool = False, ft: bool = False, has_model: bool = False,
+def _model_use(row: ProbeRow) -> str:
+    return "fine-tunes" if row.model == "finetuned" else "reads"
+
+
+def probe_request(*, knn: Optional[list[int]] = None, has_model: bool = False,
                   grid_file: Optional[str | Path] = None, **options: Any) -> tuple[list[str], ProbeOptions]:
     """`scale probe`'s flags as (rows, options).
 
-    The rows are ``rows_for``'s (``knn`` None: no --knn flag); --knn's values, when given, are the
-    k-NN ks (else ``ProbeOptions``' default); a --grid file fills ``grid`` and ``transformer_model``;
-    every other keyword is a ``ProbeOptions`` field.
+    The rows are ``rows_for``'s: ``knn`` (None: no --knn flag) and every keyword that names a row flag
+    (``linear``, ``mlp``, ...); --knn's values, when given, are the k-NN ks (else ``ProbeOptions``'
+    default); a --grid file fills ``grid`` and ``transformer_model``; every other keyword is a
+    ``ProbeOptions`` field.
 
     >>> rows, options = probe_request(knn=[10, 20], linear=True, split="all")
     >>> rows, options.knn_k, options.splits()
@@ -164,7 +166,9 @@ def probe_request(*, knn: Optional[list[int]] = None, linear: bool = False, mlp:
     >>> probe_request(mlp=True)[1].knn_k == ProbeOptions().knn_k
     True
     """
-    rows = rows_for(knn=knn is not None, linear=linear, mlp=mlp, transformer=transformer, ft=ft, has_model=has_model)
+    switches = {flag_parameter(flag) for flag in row_flags()}
+    flags = {name: bool(options.pop(name)) for name in list(options) if name in switches}
+    rows = rows_for(has_model=has_model, **{**flags, "knn": knn is not None})
     if knn:
         options["knn_k"] = list(knn)
     if grid_file is not None:
@@ -174,18 +178,22 @@ def probe_request(*, knn: Optional[list[int]] = None, linear: bool = False, mlp:
     return rows, ProbeOptions(**options)
 
 
-def checked_rows(rows: Optional[list[str]], has_model: bool) -> list[str]:
-    """The rows to run, in the paper's order: ``rows`` (default: ``default_rows``), each known and
-    each SCALE row backed by a model.
+def checked_rows(rows: Optional[list[str]], has_model: bool, protocol: str = "standard") -> list[str]:
+    """The rows to run, in the paper's order: ``rows`` (default: ``default_rows``), each known, each
+    SCALE row backed by a model, each one ``protocol`` runs.
 
     >>> checked_rows(["linear", "knn"], has_model=False)
     ['knn', 'linear']
     """
     rows = list(rows) if rows else default_rows(has_model)
-    unknown = [row for row in rows if row not in ROWS]
+    unknown = [row for row in rows if row not in ROW]
     if unknown:
         raise ScaleError(f"unknown probe {unknown[0]!r} (known: {', '.join(ROWS)})")
     if not has_model and any(row in MODEL_ROWS for row in rows):
         need = [ROW_LABELS[row] for row in rows if row in MODEL_ROWS]
         raise ScaleError(f"{', '.join(need)} need a trained SCALE model: pass --model RUN_DIR")
+    other = [ROW[row] for row in rows if protocol not in ROW[row].protocols]
+    if other:
+        raise ScaleError(f"{other[0].label} ({other[0].flag}) has no --protocol {protocol} version; "
+                         f"it runs with --protocol {' or '.join(other[0].protocols)}")
     return [row for row in ROWS if row in rows]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def probe_picture(doc: dict, labels: np.ndarray, class_names: list[str], path: s
     return Path(path)
 
 
-def write_probe_picture(doc: dict, path: str | Path) -> Optional[Path]:
+def write_probe_picture(doc: Mapping[str, Any], path: str | Path) -> Optional[Path]:
     """``probe_picture`` of a result document, with the labels and class names of its store."""
     from ..store import FeatureStore
 

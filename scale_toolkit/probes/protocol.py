@@ -31,8 +31,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from ..model.layers import feature_stats
-from ..retrieval.descriptors import l2_normalize
+from ..contracts.probe_result import ProbeResult
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, ProbeRunner, build_context
@@ -47,15 +46,15 @@ from .fit import (
     predict_set_classifier,
     validation_score,
 )
-from .grid import CLIP_HEAD_ROWS
 from .knn import knn_scores, prepare, search_record
 from .linear import linear_head
 from .metrics import topk_accuracy
 from .mlp import mlp_head
-from .options import KNN_ROWS, ROW_LABELS, ROWS, ProbeOptions, checked_rows, default_rows
+from .options import ROW_LABELS, ROWS, ProbeOptions, checked_rows, default_rows
 from .report import aggregate, finite_or_none, protocol_text, result_document, video_predictions
+from .row_functions import CLIP_INPUTS, SET_CLASSIFIERS, VIDEO_VECTORS
+from .rows import ROW
 from .subsets import class_balanced_subset, stratified_holdout
-from .transformer import finetune_classifier, transformer_classifier
 
 __all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "run_probes", "select_refit_predict"]
 
@@ -67,15 +66,16 @@ RefitPredict = Callable[[TrainSetting, np.ndarray, np.ndarray], np.ndarray]
 
 def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Optional[str | Path] = None,
                train_store: Optional[str | Path] = None, options: Optional[ProbeOptions] = None,
-               progress: Progress = None) -> dict:
-    """Run the requested probes (default: `default_rows`) and return the full result document.
+               progress: Progress = None) -> ProbeResult:
+    """Run the requested probes (default: `default_rows`) and return the full result document
+    (the same type for either protocol; ``result.to_json()`` is what `--json` writes).
 
     ``result["results"][row]`` has "top1" and "top5" in percent; with several seeds, their mean and
     "per_seed"; with several splits, the mean over splits, "*_std" and "per_split".
     """
     options = options or ProbeOptions()
     options.validate()
-    rows = checked_rows(rows, has_model=model is not None)
+    rows = checked_rows(rows, has_model=model is not None, protocol=options.protocol)
     started = time.perf_counter()
     context = build_context(store, rows, options, model, train_store, progress)
     runner: ProbeRunner
@@ -157,11 +157,12 @@ class StandardRunner:
             train = class_balanced_subset(train_all, ctx.labels[train_all], ctx.options.low_shot, seed)
         task = f"{ROW_LABELS[row]} · split {split} · seed {seed}"
         started = time.perf_counter()
-        if row in KNN_ROWS:
+        method = ROW[row].method
+        if method == "knn":
             result = self.run_knn(row, train, test)
         else:
-            grid_fitter = self._clip_head_grid if row in CLIP_HEAD_ROWS else self._set_classifier_grid
-            final_fitter = self._clip_head_final if row in CLIP_HEAD_ROWS else self._set_classifier_final
+            grid_fitter = self._clip_head_grid if method == "clip_head" else self._set_classifier_grid
+            final_fitter = self._clip_head_final if method == "clip_head" else self._set_classifier_final
             result = select_refit_predict(partial(grid_fitter, row, seed, task), partial(final_fitter, row, seed, task),
                                           train, test, ctx.labels, ctx.options.val_fraction, seed)
         result["seconds"] = round(time.perf_counter() - started, 3)
@@ -172,14 +173,7 @@ class StandardRunner:
     # ------------------------------------------------------------------ k-NN
     def _knn_features(self, kind: str, rows: np.ndarray) -> np.ndarray:
         view = self.ctx.eval_view
-        idx = view.rows(rows)
-        if kind == "knn":
-            return D.clip_mean(view.features, idx)
-        sets = l2_normalize(view.set_token[idx].float().cpu().numpy())
-        if self.ctx.options.scale_knn_feature == "set+refined":  # each half unit length: both weigh the same
-            refined = l2_normalize(D.clip_mean(view.refined, idx))
-            sets = np.concatenate([sets, refined], axis=1)
-        return sets
+        return VIDEO_VECTORS[kind](self.ctx, view, view.rows(rows))
 
     def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
         """k-NN (or SCALE_kNN) with every k: memory = the train videos, queries = the test videos."""
@@ -193,21 +187,15 @@ class StandardRunner:
 
     # ------------------------------------------------------------------ clip heads (Linear, SCALE_linear, MLP)
     def _table(self, view: D.View, kind: str, rows: np.ndarray) -> ClipTable:
-        """Per-clip inputs: the clip features, and for SCALE_linear the chosen clip part ++ the SET token."""
-        if kind in ("linear", "mlp"):
-            parts = [view.features]
-        else:
-            clip_part = {"backbone": [view.features], "refined": [view.refined],
-                         "both": [view.features, view.refined]}[self.ctx.options.scale_clip_feature]
-            parts = clip_part + [view.set_token]
-        return ClipTable(parts, rows=view.rows(rows))  # the view's tensors, not copies of their rows
+        """Per-clip inputs: the row's tensors (row_functions.CLIP_INPUTS) at ``rows``."""
+        return ClipTable(CLIP_INPUTS[kind](self.ctx, view), rows=view.rows(rows))  # the view's tensors, not copies
 
     def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Module]:
         """``count`` fresh heads initialised from ``seed``; the seeded stream runs on into their training (dropout)."""
         return seeded(lambda: [self._make_head(kind, in_dim, setting) for _ in range(count)], seed, restore=False)
 
     def _make_head(self, kind: str, in_dim: int, setting: TrainSetting) -> torch.nn.Module:
-        if kind == "mlp":
+        if ROW[kind].head == "mlp":
             return mlp_head(in_dim, self.ctx.n_classes, hidden=setting.hidden or 1024, dropout=setting.dropout,
                             batchnorm=setting.batchnorm)
         return linear_head(in_dim, self.ctx.n_classes, batchnorm=setting.batchnorm)
@@ -240,16 +228,7 @@ class StandardRunner:
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
     def _new_set_classifier(self, kind: str, train_features: RowsOf, seed: int) -> torch.nn.Module:
         """A fresh classifier initialised from ``seed``; the seeded stream runs on into its training (dropout)."""
-        return seeded(lambda: self._make_set_classifier(kind, train_features), seed, restore=False)
-
-    def _make_set_classifier(self, kind: str, train_features: RowsOf) -> torch.nn.Module:
-        ctx = self.ctx
-        if kind == "transformer":
-            classifier = transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
-            if classifier.model.standardizes:  # a fresh model: the statistics of the videos it is trained on
-                classifier.model.set_feature_stats(*feature_stats(train_features.pieces()))
-            return classifier
-        return finetune_classifier(ctx.model.module, ctx.n_classes, ctx.options.head)
+        return seeded(lambda: SET_CLASSIFIERS[kind](self.ctx, train_features), seed, restore=False)
 
     def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[RowsOf, RowsOf]:
         idx = view.rows(rows)  # the view's tensors at these rows, not copies of them

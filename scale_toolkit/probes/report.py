@@ -3,13 +3,15 @@ words, the result document, and its table rows (layout of the paper's Tables 4/5
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import numpy as np
 
+from ..contracts.probe_result import ProbeResult
 from ..store.attributes import StoreAttrs
-from .grid import CLIP_HEAD_ROWS, SET_ROWS, GridSpec
-from .options import KNN_ROWS, ROW_LABELS, ProbeOptions
+from .grid import GridSpec
+from .options import ProbeOptions
+from .rows import ROW, ROW_LABELS, rows_of
 
 if TYPE_CHECKING:
     from .context import ProbeContext, ProbeRunner
@@ -66,7 +68,7 @@ def _grid_text(grid: GridSpec, row: str) -> str:
 
     text = (f"{ROW_LABELS[row]} lr {values(grid.lr)} x wd {values(grid.weight_decay)}, {'/'.join(grid.optimizer)}, "
             f"batch {values(grid.batch_size)} videos, {grid.epochs} epochs")
-    if row == "mlp":
+    if ROW[row].head == "mlp":
         text += f", width {values(grid.hidden)}, dropout {values(grid.dropout)}"
     return text
 
@@ -76,13 +78,13 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     """The standard protocol, in words, for the table footer and the JSON."""
     seeds = options.resolved_seeds()
     parts = []
-    if any(r in rows for r in KNN_ROWS):
+    if rows_of(rows, "knn"):
         feat = "SET token" + (" ++ mean refined clip" if options.scale_knn_feature == "set+refined" else "")
         parts.append(f"k-NN: k={','.join(map(str, options.knn_k))}, cosine on L2-normalised features "
                      f"(centring: {options.knn_center}), vote exp(sim/{options.knn_temperature:g}); "
                      f"memory = train split (eval clips), "
                      f"queries = test split; k-NN feature = mean of the {n_clips} clip features, SCALE_kNN = {feat}.")
-    trained = [r for r in rows if r in CLIP_HEAD_ROWS + SET_ROWS]
+    trained = [r for r in rows if ROW[r].trained]
     if trained:
         bn = {(True,): "on", (False,): "off (fixed 1/RMS input scale instead)",
               (True, False): "searched"}.get(tuple(batchnorm), "?")
@@ -99,9 +101,10 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
     if "scale_linear" in rows:
         feat = {"backbone": "[C_i || SET]", "refined": "[refined_i || SET]", "both": "[C_i || refined_i || SET]"}
         parts.append(f"SCALE_linear input per clip: {feat[options.scale_clip_feature]}.")
-    if any(r in rows for r in SET_ROWS):
+    if rows_of(rows, "set_classifier"):
         parts.append("Transformer / SCALE_ft: SCALE architecture (random init / trained), linear head on "
                      + ("[refined_i || SET] per clip" if options.head == "clip_set" else "the SET token") + ".")
+    parts += [ROW[r].text.format(n_clips=n_clips) for r in rows if ROW[r].text]  # rows beyond the paper's
     if options.low_shot:
         parts.append(f"Low-shot: probes trained on a class-balanced {options.low_shot:.0%} of the train split "
                      f"(ceil per class, >= 1), full test split.")
@@ -124,37 +127,37 @@ def _keyed_by_video(results: dict, store) -> dict:
 
 
 def result_document(context: ProbeContext, runner: ProbeRunner, results: dict[str, dict], train_store_path: Optional[str],
-                    seconds: float) -> dict:
-    """The full result of a probe run: numbers, config, inputs with fingerprints, protocol and notes."""
+                    seconds: float) -> ProbeResult:
+    """The full result of a probe run, either protocol: numbers, config, inputs with fingerprints, protocol and notes."""
     options, rows, store = context.options, context.rows, context.store
     store_attrs, train_store = StoreAttrs.of(store), context.train_store
-    return {
-        "results": _keyed_by_video(results, store),
-        "rows": rows,
-        "splits": options.splits(),
-        "seeds": options.resolved_seeds(),
-        "config": {**asdict(options), "rows": rows, "batchnorm_resolved": context.batchnorm,
-                   "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
-                   **runner.protocol_config(rows)},
-        "store": {"path": str(store.path), "fingerprint": store.fingerprint(),
-                  "backbone": store_attrs.backbone,
-                  "checkpoint_sha256": store_attrs.checkpoint_sha256, "dataset": store_attrs.dataset,
-                  "view": store_attrs.view, "n_videos": store.n_videos, "n_clips": store.n_clips,
-                  "feature_dim": store.feature_dim, "n_classes": context.n_classes},
-        "train_store": None if train_store is None else {
+    return ProbeResult(
+        results=_keyed_by_video(results, store),
+        rows=rows,
+        splits=options.splits(),
+        seeds=options.resolved_seeds(),
+        config={**asdict(options), "rows": rows, "batchnorm_resolved": context.batchnorm,
+                "transformer_model": runner.transformer_config.to_dict() if "transformer" in rows else None,
+                **runner.protocol_config(rows)},
+        store={"path": str(store.path), "fingerprint": store.fingerprint(),
+               "backbone": store_attrs.backbone,
+               "checkpoint_sha256": store_attrs.checkpoint_sha256, "dataset": store_attrs.dataset,
+               "view": store_attrs.view, "n_videos": store.n_videos, "n_clips": store.n_clips,
+               "feature_dim": store.feature_dim, "n_classes": context.n_classes},
+        train_store=None if train_store is None else {
             "path": str(train_store.path), "fingerprint": train_store.fingerprint(),
             "view": StoreAttrs.of(train_store).view, "n_clips": train_store.n_clips},
-        "model": context.model.info if context.model is not None else None,
-        "protocol_name": options.protocol,
-        "select_on_test": options.select_on_test,
-        "protocol": runner.protocol_text(rows, train_store_path),
-        "notes": list(dict.fromkeys(context.notes)),
-        "device": str(context.device),
-        "seconds": round(seconds, 3),
-    }
+        model=context.model.info if context.model is not None else None,
+        protocol_name=options.protocol,
+        select_on_test=options.select_on_test,
+        protocol=runner.protocol_text(rows, train_store_path),
+        notes=list(dict.fromkeys(context.notes)),
+        device=str(context.device),
+        seconds=round(seconds, 3),
+    )
 
 
-def table_title(doc: dict, store_name: str) -> str:
+def table_title(doc: Mapping[str, Any], store_name: str) -> str:
     """The table's title: dataset (else `store_name`), backbone, split, low-shot, protocol, and a
     warning when rows were selected on the test split.
 
@@ -175,7 +178,7 @@ def _format(entry: dict, metric: str) -> str:
     return f"{value:.2f}" if std is None else f"{value:.2f} ± {std:.2f}"
 
 
-def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one row per probe in the paper's order, top-1 and top-5 (mean ± std where several
     splits or seeds were run), plus the per-split top-1 with `--split all`, and one row per extra k."""
     splits = [str(s) for s in doc["splits"]]
@@ -184,7 +187,7 @@ def table_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
     for key in doc["rows"]:
         res = doc["results"][key]
         label = ROW_LABELS[key] + (f" (k={res['k']})" if "k" in res and len(res.get("by_k", {})) > 1 else "")
-        if doc.get("select_on_test") and key not in KNN_ROWS:
+        if doc.get("select_on_test") and ROW[key].trained:
             label += " [TEST-SELECTED]"  # the official code's selection on the test split: optimistic
         row = [label, _format(res, "top1"), _format(res, "top5")]
         if len(splits) > 1:

@@ -7,7 +7,7 @@ import torch
 
 from scale_toolkit.demo.run import DemoConfig, run_demo, top1_on_order_classes
 from scale_toolkit.demo.synthetic import CLASSES, ORDER_CLASSES, order_class_top1
-from scale_toolkit.probes import ROWS
+from scale_toolkit.probes import PAPER_ROWS
 from scale_toolkit.store import FeatureStore
 
 
@@ -22,8 +22,8 @@ def test_demo_end_to_end(tmp_path):
     # the long stages show life inside: an epoch line at most every 10 s and the last one, and every finished probe
     epochs = [m.split(":")[0] for s, m in lines if s == "train" and m.startswith("epoch")]
     assert epochs and epochs[-1] == "epoch 4/4" and set(epochs) <= {f"epoch {e}/4" for e in range(1, 5)}
-    assert [m for s, m in lines if s == "probe"][-1] == f"{len(ROWS)}/{len(ROWS)} probes done"
-    assert set(report.probes["results"]) == set(ROWS) == set(report.order_top1)
+    assert [m for s, m in lines if s == "probe"][-1] == f"{len(PAPER_ROWS)}/{len(PAPER_ROWS)} probes done"
+    assert set(report.probes["results"]) == set(PAPER_ROWS) == set(report.order_top1)
     assert all(0 <= v <= 100 for v in report.order_top1.values())
     for res in report.probes["results"].values():
         assert 0 <= res["top1"] <= res["top5"] <= 100

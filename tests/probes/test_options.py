@@ -6,6 +6,7 @@ import pytest
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.probes import default_rows, rows_for
 from scale_toolkit.probes.options import ROWS, checked_rows
+from scale_toolkit.probes.rows import flag_parameter, row_flags
 
 
 def test_knn_and_linear_bring_their_scale_rows_only_with_a_model():
@@ -27,7 +28,7 @@ def test_ft_needs_a_model():
 
 
 def test_checked_rows_orders_rows_as_the_paper_and_rejects_unknown_or_modelless_scale_rows():
-    every = rows_for(knn=True, linear=True, mlp=True, transformer=True, ft=True, has_model=True)
+    every = rows_for(**{flag_parameter(flag): True for flag in row_flags()}, has_model=True)  # every row flag
     assert checked_rows(list(reversed(every)), has_model=True) == list(ROWS)
     with pytest.raises(ScaleError, match="unknown probe 'svm'"):
         checked_rows(["svm"], has_model=False)
