@@ -147,8 +147,9 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
                         eval_view=eval_view, train_view=train_view, notes=notes)
 
 
-# rows that can read their clips from the store a window at a time (a view over the memory budget)
-STREAMED_ROWS = (*KNN_ROWS, "linear", "mlp", "scale_linear")
+# rows that can read their clips from the store a window at a time (a view over the memory budget):
+# every row but the set classifiers, which draw whole videos in random batches
+STREAMED_ROWS = tuple(row.name for row in REGISTRY if row.method != "set_classifier")
 
 
 def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
