@@ -21,7 +21,8 @@ def import_cmd(
     dataset: str = typer.Option(None, "--dataset", help="Folder/CSV import: the dataset of each .h5 file (default: its only dataset)."),
     clip_length: float = typer.Option(1.0, "--clip-length", help="Folder/CSV import: how long each row's clip lasts, in --time-unit."),
     clip_stride: float = typer.Option(1.0, "--clip-stride", help="Folder/CSV import: time from one row's start to the next, in --time-unit."),
-    time_unit: str = typer.Option("rows", "--time-unit", help="Folder/CSV import: rows (row i spans [i, i+1)), frames or seconds."),
+    time_unit: str = typer.Option("rows", "--time-unit", help="Folder/CSV import: rows (row i spans [i, i+1)), frames, seconds or ms."),
+    times_key: str = typer.Option(None, "--times-key", help="Folder/CSV import: each .npz/.h5 file's array of per-row times in --time-unit, [T] starts or [T, 2] (start, end), e.g. timestamps_ms with --time-unit ms (then --clip-length/--clip-stride are unused)."),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Bring features made by another extractor into a feature store (validated first)."""
@@ -30,7 +31,7 @@ def import_cmd(
     if is_feature_listing(source):
         on_interrupt(f"the finished blocks of {out_store} are kept; rerun the same command to continue")
         s = import_feature_files(source, out_store, key=key, dataset=dataset, overwrite=overwrite,
-                                 timing=RowTiming(clip_length, clip_stride, time_unit))
+                                 timing=RowTiming(clip_length, clip_stride, time_unit, times_key))
         c = s.clips
         out.print(f"{'continued' if s.resumed else 'imported'} {s.imported} of {s.videos} videos into {shown(out_store)} "
                   f"({s.failed} failed; clips per video min {c['min']}, median {c['median']:g}, max {c['max']})")

@@ -14,7 +14,11 @@ and a time span. By default row i spans [i, i+1) of the video's T rows (so t = i
 what `eval15` coords mean for evenly spaced windows); with `RowTiming(length, stride, unit)` row i
 spans [i*stride, i*stride + length) and the video lasts (T-1)*stride + length (clamped to [0, 1]).
 `boxes` hold the span in frames when the unit is frames or rows, zeros for seconds (the source
-frame numbers are unknown then).
+frame numbers are unknown then). With `times_key`, each .npz/.h5 file's own array of that name
+gives the rows' times in `unit`: [T] start times (a row ends where the next starts; the last lasts
+as long as the one before it) or [T, 2] (start, end), e.g. video_features' `timestamps_ms` with
+unit `ms`; a file without it, or with times that are not finite, negative, decreasing or of the
+wrong length, fails like a bad feature file.
 
 Every file is hostile input: it must be a 2-D floating-point array with 1..max_rows rows, at most
 MAX_VALUES values (a compressed .npz member may declare any shape), D columns like the other files
@@ -46,7 +50,7 @@ from ..store.layout import DEFAULT_ROWS_PER_CHUNK, PENDING
 from ..store.ragged import RaggedStore
 
 FEATURE_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5")
-UNITS = ("rows", "frames", "seconds")
+UNITS = ("rows", "frames", "seconds", "ms")
 MAX_ROWS = 1_000_000  # rows of one file (a 1-clip-per-second video of 11 days)
 MAX_DIM = 65_536
 MAX_VALUES = 1 << 30  # T x D of one file (2 GiB as float16): a compressed member may declare any shape
@@ -62,6 +66,7 @@ class RowTiming:
     length: float = 1.0
     stride: float = 1.0
     unit: str = "rows"
+    times_key: str | None = None  # each file's array of per-row times (then length and stride are unused)
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
@@ -77,21 +82,53 @@ class RowTiming:
     def duration(self, rows: int) -> float:
         return (rows - 1) * self.stride + self.length
 
-    def clips(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """(coords float32 [rows, 6] as Eq. 5, boxes int32 [rows, 6]) of a video of `rows` rows.
+    def clips(self, rows: int, spans: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(coords float32 [rows, 6] as Eq. 5, boxes int32 [rows, 6]) of a video of `rows` rows, its
+        rows spanning `spans` [rows, 2] where the file gave them (the video then ends where its last
+        row does), else as the length and stride say.
 
         >>> c, b = RowTiming().clips(4)
         >>> c[1].tolist(), b[1].tolist()
         ([0.0, 0.0, 0.25, 1.0, 1.0, 0.5], [0, 0, 1, 0, 0, 2])
         """
-        spans = self.spans(rows)
-        t = np.clip(spans / self.duration(rows), 0.0, 1.0)
+        duration = self.duration(rows) if spans is None else float(spans[:, 1].max())
+        spans = self.spans(rows) if spans is None else spans
+        t = np.clip(spans / duration, 0.0, 1.0)
         coords = np.zeros((rows, 6), np.float32)
         coords[:, 2], coords[:, 3], coords[:, 4], coords[:, 5] = t[:, 0], 1.0, 1.0, t[:, 1]
         boxes = np.zeros((rows, 6), np.int32)
-        if self.unit != "seconds":
+        if self.unit in ("rows", "frames"):
             boxes[:, 2], boxes[:, 5] = np.floor(spans[:, 0]), np.ceil(spans[:, 1])
         return coords, boxes
+
+
+def file_spans(raw: np.ndarray, rows: int) -> np.ndarray | str:
+    """float64 [rows, 2] (start, end) from a file's per-row times, or why they cannot place the rows.
+
+    >>> file_spans(np.array([0, 40, 80]), 3).tolist()
+    [[0.0, 40.0], [40.0, 80.0], [80.0, 120.0]]
+    >>> file_spans(np.array([0, 80, 40]), 3)
+    'per-row times must not decrease'
+    """
+    if raw.dtype.kind not in "fiu":
+        return f"per-row times must be numbers, got {raw.dtype}"
+    t = raw.astype(np.float64)
+    if t.ndim == 1 and len(t) == rows:
+        last = t[-1] - t[-2] if rows > 1 else 1.0  # the last row lasts as long as the one before it
+        starts, ends = t, np.append(t[1:], t[-1] + last)
+    elif t.ndim == 2 and t.shape == (rows, 2):
+        starts, ends = t[:, 0], t[:, 1]
+    else:
+        return f"per-row times must have shape [{rows}] or [{rows}, 2] for {rows} rows, got {list(raw.shape)}"
+    if not (np.isfinite(starts).all() and np.isfinite(ends).all()):
+        return "per-row times must be finite"
+    if (starts < 0).any():
+        return "per-row times must not be negative"
+    if (np.diff(starts) < 0).any():
+        return "per-row times must not decrease"
+    if (ends <= starts).any():
+        return f"every row must end after it starts (row {int(np.flatnonzero(ends <= starts)[0])} does not)"
+    return np.stack([starts, ends], axis=1)
 
 
 @dataclass(frozen=True)
@@ -169,7 +206,7 @@ class _NpyMember(Member):
 class _Opened:
     """An opened feature file (context manager): `.member` is its array."""
 
-    def __init__(self, path: Path, key: str | None, dataset: str | None) -> None:
+    def __init__(self, path: Path, key: str | None, dataset: str | None, besides: str | None = None) -> None:
         self.source = None
         suffix = path.suffix.lower()
         if suffix == ".npy":
@@ -180,7 +217,7 @@ class _Opened:
             self.source = open_source(path, fmt)
         except ScaleError as exc:
             raise ScaleError(_short(exc, path)) from None
-        names = sorted(self.source.names)
+        names = sorted(self.source.names - {besides})  # the features: the one array besides the per-row times
         if name is None:
             if len(names) != 1:
                 self.close()
@@ -213,12 +250,13 @@ def _short(exc: BaseException, path: Path) -> str:
     return text[len(str(path)) + 2:] if text.startswith(f"{path}: ") else text
 
 
-def _header(file: FeatureFile, key: str | None, dataset: str | None, max_rows: int) -> tuple[int, int] | str:
+def _header(file: FeatureFile, key: str | None, dataset: str | None, max_rows: int,
+            times_key: str | None = None) -> tuple[int, int] | str:
     """(rows, dim) from the file's header, or why it cannot be imported."""
     try:
         if not file.path.is_file():
             return "not a regular file"
-        with _Opened(file.path, key, dataset) as opened:
+        with _Opened(file.path, key, dataset, times_key) as opened:
             shape, dtype = opened.member.shape, opened.member.dtype
     except ScaleError as exc:
         return str(exc)
@@ -242,10 +280,13 @@ def _read_video(file: FeatureFile, key: str | None, dataset: str | None, rows: i
                 timing: RowTiming) -> dict:
     """One video's clip arrays (features as float16), or {"error": why}; reads the file in pieces."""
     try:
-        with _Opened(file.path, key, dataset) as opened:
+        with _Opened(file.path, key, dataset, timing.times_key) as opened:
             member = opened.member
             if tuple(member.shape) != (rows, dim):
                 return {"error": f"changed while importing: shape {list(member.shape)}, was [{rows}, {dim}]"}
+            spans = _times_of(opened, timing.times_key, rows) if timing.times_key else None
+            if isinstance(spans, str):
+                return {"error": spans}
             features = np.empty((rows, dim), np.float16)
             for start in range(0, rows, _PIECE_ROWS):
                 piece = np.asarray(member.rows(start, min(start + _PIECE_ROWS, rows)))
@@ -260,10 +301,23 @@ def _read_video(file: FeatureFile, key: str | None, dataset: str | None, rows: i
         return {"error": _short(exc, file.path)}
     except Exception as exc:  # noqa: BLE001  hostile bytes
         return {"error": f"cannot be read ({type(exc).__name__})"}
-    coords, boxes = timing.clips(rows)
-    frames = timing.duration(rows) if timing.unit != "seconds" else 0.0
+    coords, boxes = timing.clips(rows, spans)
+    length = timing.duration(rows) if spans is None else float(spans[:, 1].max())
+    frames = length if timing.unit in ("rows", "frames") else 0.0
     return {"features": features, "coords": coords, "boxes": boxes,
             "video_meta": np.array([0, 0, frames, 0], np.float32)}
+
+
+def _times_of(opened: _Opened, key: str, rows: int) -> np.ndarray | str:
+    """The rows' spans from the file's array `key`, or why not."""
+    if opened.source is None:
+        return f"has no per-row times: an .npy file holds one array (--times-key {key} reads .npz or .h5 files)"
+    if key not in opened.source.names:
+        return f"has no per-row times array '{key}'"
+    member = opened.source.member(key)
+    if len(member.shape) not in (1, 2) or member.shape[0] != rows or member.shape[1:] not in ((), (2,)):
+        return f"per-row times must have shape [{rows}] or [{rows}, 2] for {rows} rows, got {list(member.shape)}"
+    return file_spans(np.asarray(member.read()), rows)
 
 
 # ---------------------------------------------------------------------- the import
@@ -296,7 +350,7 @@ def _block_videos(store, block: int, files: list[FeatureFile], counts: np.ndarra
     dims = store.feature_dim
     for row in store.block_rows(block):
         file, n = files[row], int(counts[row])
-        head = _header(file, key, dataset, max_rows)
+        head = _header(file, key, dataset, max_rows, timing.times_key)
         if isinstance(head, str):
             yield row, {"error": head}
         elif head[1] != dims:
@@ -323,7 +377,7 @@ def _open_or_start(out: Path, files: list[FeatureFile], classes: list[str], reco
         check_replaceable(out, "store")
     if not out.parent.is_dir():
         raise ScaleError(f"output directory does not exist: {out.parent}; create it or choose another --out")
-    heads = [_header(f, key, dataset, max_rows) for f in files]  # shapes only: the clip counts of the layout
+    heads = [_header(f, key, dataset, max_rows, record["timing"]["times_key"]) for f in files]  # shapes only: the clip counts
     dims = Counter(h[1] for h in heads if not isinstance(h, str))
     if not dims:
         first = next((f"{f.video_id}: {h}" for f, h in zip(files, heads)), "")

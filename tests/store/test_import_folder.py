@@ -93,6 +93,41 @@ def test_timing_flags_place_rows_in_time():
         RowTiming(unit="minutes")
 
 
+def test_per_row_times_from_each_file_place_its_rows(tmp_path):
+    """--times-key: each file's own times ([T] starts or [T, 2] spans, here milliseconds as
+    video_features writes them); files whose times cannot place their rows fail with the reason."""
+    root = tmp_path / "feats"
+    (root / "a").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x = lambda t: rng.standard_normal((t, D)).astype(np.float32)  # noqa: E731
+    np.savez(root / "a/starts.npz", feats=x(4), timestamps_ms=np.array([0, 500, 1000, 2000]))  # uneven: a gap
+    np.savez(root / "a/spans.npz", feats=x(3), timestamps_ms=np.array([[0, 800], [400, 1200], [800, 1600.0]]))
+    np.savez(root / "a/backwards.npz", feats=x(3), timestamps_ms=np.array([0, 900, 400]))
+    np.savez(root / "a/short.npz", feats=x(3), timestamps_ms=np.array([0, 900]))
+    np.savez(root / "a/wide.npz", feats=x(3), timestamps_ms=np.zeros((3, 5)))
+    np.savez(root / "a/nan.npz", feats=x(2), timestamps_ms=np.array([0, np.nan]))
+    np.savez(root / "a/none.npz", feats=x(3))
+    np.save(root / "a/plain.npy", x(3))
+    summary = import_feature_files(root, tmp_path / "s.zarr", timing=RowTiming(unit="ms", times_key="timestamps_ms"))
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    assert (summary.imported, summary.failed) == (2, 6)
+    reasons = dict(zip(fs.video_ids, fs.reasons))
+    assert "must not decrease" in reasons["a/backwards.npz"]
+    assert "shape [3] or [3, 2]" in reasons["a/short.npz"] and "shape [3] or [3, 2]" in reasons["a/wide.npz"]
+    assert "finite" in reasons["a/nan.npz"]
+    assert "no per-row times array 'timestamps_ms'" in reasons["a/none.npz"]
+    assert ".npy file holds one array" in reasons["a/plain.npy"]
+    out = fs.read([fs.row_of("a/starts.npz"), fs.row_of("a/spans.npz")], names=("coords", "boxes"))
+    # starts 0, 500, 1000, 2000 ms: rows end where the next starts, the last lasts 1000 ms like the one before
+    np.testing.assert_allclose(out["coords"][0, :, [2, 5]].T, [[0, .5 / 3], [.5 / 3, 1 / 3], [1 / 3, 2 / 3], [2 / 3, 1]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(out["coords"][1, :3, [2, 5]].T, [[0, .5], [.25, .75], [.5, 1]], rtol=1e-6)
+    assert not out["boxes"].any()  # milliseconds say nothing about frame numbers
+    # the same import continued asks for the same timing: another one is another import
+    with pytest.raises(ScaleError, match="holds another import"):
+        import_feature_files(root, tmp_path / "s.zarr", timing=RowTiming(unit="ms"))
+
+
 def test_csv_listing_gives_labels_and_splits_and_h5(tmp_path):
     h5py = pytest.importorskip("h5py")
     rng = np.random.default_rng(1)
