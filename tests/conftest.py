@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,9 +42,11 @@ def run_cli(capsys):
 
 # ------------------------------------------------------------------ pytest-xdist workers share the cores
 def _threads_per_worker() -> int | None:
-    """Under pytest-xdist (`make test` runs one worker per core): the cores divided among the workers, so
-    that torch's threads in the workers (and in the CLI subprocesses they start, through OMP_NUM_THREADS)
-    do not oversubscribe the machine; None in a plain pytest run, which keeps torch's default."""
+    """Under pytest-xdist: the cores divided among the workers, so that the workers' torch threads do not
+    oversubscribe the machine; None in a plain pytest run, which keeps torch's default. Set in the worker
+    only, not through OMP_NUM_THREADS: the subprocesses a test starts keep what they would get outside
+    pytest (most CLI runs pass --threads 1; with OMP_NUM_THREADS=1 test_host_memory's fresh interpreter
+    faulted two of its eight steps' pages in 3 of 11 tries, 0 of 11 with torch's default)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if workers < 2:
         return None
@@ -76,9 +77,9 @@ def _io_delta(before: dict[str, int], after: dict[str, int]) -> tuple[int, int]:
 def pytest_configure(config) -> None:
     threads = _threads_per_worker()
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported, here and in children
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        import torch
+
+        torch.set_num_threads(threads)
     config._scale_io_start = _io_counters()
     config._scale_io_per_test = {}
 
