@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# PYTEST_WORKERS=N runs pytest on N pytest-xdist workers (each imports torch: ~0.5 GB); tests/conftest.py
+# divides the cores' torch threads among them; --dist loadfile keeps a file's tests on one worker (module
+# fixtures are built once). Off by default (one process) until the xdist suite has passed twice in a row
+# on the CI machine; e.g. `make test PYTEST_WORKERS=$(nproc)` from a shell.
+PYTEST_WORKERS ?= 0
+PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile,)
 # the slowest tests at the end, so a slow suite says where its time went
 PYTEST_REPORT := --durations=15
 DEMO_OUT ?= scale-demo
@@ -31,10 +37,10 @@ typecheck: install
 
 # The suite plus every docstring example in the library and the CLI.
 test: lint typecheck
-	$(BIN)/python -m pytest --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 test-fast: lint typecheck
-	$(BIN)/python -m pytest -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow" --doctest-modules scale_toolkit cli tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/scale demo --out $(DEMO_OUT)

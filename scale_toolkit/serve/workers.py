@@ -97,11 +97,9 @@ class WorkerPool:
             with self._lock:
                 if self._closed:
                     raise PoolClosed("the server is stopping")
-                worker = self._idle.pop() if self._idle else None
-            worker = worker or _Worker()
-            with self._lock:
-                if self._closed:  # closed while this worker was starting: close() did not see it
-                    raise PoolClosed("the server is stopping")
+                # a new worker starts under the lock (Process.start only launches the interpreter: a few
+                # ms), so close() never misses a worker that is still starting and returns after it is gone
+                worker = self._idle.pop() if self._idle else _Worker()
                 self._running.add(worker)
             try:
                 return self._job(worker, fn, args, timeout_s)
@@ -144,10 +142,13 @@ class WorkerPool:
         return value
 
     def close(self) -> None:
-        """End every worker, idle or running (a running job fails as crashed)."""
+        """End every worker, idle, running or starting (a running job fails as crashed); returns once
+        they are gone (killed and reaped), not while a SIGKILLed worker is still on its way out."""
         with self._lock:
             self._closed = True
             workers, self._idle = [*self._idle, *self._running], []
         for worker in workers:
             if worker.proc.is_alive():
                 worker.proc.kill()
+        for worker in workers:
+            worker.proc.join(5)  # a SIGKILLed process ends at once; 5 s only bounds a stuck kernel

@@ -1,7 +1,6 @@
 """Every kind of bad video ends as features or a recorded failure with a reason: never a crash or a hang."""
 import fractions
 import os
-import time
 
 import av
 import numpy as np
@@ -12,6 +11,8 @@ from scale_toolkit.extract import ExtractConfig, run_extraction
 from scale_toolkit.extract.prepare import ViewRecipe
 from scale_toolkit.extract.workers import DecodePool
 from scale_toolkit.store import DONE, FAILED, FeatureStore
+
+from . import _decoders
 
 
 def _frames(n, h=48, w=64, seed=0):
@@ -91,26 +92,15 @@ def test_each_bad_video_has_features_or_a_reason(bad_root, tmp_path):
     assert (boxes[:, 2] == 0).all() and (boxes[:, 5] == 1).all()  # the true span: one frame
 
 
-def _sleepy(path, vid, recipe):
-    if "hang" in vid:
-        time.sleep(3600)  # hangs until the pool kills it
-    return {"ok": vid}
-
-
-def _crashing(path, vid, recipe):
-    if "crash" in vid:
-        os._exit(139)  # what a segfaulting decoder looks like from outside
-    return {"ok": vid}
-
-
 RECIPE = ViewRecipe("eval15", 8, 2, 64, (0.45,) * 3, (0.225,) * 3, 0, "auto")
 
 
 def test_hanging_decoder_times_out_and_others_continue():
     tasks = [(0, "a", "a"), (1, "b", "hang"), (2, "c", "c"), (3, "d", "d")]
-    # 20 s: far above what the other (instant) tasks take on a loaded machine, so only the hang times out;
+    # 5 s: far above what the other (instant) tasks take on a loaded machine (the workers' start-up is
+    # outside the clock, and the stand-ins' module imports nothing heavy), so only the hang times out;
     # the outcome is asserted, not the duration
-    with DecodePool(workers=2, timeout_s=20, prepare=_sleepy) as pool:
+    with DecodePool(workers=2, timeout_s=5, prepare=_decoders.sleepy) as pool:
         results = dict(pool.run(tasks, RECIPE))
     assert "timed out" in results[1]["error"]
     assert [results[i] for i in (0, 2, 3)] == [{"ok": "a"}, {"ok": "c"}, {"ok": "d"}]
@@ -118,7 +108,7 @@ def test_hanging_decoder_times_out_and_others_continue():
 
 def test_crashing_decoder_costs_one_video():
     tasks = [(0, "a", "a"), (1, "b", "crash"), (2, "c", "c"), (3, "d", "d")]
-    with DecodePool(workers=2, timeout_s=600, prepare=_crashing) as pool:
+    with DecodePool(workers=2, timeout_s=600, prepare=_decoders.crashing) as pool:
         results = dict(pool.run(tasks, RECIPE))
     assert "crashed" in results[1]["error"]
     assert [results[i] for i in (0, 2, 3)] == [{"ok": "a"}, {"ok": "c"}, {"ok": "d"}]

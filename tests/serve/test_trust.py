@@ -266,6 +266,60 @@ def test_one_uploads_timeout_never_fails_another(tmp_path):
     assert _our_workers() <= before  # the killed worker and the others are gone
 
 
+def test_close_returns_once_every_worker_is_gone_even_one_still_starting(tmp_path, monkeypatch):
+    """WorkerPool.close() (the server's stop) ends idle, running and still-starting workers and returns
+    only once they are dead and reaped: a worker started after close() had looked, or one SIGKILLed and
+    not yet reaped, used to outlive it."""
+    import time
+
+    from scale_toolkit.serve import workers
+
+    hung = tmp_path / "hung.mp4"
+    hung.write_text("3600")
+    fine_job = (_workers.fine, ("x", {}, 4, None, 1.0), 120)
+
+    idle_pool = workers.WorkerPool(1, wait_s=30)
+    idle_pool.run(*fine_job)
+    idle = idle_pool._idle[0].proc.pid
+    idle_pool.close()
+    assert not Path(f"/proc/{idle}").exists()  # not even a zombie
+
+    pool = workers.WorkerPool(2, wait_s=30)
+    pool.run(*fine_job)  # leaves one idle worker, which the running job below takes
+    starting: list = []
+    started = threading.Event()
+
+    class SlowToStart(workers._Worker):
+        def __init__(self) -> None:
+            super().__init__()
+            starting.append(self.proc.pid)
+            started.set()
+            time.sleep(0.5)  # the pool still sees this worker as starting while close() runs
+
+    monkeypatch.setattr(workers, "_Worker", SlowToStart)
+    outcomes: list = []
+
+    def job() -> None:
+        try:
+            pool.run(_workers.slow_then_fine, (str(hung), {}, 4, None, 1.0), 120)
+        except (workers.PoolClosed, workers.WorkerCrashed) as exc:
+            outcomes.append(type(exc).__name__)
+
+    running = threading.Thread(target=job)
+    running.start()
+    while not pool._running:
+        time.sleep(0.01)
+    running_pid = next(iter(pool._running)).proc.pid
+    second = threading.Thread(target=job)
+    second.start()
+    assert started.wait(120)
+    pool.close()
+    assert [pid for pid in (running_pid, *starting) if Path(f"/proc/{pid}").exists()] == []
+    for t in (running, second):
+        t.join(30)
+    assert sorted(outcomes) == ["PoolClosed", "PoolClosed"]  # both jobs answer "the server is stopping"
+
+
 def _our_workers() -> set[str]:
     return {p for p in os.listdir("/proc") if p.isdigit() and _is_our_worker(p)}
 
