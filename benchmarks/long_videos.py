@@ -49,13 +49,16 @@ def main() -> None:
     ap.add_argument("--train-per-class", type=int, default=LongVideoSpec.train_per_class)
     ap.add_argument("--min-rows", type=int, default=LongVideoSpec.min_rows)
     ap.add_argument("--max-rows", type=int, default=LongVideoSpec.max_rows)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--nuisance", type=float, default=LongVideoSpec.nuisance,
+                    help="std of each video's own vector (docs/long_videos.md: 0.5 lets the SET loss tell videos apart "
+                         "without their order)")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             spec = LongVideoSpec(groups=args.groups, train_per_class=args.train_per_class, min_rows=args.min_rows,
-                                 max_rows=args.max_rows, seed=seed)
+                                 max_rows=args.max_rows, nuisance=args.nuisance, seed=seed)
             csv = write_long_videos(Path(tmp) / "feats", spec)
             t0 = time.perf_counter()
             import_feature_files(csv, Path(tmp) / "long.zarr")
