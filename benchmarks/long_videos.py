@@ -4,15 +4,17 @@ Writes a video_features-style folder (`scale_toolkit.demo.long_videos`: one .npy
 uniform in [min_rows, max_rows], classes that differ only by the ORDER of two events, so clip-mean
 probes sit at a 50 % ceiling within each pair), imports it with `scale import LIST.csv` (a ragged
 store), trains SCALE on it with the library defaults (two sets of K clips drawn from each video's
-own clips every step) and reports k-NN (mean of all clips) against SCALE_kNN (SET token of a masked
-forward over all clips) on the test videos.
+own clips every step) and reports k-NN (mean of all clips) against SCALE_kNN (the mean SET token
+over interleaved K-clip subsets of each video, model/long_sets.py) on the test videos.
+`--nuisance` sets the std of each video's own vector: at 0.5 it alone tells videos apart and
+SCALE learns no order (docs/long_videos.md).
 
-    .venv/bin/python benchmarks/long_videos.py --seeds 0 1 2
+    nice -n 10 .venv/bin/python benchmarks/long_videos.py --seeds 0 1 2 --steps 1000 --nuisance 0.25
 
 The same through the CLI:
 
     scale import FEATS/videos.csv --out long.zarr
-    scale train --store long.zarr --out long-run --steps 600 --batch-size 64
+    scale train --store long.zarr --out long-run --steps 1000 --batch-size 64
     scale probe --store long.zarr --model long-run --split 1 --knn 20
 
 Prints one JSON object per seed.
