@@ -177,7 +177,8 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
 
 
 # rows a store of videos of any length is probed with: each reads a vector per video (the mean over all
-# its valid clips, and with a model the SET token and mean refined clip of a masked forward over all of them)
+# its valid clips, and with a model the SET token and mean refined clip over interleaved K-clip sets of them,
+# model/long_sets.py)
 RAGGED_ROWS = tuple(row.name for row in REGISTRY if row.ragged)
 
 

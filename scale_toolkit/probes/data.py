@@ -148,7 +148,9 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
     """What the k-NN rows read, streamed from the store: per video the mean clip feature (and with a
     model the SET token and the mean refined clip), computed `batch_videos` at a time exactly as
     `load_view` + `embed_view` + `clip_mean` compute them, so the numbers are the same while memory
-    holds a vector per video instead of every clip. Means are kept as one "clip" [N, 1, D] float32."""
+    holds a vector per video instead of every clip. Means are kept as one "clip" [N, 1, D] float32.
+    A ragged store's videos (any length) are embedded over interleaved sets of K clips instead of one
+    forward over all their clips (`embed_in_sets`, model/long_sets.py)."""
     rows_here, row_of = _view_rows(store, eval_store, wanted)
     names = ("features", "coords", "flip") if model is not None else ("features",)
     means, sets, refined = [], [], []
@@ -162,7 +164,10 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
         if model is not None:
             piece = View(feats, torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
                          row_of, flip=np.asarray(data["flip"], dtype=bool), valid=valid)
-            embed_view(piece, model, batch_videos)
+            if valid is None:
+                embed_view(piece, model, batch_videos)
+            else:  # videos of any length: over sets of K clips, as the model was trained (model/long_sets.py)
+                embed_in_sets(piece, model, np.asarray(data["coords"])[..., 2], np.asarray(data["valid"], bool))
             sets.append(_host(piece.set_token))
             refined.append(_host(masked_mean(piece.refined.float(), valid)))
 
@@ -225,6 +230,17 @@ def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np
     rows = min(rows, getattr(features, "window_videos", rows))
     parts = [_host(features[idx[start:start + rows]].float().mean(1)) for start in range(0, len(idx), rows)]
     return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
+
+
+def embed_in_sets(view: View, model: torch.nn.Module, times: np.ndarray, valid: np.ndarray) -> None:
+    """Fill `view.set_token` and `view.refined` of padded videos of any length from forwards over
+    interleaved sets of K clips in time order (`times` [N, V] start times, `valid` [N, V] host arrays)."""
+    from ..model.long_sets import encode_in_sets
+
+    model.to(view.features.device)
+    out = encode_in_sets(model, view.features, view.positions(model.config.pos_input), times, valid)
+    view.set_token = out["set_token"]
+    view.refined = out["refined"].to(torch.float16)
 
 
 @torch.no_grad()

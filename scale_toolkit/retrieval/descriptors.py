@@ -83,7 +83,8 @@ def video_descriptors(
 
     `coords` [N, V, 6] and `model` are needed for the SCALE kinds ("set", "refined", "set+mean").
     `valid` bool [N, V] marks the clips of videos of different lengths padded together (a ragged
-    store's read): means and the model's attention then cover those clips only.
+    store's read): means cover those clips only, and the model embeds each video over interleaved
+    sets of K of its clips (model/long_sets.py), the set size it was trained on.
     """
     features = np.asarray(features)
     if features.ndim != 3:
@@ -107,6 +108,8 @@ def _mean(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 def _scale_descriptors(features, coords, kind, model, batch_size, device, valid=None) -> np.ndarray:
     import torch
 
+    from ..model.long_sets import encode_in_sets
+
     in_dim = getattr(getattr(model, "config", None), "input_dim", features.shape[-1])
     if features.shape[-1] != in_dim:
         raise ScaleError(f"the store has {features.shape[-1]}-d features but the SCALE model expects {in_dim}-d; "
@@ -118,7 +121,11 @@ def _scale_descriptors(features, coords, kind, model, batch_size, device, valid=
         f = torch.from_numpy(features[start:start + batch_size].astype(np.float32))
         c = torch.from_numpy(coords[start:start + batch_size])
         v = None if valid is None else np.asarray(valid[start:start + batch_size], bool)
-        out = model.encode(f, c, valid=None if v is None else torch.from_numpy(v))
+        if v is None:
+            out = model.encode(f, c)
+        else:  # videos of any length: over sets of K clips, as the model was trained (model/long_sets.py)
+            dev = next(model.parameters()).device
+            out = encode_in_sets(model, f.to(dev), c.to(dev), coords[start:start + batch_size, :, 2], v)
         set_tok = out["set_token"].float().cpu().numpy()
         refined = _mean(out["refined"].float().cpu().numpy(), v)
         if kind == "set":
