@@ -7,7 +7,7 @@ caller's generator, so a rerun with the same seed reads the same windows.
 Example:
     >>> import numpy as np
     >>> order = block_shuffled(np.array([0, 1, 2, 5, 6, 9]), rows_per_chunk=4, rng=np.random.default_rng(0))
-    >>> sorted(order.tolist()), [list(w) for w in windows(np.array([3, 1, 2]), 2)]
+    >>> sorted(order.tolist()), [w.tolist() for w in windows(np.array([3, 1, 2]), 2)]
     ([0, 1, 2, 5, 6, 9], [[1, 3], [2]])
 """
 from __future__ import annotations
