@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # pytest-xdist: one worker per core, up to 4 (each imports torch: ~0.5 GB); tests/conftest.py divides the
 # cores' torch threads among them; --dist loadfile keeps a file's tests on one worker (module fixtures are
-# built once). On 2 cores: pytest 9 min instead of 15-16.5 (fresh-clone CI, same machine).
+# built once). On 2 cores: pytest 8 min instead of 15-16.5 (fresh-clone CI, same quiet machine).
 # PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 PYTEST_PARALLEL := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile,)
