@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ def cli_runner(capture):
             code = 0
         except SystemExit as exc:
             code = int(exc.code or 0)
+        # Ctrl-C or SIGTERM sent to the suite while a command runs in-process: the CLI turned it into its
+        # exit status; the suite stops as it would anywhere else instead of counting a failed test
+        if code == 128 + signal.SIGINT:
+            raise KeyboardInterrupt
+        if code == 128 + signal.SIGTERM:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI has put pytest's own handling back
         captured = capture.readouterr()
         return code, captured.out, captured.err
 

@@ -79,13 +79,17 @@ class _Stages:
     def __init__(self, report: DemoReport, progress: Progress) -> None:
         self.report, self.progress = report, progress
 
-    def run(self, name: str, message: str, fn: Callable):
+    def run(self, name: str, message: str, fn: Callable, calibrate: Optional[Callable[[], object]] = None):
         """One stage, timed, with the torch threads the CPU has free when it starts (at most torch's
         default): a shared 2-core machine ran the demo's training 14x slower with 2 threads than with
-        1, an idle one 1.45x faster with 2 (runtime.shared_cpu_threads)."""
-        from ..runtime import shared_cpu_threads, torch_threads
+        1 (runtime.shared_cpu_threads). With `calibrate` (a few of the stage's own operations), the
+        faster of 1 thread and that many, timed here: idle, the same machine trained the demo's narrow
+        model in 27 s with 1 thread and 64 s with 2 (runtime.fastest_threads)."""
+        from ..runtime import fastest_threads, shared_cpu_threads, torch_threads
 
         threads = shared_cpu_threads()
+        if calibrate is not None:
+            threads, _ = fastest_threads(calibrate, threads, repeats=5)
         self.report.threads[name] = threads
         if self.progress:
             self.progress(name, f"{message} ({threads} thread{'s' if threads > 1 else ''})")
@@ -94,6 +98,27 @@ class _Stages:
             result = fn()
         self.report.seconds[name] = time.perf_counter() - t0
         return result
+
+
+def _training_step(model_config, batch_size: int) -> Callable[[], None]:
+    """A forward and backward pass of the demo's model on a batch of random clips: what its training
+    repeats, to time at 1 and at several threads before choosing."""
+    import torch
+
+    from ..model.scale import ScaleModel
+
+    model = ScaleModel(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    features = torch.randn(batch_size, model_config.set_size, model_config.input_dim)
+    coords = torch.rand(batch_size, model_config.set_size, 6)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(features, coords)
+        (out["set_token"].sum() + out["refined"].sum()).backward()
+        optimizer.step()
+
+    return step
 
 
 def _train_events(progress: Progress) -> Optional[Callable[[dict], None]]:
@@ -178,7 +203,8 @@ def _train_scale(cfg: DemoConfig, stages: _Stages, train_store: Path, run_dir: P
         model=ScaleConfig(input_dim=64, mcm_weight=DEMO_MCM_WEIGHT, **DEMO_MODEL),
     )
     summary = stages.run("train", f"training SCALE for {cfg.epochs} epochs",
-                         lambda: train(train_config, progress=_train_events(stages.progress)))
+                         lambda: train(train_config, progress=_train_events(stages.progress)),
+                         calibrate=_training_step(train_config.model, cfg.batch_size))
     for note in summary.get("warnings", []):  # held-out SSL metrics that stalled
         if stages.progress:
             stages.progress("train", f"warning: {note}")

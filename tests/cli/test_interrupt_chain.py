@@ -28,3 +28,22 @@ def test_an_ordinary_error_is_not_taken_for_an_interrupt(monkeypatch):
     monkeypatch.setattr(cli.commands, "register", fails)
     with pytest.raises(RuntimeError, match="a bug"):
         cli_app._run(["train"])
+
+
+def test_ctrl_c_during_an_in_process_run_stops_the_test_suite(monkeypatch, capsys):
+    """The CLI turns Ctrl-C into exit 130 for its user; a test running it in-process passes the
+    interruption on, so Ctrl-C stops `make test` instead of failing one test and going on."""
+    import os
+    import signal
+    import time
+
+    from tests.conftest import cli_runner
+
+    def pressed_ctrl_c(args):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler interrupts this
+
+    monkeypatch.setattr(cli.commands, "register", pressed_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        cli_runner(capsys)("train")
+    assert signal.getsignal(signal.SIGINT) is not cli_app._interrupt  # the suite's own handler is back
