@@ -79,8 +79,9 @@ class RowTiming:
         start = np.arange(rows, dtype=np.float64) * self.stride
         return np.stack([start, start + self.length], axis=1)
 
-    def duration(self, rows: int) -> float:
-        return (rows - 1) * self.stride + self.length
+    def duration(self, rows: int, spans: np.ndarray | None = None) -> float:
+        """How long the video lasts: where its last row ends (`spans` from the file where it gave them)."""
+        return (rows - 1) * self.stride + self.length if spans is None else float(spans[:, 1].max())
 
     def clips(self, rows: int, spans: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(coords float32 [rows, 6] as Eq. 5, boxes int32 [rows, 6]) of a video of `rows` rows, its
@@ -91,7 +92,7 @@ class RowTiming:
         >>> c[1].tolist(), b[1].tolist()
         ([0.0, 0.0, 0.25, 1.0, 1.0, 0.5], [0, 0, 1, 0, 0, 2])
         """
-        duration = self.duration(rows) if spans is None else float(spans[:, 1].max())
+        duration = self.duration(rows, spans)
         spans = self.spans(rows) if spans is None else spans
         t = np.clip(spans / duration, 0.0, 1.0)
         coords = np.zeros((rows, 6), np.float32)
@@ -302,8 +303,7 @@ def _read_video(file: FeatureFile, key: str | None, dataset: str | None, rows: i
     except Exception as exc:  # noqa: BLE001  hostile bytes
         return {"error": f"cannot be read ({type(exc).__name__})"}
     coords, boxes = timing.clips(rows, spans)
-    length = timing.duration(rows) if spans is None else float(spans[:, 1].max())
-    frames = length if timing.unit in ("rows", "frames") else 0.0
+    frames = timing.duration(rows, spans) if timing.unit in ("rows", "frames") else 0.0
     return {"features": features, "coords": coords, "boxes": boxes,
             "video_meta": np.array([0, 0, frames, 0], np.float32)}
 

@@ -118,13 +118,12 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     batchnorm = {"auto": [mae], "on": [True], "off": [False], "search": [True, False]}[options.batchnorm]
     wanted = _probed_rows(store, options.splits())
     ragged = _check_ragged_rows(rows, store, train_store)
+    embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
     if all(ROW[row].reads == "video_means" for row in rows) or ragged:  # streamed, never every clip in memory
-        embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
         eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
     else:
-        embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
         budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None)
         if budget is not None:  # over the budget: the clips stay in the store, streamed a window at a time
             eval_view = D.load_streamed_view(store, device, budget, wanted=wanted, model=embed)

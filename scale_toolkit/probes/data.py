@@ -8,7 +8,7 @@ always named by their index in the eval store; a view maps them to its own rows 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -224,12 +224,20 @@ def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: 
     return rows_here[order], row_of
 
 
-def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
-    """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D], computed in pieces of
-    `rows` videos (at most a streamed view's window): never a float32 copy of every video's clips at once."""
+def clip_reduce(features: torch.Tensor, idx: torch.Tensor, reduce: Callable[[torch.Tensor], np.ndarray],
+                rows: int = 2048) -> np.ndarray:
+    """`reduce` of each video's float32 clips, `features[idx]` [n, V, D] -> [n, D] float32, computed in
+    pieces of `rows` videos (at most a streamed view's window): never a float32 copy of every video's
+    clips at once."""
     rows = min(rows, getattr(features, "window_videos", rows))
-    parts = [_host(features[idx[start:start + rows]].float().mean(1)) for start in range(0, len(idx), rows)]
+    parts = [np.asarray(reduce(features[idx[start:start + rows]].float()), dtype=np.float32)
+             for start in range(0, len(idx), rows)]
     return np.concatenate(parts) if parts else np.zeros((0, features.shape[-1]), np.float32)
+
+
+def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
+    """The float32 mean over clips of `features[idx]` [n, V, D] -> [n, D] (`clip_reduce`)."""
+    return clip_reduce(features, idx, lambda x: _host(x.mean(1)), rows)
 
 
 def embed_in_sets(view: View, model: torch.nn.Module, times: np.ndarray, valid: np.ndarray) -> None:

@@ -76,11 +76,10 @@ def set_token(ctx: ProbeContext, view: D.View, idx: torch.Tensor) -> np.ndarray:
 
 
 @video_vector("knn_median")
-def clip_median(ctx: ProbeContext, view: D.View, idx: torch.Tensor, rows: int = 2048) -> np.ndarray:
-    """k-NN median: the element-wise median of the video's clip features, ``rows`` videos at a time."""
-    parts = [np.median(view.features[idx[start:start + rows]].float().cpu().numpy(), axis=1).astype(np.float32)
-             for start in range(0, len(idx), rows)]
-    return np.concatenate(parts) if parts else np.zeros((0, view.features.shape[-1]), np.float32)
+def clip_median(ctx: ProbeContext, view: D.View, idx: torch.Tensor) -> np.ndarray:
+    """k-NN median: the element-wise median of the video's clip features (numpy's: the mean of the
+    two middle values for an even count)."""
+    return D.clip_reduce(view.features, idx, lambda x: np.median(x.cpu().numpy(), axis=1))
 
 
 # ---------------------------------------------------------------------- clip heads
