@@ -55,6 +55,8 @@ def main() -> None:
                     help="std of each video's own vector (docs/long_videos.md: 0.5 lets the SET loss tell videos apart "
                          "without their order)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows", default="knn,scale_knn",
+                    help="probe rows, comma-separated (e.g. knn,scale_knn,linear,transformer,scale_ft)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for seed in args.seeds:
@@ -72,13 +74,14 @@ def main() -> None:
                                         threads=args.threads,
                                         model=ScaleConfig()))
             t_train = time.perf_counter() - t0
-            res = run_probes(Path(tmp) / "long.zarr", rows=["knn", "scale_knn"], model=Path(tmp) / "run",
-                             options=ProbeOptions(split="1"))
+            rows = args.rows.split(",")
+            t0 = time.perf_counter()
+            res = run_probes(Path(tmp) / "long.zarr", rows=rows, model=Path(tmp) / "run", options=ProbeOptions(split="1"))
             print(json.dumps({
                 "seed": seed, "spec": spec.__dict__, "clips_per_video": clips, "steps": summary["steps"],
-                "final_set_acc": round(summary["final"]["set_acc"], 3), "knn": res["results"]["knn"]["top1"],
-                "scale_knn": res["results"]["scale_knn"]["top1"], "import_s": round(t_import, 1),
-                "train_s": round(t_train, 1)}), flush=True)
+                "final_set_acc": round(summary["final"]["set_acc"], 3),
+                **{row: res["results"][row]["top1"] for row in rows}, "import_s": round(t_import, 1),
+                "train_s": round(t_train, 1), "probe_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,11 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
         eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
+        if ragged and any(ROW[row].method == "set_classifier" for row in rows):  # sets of K of each video's clips
+            _check_ragged_sets(options, rows, store, train_store, wanted, transformer_config.pos_input)
+            eval_view.clips = D.load_flat_clips(store, device, wanted=wanted)
+            if train_view is not eval_view:
+                train_view.clips = D.load_flat_clips(train_store, device, eval_store=store, wanted=wanted)
     else:
         budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None)
         if budget is not None:  # over the budget: the clips stay in the store, streamed a window at a time
@@ -175,10 +180,26 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
     return budget
 
 
-# rows a store of videos of any length is probed with: each reads a vector per video (the mean over all
-# its valid clips, and with a model the SET token and mean refined clip over interleaved K-clip sets of them,
-# model/long_sets.py)
+# rows a store of videos of any length is probed with: the k-NN and clip-head rows read a vector per video
+# (the mean over all its valid clips, and with a model the SET token and mean refined clip over interleaved
+# K-clip sets of them, model/long_sets.py); the set classifiers read sets of K clips (set_inputs.py)
 RAGGED_ROWS = tuple(row.name for row in REGISTRY if row.ragged)
+
+
+def _check_ragged_sets(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
+                       wanted: np.ndarray, pos_input: str) -> None:
+    """Set classifiers on videos of any length hold every probed clip (unpadded) and read the stored
+    Eq. 5 coordinates: refused before reading where either cannot be."""
+    sets = ", ".join(row for row in rows if ROW[row].method == "set_classifier")
+    if pos_input != "eq5":
+        raise ScaleError(f"{store.path} has videos of any length: {sets} need a model with the Eq. 5 positions "
+                         f"(pos_input eq5), not {pos_input}")
+    views = [store] + ([train_store] if train_store is not None else [])
+    need = sum(D.FlatClips.nbytes(view, D.view_rows(view, None if view is store else store, wanted)[0]) for view in views)
+    budget, source = memory_budget(options.max_memory)
+    if need > budget:
+        raise ScaleError(f"{sets} would hold {gib(need)} of clips, over the memory budget of {gib(budget)} ({source}): "
+                         "drop those rows, probe one split, or set a larger --max-memory")
 
 
 def _check_ragged_rows(rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore]) -> bool:

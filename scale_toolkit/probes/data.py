@@ -65,6 +65,7 @@ class View:
     extra: dict[str, Any] = field(default_factory=dict)
     flip: Optional[np.ndarray] = None  # bool [N, V] (host): the official 7-entry positions need it
     valid: Optional[torch.Tensor] = None  # bool [N, V]: clip slots holding a clip (a ragged store's); None: all
+    clips: Optional["FlatClips"] = None  # every clip of each video unpadded: what set classifiers read on a ragged store
 
     def positions(self, pos_input: str) -> torch.Tensor:
         """What a model with ``pos_input`` reads: the coords, or the official 7-entry vectors (built once)."""
@@ -116,7 +117,7 @@ def load_streamed_view(store: FeatureStore, device: torch.device, budget: int, e
     model it holds per video the SET token and mean refined clip (one pass over the store, as
     `load_mean_view` computes them). A streamed epoch holds a window of videos whose float16 clips,
     their float32 form and the batch being built fit half the budget."""
-    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    rows_here, row_of = view_rows(store, eval_store, wanted)
     per_video = store.n_clips * store.feature_dim * (2 + 4 + 4)
     no_coords = torch.zeros((0, store.n_clips, 6), device=device)  # no set classifier reads a streamed view
     view = View(features=StoreClips(store, rows_here, budget // 2 // per_video, device),  # type: ignore[arg-type]
@@ -127,12 +128,47 @@ def load_streamed_view(store: FeatureStore, device: torch.device, budget: int, e
     return view
 
 
+@dataclass
+class FlatClips:
+    """Every clip of a view's videos, concatenated without padding, and where each video's clips are."""
+
+    features: torch.Tensor  # float16 [C, D]
+    coords: torch.Tensor  # float32 [C, 6]
+    offsets: torch.Tensor  # int64 [N]: the first clip of each view row
+    counts: torch.Tensor  # int64 [N]
+
+    @classmethod
+    def nbytes(cls, store: FeatureStore, rows: np.ndarray) -> int:
+        """What holding the clips of `rows` takes (float16 features, float32 coords)."""
+        counts = getattr(store, "clip_counts", None)
+        n_clips = int(counts[rows].sum()) if counts is not None else len(rows) * store.n_clips
+        return n_clips * store.clip_bytes(("features", "coords"))
+
+
+def load_flat_clips(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
+                    wanted: Optional[np.ndarray] = None) -> FlatClips:
+    """The clips of the view rows (`load_view`'s rows, in the same order) as `FlatClips`: a ragged
+    store's as stored, a fixed-count store's V clips a video."""
+    rows_here, _ = view_rows(store, eval_store, wanted)
+    if getattr(store, "clip_counts", None) is not None:
+        data, counts = store.read_clips(rows_here, ("features", "coords"))
+    else:
+        data = store.read(rows_here, names=("features", "coords"))
+        data = {name: data[name].reshape(-1, *data[name].shape[2:]) for name in ("features", "coords")}
+        counts = np.full(len(rows_here), store.n_clips)
+    counts = np.asarray(counts, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return FlatClips(torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
+                     torch.from_numpy(np.ascontiguousarray(data["coords"], dtype=np.float32)).to(device),
+                     torch.from_numpy(offsets).to(device), torch.from_numpy(counts).to(device))
+
+
 def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
               wanted: Optional[np.ndarray] = None) -> View:
     """Read the done rows of `store` onto `device` (features stay float16): only those of the eval-store
     rows `wanted` (the probes' train and test videos) when given, every done row otherwise. Videos
     the probes never use (unused, pending, other splits) are not read."""
-    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    rows_here, row_of = view_rows(store, eval_store, wanted)
     data = store.read(rows_here, names=("features", "coords", "flip"))
     return View(
         features=torch.from_numpy(np.ascontiguousarray(data["features"], dtype=np.float16)).to(device),
@@ -151,7 +187,7 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
     holds a vector per video instead of every clip. Means are kept as one "clip" [N, 1, D] float32.
     A ragged store's videos (any length) are embedded over interleaved sets of K clips instead of one
     forward over all their clips (`embed_in_sets`, model/long_sets.py)."""
-    rows_here, row_of = _view_rows(store, eval_store, wanted)
+    rows_here, row_of = view_rows(store, eval_store, wanted)
     names = ("features", "coords", "flip") if model is not None else ("features",)
     means, sets, refined = [], [], []
     for piece_rows in _pieces(store, rows_here, batch_videos):
@@ -204,7 +240,7 @@ def _host(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy().copy()
 
 
-def _view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: Optional[np.ndarray]
+def view_rows(store: FeatureStore, eval_store: Optional[FeatureStore], wanted: Optional[np.ndarray]
                ) -> tuple[np.ndarray, np.ndarray]:
     """(the store rows a view reads, in store order; eval-store row -> position in the view or -1)."""
     done = store.status == DONE

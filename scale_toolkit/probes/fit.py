@@ -6,7 +6,7 @@ generator, so a run is reproducible for a given seed and device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from torch import nn
 from ..errors import ScaleError
 from ..schedules import warmup_cosine
 from ..store.windows import block_shuffled, windows
+
+if TYPE_CHECKING:
+    from .set_inputs import SetInputs
 
 Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
 OPTIMIZERS = ("adamw", "sgd")
@@ -338,23 +341,24 @@ def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def fit_set_classifier(clf: nn.Module, features: RowsOf, coords: RowsOf, labels: torch.Tensor,
+def fit_set_classifier(clf: nn.Module, sets: SetInputs, labels: torch.Tensor,
                        setting: TrainSetting, seed: int, progress: Progress = None, task: str = "train") -> nn.Module:
-    """Train a set classifier (SetClassifier) on whole videos: mean clip cross-entropy of the per-clip logits."""
-    device = features.device
+    """Train a set classifier (SetClassifier) on sets of each video's clips (set_inputs.py): mean clip
+    cross-entropy of the per-clip logits."""
+    device = sets.device
     labels = labels.to(device)
     clf.to(device).train()
     params = clf.trainable_parameters() if hasattr(clf, "trainable_parameters") else list(clf.parameters())
     opt = _optimizer([{"params": params, "lr": setting.lr, "weight_decay": setting.weight_decay}], setting.optimizer)
     gen = torch.Generator().manual_seed(seed)
-    n = features.shape[0]
+    n = sets.n_videos
     steps_per_epoch = len(_batches(n, setting.batch_size, torch.Generator().manual_seed(0), torch.device("cpu")))
     total = steps_per_epoch * setting.epochs
     sched = _cosine(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
     step = 0
     for _epoch in range(setting.epochs):
         for idx in _batches(n, setting.batch_size, gen, device):
-            logits = clf(features[idx].float(), coords[idx].float())  # [b, V', C]
+            logits = clf(*sets.batch(idx, gen))  # [b, V', C]
             y = labels[idx].unsqueeze(1).expand(-1, logits.shape[1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             _update(opt, sched, loss)
@@ -366,14 +370,11 @@ def fit_set_classifier(clf: nn.Module, features: RowsOf, coords: RowsOf, labels:
 
 
 @torch.no_grad()
-def predict_set_classifier(clf: nn.Module, features: RowsOf, coords: RowsOf, batch_videos: int = 256) -> np.ndarray:
+def predict_set_classifier(clf: nn.Module, sets: SetInputs, batch_videos: int = 256) -> np.ndarray:
     """Video-level class probabilities [n, C] (per-clip softmax averaged over the clips)."""
     clf.eval()
-    out = []
-    for start in range(0, features.shape[0], batch_videos):
-        sl = slice(start, start + batch_videos)
-        out.append(clf(features[sl].float(), coords[sl].float()).float().softmax(-1).mean(1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    probs = sets.probabilities(clf, batch_videos)
+    return probs.numpy() if probs.numel() else np.zeros((0, 0), np.float32)
 
 
 def validation_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

@@ -54,6 +54,7 @@ from .options import ROW_LABELS, ROWS, ProbeOptions, checked_rows, default_rows
 from .report import aggregate, finite_or_none, protocol_text, result_document, video_predictions
 from .row_functions import CLIP_INPUTS, SET_CLASSIFIERS, VIDEO_VECTORS
 from .rows import ROW
+from .set_inputs import FixedSets, RaggedSets, SetInputs
 from .subsets import class_balanced_subset, stratified_holdout
 
 __all__ = ["ROWS", "ROW_LABELS", "ProbeOptions", "default_rows", "run_probes", "select_refit_predict"]
@@ -226,37 +227,38 @@ class StandardRunner:
         return predict_clip_head(head, self._table(ctx.eval_view, kind, test))
 
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
-    def _new_set_classifier(self, kind: str, train_features: RowsOf, seed: int) -> torch.nn.Module:
+    def _new_set_classifier(self, kind: str, train_sets: SetInputs, seed: int) -> torch.nn.Module:
         """A fresh classifier initialised from ``seed``; the seeded stream runs on into its training (dropout)."""
-        return seeded(lambda: SET_CLASSIFIERS[kind](self.ctx, train_features), seed, restore=False)
+        return seeded(lambda: SET_CLASSIFIERS[kind](self.ctx, train_sets), seed, restore=False)
 
-    def _set_inputs(self, view: D.View, rows: np.ndarray) -> tuple[RowsOf, RowsOf]:
+    def _set_inputs(self, view: D.View, rows: np.ndarray) -> SetInputs:
         idx = view.rows(rows)  # the view's tensors at these rows, not copies of them
-        return RowsOf(view.features, idx), RowsOf(view.positions(self.ctx.transformer_config.pos_input), idx)
+        config = self.ctx.transformer_config
+        if view.clips is not None:  # videos of any length: sets of K of each video's clips
+            return RaggedSets(view.clips, idx, config.set_size)
+        return FixedSets(RowsOf(view.features, idx), RowsOf(view.positions(config.pos_input), idx))
 
     def _set_classifier_grid(self, kind: str, seed: int, task: str, fit_rows: np.ndarray, val_rows: np.ndarray
                              ) -> Iterator[tuple[TrainSetting, np.ndarray]]:
         """One classifier per grid point, trained and scored in turn (only one is held at a time)."""
         ctx = self.ctx
-        fit_features, fit_positions = self._set_inputs(ctx.train_view, fit_rows)
-        val_features, val_positions = self._set_inputs(ctx.eval_view, val_rows)
+        fit_sets, val_sets = self._set_inputs(ctx.train_view, fit_rows), self._set_inputs(ctx.eval_view, val_rows)
         fit_labels = torch.as_tensor(ctx.labels[fit_rows], dtype=torch.long)
         settings = [TrainSetting(**{**base.to_dict(), "lr": lr, "weight_decay": wd, "batchnorm": False})
                     for base, pairs in ctx.grids[kind].groups([False]) for lr, wd in pairs]
         for number, setting in enumerate(settings, start=1):
-            classifier = self._new_set_classifier(kind, fit_features, seed)
-            fit_set_classifier(classifier, fit_features, fit_positions, fit_labels, setting, seed, ctx.progress,
+            classifier = self._new_set_classifier(kind, fit_sets, seed)
+            fit_set_classifier(classifier, fit_sets, fit_labels, setting, seed, ctx.progress,
                                f"{task} grid {number}/{len(settings)}")
-            val_probs = predict_set_classifier(classifier, val_features, val_positions)
+            val_probs = predict_set_classifier(classifier, val_sets)
             del classifier
             yield setting, val_probs
 
     def _set_classifier_final(self, kind: str, seed: int, task: str, setting: TrainSetting, train: np.ndarray,
                               test: np.ndarray) -> np.ndarray:
         ctx = self.ctx
-        train_features, train_positions = self._set_inputs(ctx.train_view, train)
-        classifier = self._new_set_classifier(kind, train_features, seed)
-        fit_set_classifier(classifier, train_features, train_positions,
-                           torch.as_tensor(ctx.labels[train], dtype=torch.long), setting, seed, ctx.progress,
-                           f"{task} final")
-        return predict_set_classifier(classifier, *self._set_inputs(ctx.eval_view, test))
+        train_sets = self._set_inputs(ctx.train_view, train)
+        classifier = self._new_set_classifier(kind, train_sets, seed)
+        fit_set_classifier(classifier, train_sets, torch.as_tensor(ctx.labels[train], dtype=torch.long), setting, seed,
+                           ctx.progress, f"{task} final")
+        return predict_set_classifier(classifier, self._set_inputs(ctx.eval_view, test))

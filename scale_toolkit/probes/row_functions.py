@@ -16,8 +16,8 @@ from ..model import ScaleModel
 from ..model.layers import feature_stats
 from ..retrieval.descriptors import l2_normalize
 from . import data as D
-from .fit import RowsOf
 from .rows import REGISTRY
+from .set_inputs import SetInputs
 from .transformer import finetune_classifier, transformer_classifier
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 VideoVector = Callable[["ProbeContext", D.View, torch.Tensor], np.ndarray]
 ClipInputs = Callable[["ProbeContext", D.View], list[torch.Tensor]]
-SetClassifier = Callable[["ProbeContext", RowsOf], torch.nn.Module]
+SetClassifier = Callable[["ProbeContext", SetInputs], torch.nn.Module]
 
 VIDEO_VECTORS: dict[str, VideoVector] = {}
 CLIP_INPUTS: dict[str, ClipInputs] = {}
@@ -100,18 +100,18 @@ def clip_part_and_set(ctx: ProbeContext, view: D.View) -> list[torch.Tensor]:
 
 # ---------------------------------------------------------------------- set classifiers
 @set_classifier("transformer")
-def fresh_transformer(ctx: ProbeContext, train_features: RowsOf) -> torch.nn.Module:
+def fresh_transformer(ctx: ProbeContext, train_sets: SetInputs) -> torch.nn.Module:
     """Transformer: the SCALE architecture from random init."""
     classifier = transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
     model = classifier.model
     assert isinstance(model, ScaleModel)
     if model.standardizes:  # a fresh model: the statistics of the videos it is trained on
-        model.set_feature_stats(*feature_stats(train_features.pieces()))
+        model.set_feature_stats(*feature_stats(train_sets.pieces()))
     return classifier
 
 
 @set_classifier("scale_ft")
-def finetuned_model(ctx: ProbeContext, train_features: RowsOf) -> torch.nn.Module:
+def finetuned_model(ctx: ProbeContext, train_sets: SetInputs) -> torch.nn.Module:
     """SCALE_ft: the trained model, fine-tuned."""
     assert ctx.model is not None  # options.checked_rows: SCALE_ft needs --model
     return finetune_classifier(ctx.model.module, ctx.n_classes, ctx.options.head)

@@ -34,7 +34,7 @@ class ProbeRow:
     #                 averaged; set_classifier: a SCALE architecture over the clip set, trained
     reads: Reads  # video_means: a vector per video, streamed from the store; clips: every clip, resident
     model: Model = ""  # frozen: reads the trained SCALE model's SET token / refined clips; finetuned: trains it
-    ragged: bool = False  # runs on a store of videos of any length (reads a vector per video)
+    ragged: bool = False  # runs on a store of videos of any length (a vector per video, or sets of K clips)
     default: bool = False  # run when no row flag is given
     paper: bool = False  # a row of the paper's table (the demo runs them all)
     protocols: tuple[str, ...] = ("standard", "official")
@@ -66,9 +66,9 @@ REGISTRY: tuple[ProbeRow, ...] = (  # the paper's order: the table's and the res
              default=True, paper=True, head="linear"),
     ProbeRow("mlp", "MLP", "--mlp", "clip_head", "clips", ragged=True, paper=True, head="mlp",
              flag_help="MLP probe on frozen clip features."),
-    ProbeRow("transformer", "Transformer", "--transformer", "set_classifier", "clips", paper=True,
+    ProbeRow("transformer", "Transformer", "--transformer", "set_classifier", "clips", ragged=True, paper=True,
              flag_help="The SCALE architecture from random init, trained supervised."),
-    ProbeRow("scale_ft", "SCALE_ft", "--ft", "set_classifier", "clips", model="finetuned", paper=True,
+    ProbeRow("scale_ft", "SCALE_ft", "--ft", "set_classifier", "clips", model="finetuned", ragged=True, paper=True,
              flag_help="SCALE_ft: fine-tune the --model predictor with a linear head."),
 )
 

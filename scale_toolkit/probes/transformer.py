@@ -43,8 +43,8 @@ class SetClassifier(nn.Module):
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        out = self.model(features, coords)
+    def forward(self, features: torch.Tensor, coords: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.model(features, coords, valid=valid)  # valid: False slots are padding (a short video's set)
         set_token = out["set_token"]
         if self.head_kind == "set":
             return self.head(set_token).unsqueeze(1)

@@ -31,8 +31,10 @@ from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.store.ragged import RaggedStore
 
 
-def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Clip positions [B, 2, K] within each video (0 <= pos < count) by the rule of the module doc.
+def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Generator | None = None,
+                       sets: int = 2) -> torch.Tensor:
+    """Clip positions [B, sets, K] within each video (0 <= pos < count) by the rule of the module doc
+    (with ``sets=1``: K distinct clips, or a video's fewer clips repeated; the set-classifier probes').
 
     >>> g = torch.Generator().manual_seed(0)
     >>> s = sample_ragged_sets(torch.tensor([40, 3]), 4, g)
@@ -40,13 +42,13 @@ def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Gen
     (8, [0, 1, 2])
     """
     counts = counts.clamp(min=1)
-    batch, slots = counts.shape[0], 2 * set_size
+    batch, slots = counts.shape[0], sets * set_size
     width = int(counts.max()) if batch else 1
     keys = torch.rand(batch, width, generator=generator, device=counts.device)
     keys = keys.masked_fill(torch.arange(width, device=counts.device)[None, :] >= counts[:, None], 2.0)
     order = keys.argsort(dim=1)  # a random order of each video's own clips first, padding after
     take = torch.arange(slots, device=counts.device)[None, :] % counts[:, None]
-    return order.gather(1, take).view(batch, 2, set_size)
+    return order.gather(1, take).view(batch, sets, set_size)
 
 
 @dataclass

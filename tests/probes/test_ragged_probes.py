@@ -12,7 +12,10 @@ from scale_toolkit.extract.feature_files import import_feature_files
 from scale_toolkit.model import ScaleConfig, ScaleModel, load_model
 from scale_toolkit.model.long_sets import interleaved_subsets
 from scale_toolkit.probes import data as D
+from scale_toolkit.probes.fit import predict_set_classifier
 from scale_toolkit.probes.protocol import ProbeOptions, run_probes
+from scale_toolkit.probes.set_inputs import RaggedSets
+from scale_toolkit.probes.transformer import SetClassifier
 from scale_toolkit.retrieval.descriptors import store_descriptors
 from scale_toolkit.retrieval.evaluate import evaluate_retrieval
 from scale_toolkit.store import FeatureStore
@@ -96,8 +99,59 @@ def test_probes_run_on_every_per_video_row(imported):
                      options=ProbeOptions(split="1", epochs=5))
     for row in ("knn", "scale_knn", "linear", "scale_linear"):
         assert 0 <= res["results"][row]["top1"] <= 100, row
-    with pytest.raises(ScaleError, match="any length"):
-        run_probes(store, rows=["transformer"], options=ProbeOptions(split="1", epochs=1))
+    with pytest.raises(ScaleError, match="any length"):  # the median row needs every video's V clips
+        run_probes(store, rows=["knn_median"], options=ProbeOptions(split="1", knn_k=[3]))
+
+
+def _slow_probabilities(clf, feats, coords, set_size):
+    """A set classifier's class probabilities for one video, the slow way: its clips in time order, one
+    unpadded forward per interleaved K-subset, the per-clip softmax averaged within each, then over them."""
+    order = np.argsort(coords[:, 2], kind="stable")
+    feats, coords = torch.from_numpy(feats[order]), torch.from_numpy(coords[order])
+    per_subset = [clf(feats[s][None], coords[s][None])[0].softmax(-1).mean(0) for s in interleaved_subsets(len(feats), set_size)]
+    return torch.stack(per_subset).mean(0).numpy()
+
+
+def test_set_classifiers_predict_over_interleaved_k_clip_subsets_of_each_video(imported):
+    store, run = imported
+    fs = FeatureStore.open(store)
+    rows = fs.split_indices(1, "test")
+    clips = D.load_flat_clips(fs, torch.device("cpu"), wanted=rows)
+    view = D.load_mean_view(fs, torch.device("cpu"), wanted=rows)
+    model, _ = load_model(run)
+    clf = SetClassifier(model, n_classes=4).eval()
+    set_size = 16  # K between the shortest and longest test video: one padded subset, and many full ones
+    assert fs.clip_counts[rows].min() < set_size < fs.clip_counts[rows].max()
+    sets = RaggedSets(clips, view.rows(rows), set_size=set_size)
+    probs = predict_set_classifier(clf, sets, batch_videos=7)  # batches cut across videos' subsets
+    with torch.no_grad():
+        for got, (feats, coords) in zip(probs, _per_video(fs, rows)):
+            np.testing.assert_allclose(got, _slow_probabilities(clf, feats, coords, set_size), rtol=1e-4, atol=1e-5)
+
+
+def test_set_classifiers_train_on_k_clips_drawn_from_each_videos_own(imported):
+    store, _ = imported
+    fs = FeatureStore.open(store)
+    rows = fs.split_indices(1, "train")
+    clips = D.load_flat_clips(fs, torch.device("cpu"), wanted=rows)
+    sets = RaggedSets(clips, torch.arange(len(rows)), set_size=4)
+    x, pos = sets.batch(torch.arange(len(rows)), torch.Generator().manual_seed(0))
+    assert x.shape == (len(rows), 4, fs.feature_dim) and pos.shape == (len(rows), 4, 6)
+    for got, (feats, _) in zip(x.numpy(), _per_video(fs, rows)):
+        own = {tuple(f) for f in feats.astype(np.float16).astype(np.float32)}
+        drawn = [tuple(f) for f in got]
+        assert set(drawn) <= own  # only the video's own clips
+        assert len(set(drawn)) == min(4, len(own))  # distinct while it has K, else all of its clips
+
+
+def test_transformer_and_scale_ft_run_on_a_store_of_videos_of_any_length(imported):
+    store, run = imported
+    res = run_probes(store, rows=["transformer", "scale_ft"], model=run, options=ProbeOptions(split="1", epochs=2))
+    n_test = len(FeatureStore.open(store).split_indices(1, "test"))
+    for row in ("transformer", "scale_ft"):
+        assert 0 <= res["results"][row]["top1"] <= 100 and res["results"][row]["n_test"] == n_test, row
+    with pytest.raises(ScaleError, match="memory budget"):  # every probed clip is held: checked before reading
+        run_probes(store, rows=["transformer"], options=ProbeOptions(split="1", epochs=1, max_memory="2K"))
 
 
 def test_masked_forward_ignores_whatever_the_padding_holds():
