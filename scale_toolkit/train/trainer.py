@@ -13,7 +13,7 @@ import torch.distributed as dist
 from scale_toolkit.atomic import write_json
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.locks import RunLock
-from scale_toolkit.memory import memory_budget
+from scale_toolkit.memory import gib, memory_budget
 from scale_toolkit.model.io import save_model
 from scale_toolkit.model.layers import feature_stats
 from scale_toolkit.model.positions import model_positions
@@ -208,7 +208,7 @@ def _load_data(config: TrainConfig, data: GivenData, dist: DistInfo) -> _Trainin
     """The train split (or ``data``), positions as the model reads them, and the held-out videos:
     resident when the split fits the memory budget, else streamed from the store (stream.py)."""
     if data is None and config.store:
-        ragged = _ragged_data(config)
+        ragged = _ragged_data(config, dist)
         if ragged is not None:
             return ragged
         streamed = _streamed_data(config, dist)
@@ -263,13 +263,20 @@ def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingDat
     return _TrainingData(stream, None, held_out, info)
 
 
-def _ragged_data(config: TrainConfig) -> Optional[_TrainingData]:
-    """A ragged store's train split (videos of any length, train/ragged.py), else None."""
+def _ragged_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]:
+    """A ragged store's train split (videos of any length, train/ragged.py), else None. It is held
+    whole (not streamed): a split over the memory budget is refused before any clip is read."""
     from scale_toolkit.store.ragged import RaggedStore
 
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
     if not isinstance(fs, RaggedStore):
         return None
+    split_bytes = int(fs.clip_counts[idx].sum()) * fs.clip_bytes(("features", "coords"))
+    budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
+    if split_bytes > budget:
+        raise ScaleError(f"{config.store} holds videos of any length, whose train split ({gib(split_bytes)} of clips) "
+                         f"is over the memory budget of {gib(budget)} ({source}); such a split is not streamed: "
+                         "set a larger --max-memory or train on part of it")
     train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
     split, held_out, info = load_ragged_split(fs, idx, info, config.model.pos_input, config.model.set_size,
                                               val_pos, train_pos, config.seed)

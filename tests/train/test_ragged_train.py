@@ -83,3 +83,17 @@ def test_ragged_store_refuses_the_official_positions(long_store, tmp_path):
                       model=ScaleConfig(**TINY_MODEL, set_size=K, pos_input="official7"))
     with pytest.raises(ScaleError, match="eq5"):
         train(cfg)
+
+
+def test_a_ragged_split_over_the_memory_budget_is_refused_before_reading(long_store, tmp_path, monkeypatch):
+    from scale_toolkit.store.ragged import RaggedStore
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a clip was read")
+
+    monkeypatch.setattr(RaggedStore, "read_clips", no_reading)
+    cfg = TrainConfig(store=str(long_store), split=1, out=str(tmp_path / "run"), epochs=1, batch_size=8,
+                      model=ScaleConfig(**TINY_MODEL, set_size=K), max_memory="4K")
+    with pytest.raises(ScaleError, match="over the memory budget of 0.00 GiB .--max-memory 4K."):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
