@@ -187,9 +187,11 @@ class StandardRunner:
                 "n_test": int(len(test)), **video_predictions(scores[ks[0]], test), **search_record(kind, scores, self.ctx.notes)}
 
     # ------------------------------------------------------------------ clip heads (Linear, SCALE_linear, MLP)
-    def _table(self, view: D.View, kind: str, rows: np.ndarray) -> ClipTable:
-        """Per-clip inputs: the row's tensors (row_functions.CLIP_INPUTS) at ``rows``."""
-        return ClipTable(CLIP_INPUTS[kind](self.ctx, view), rows=view.rows(rows))  # the view's tensors, not copies
+    def _table(self, view: D.View, kind: str, rows: np.ndarray, to_train: bool = True) -> ClipTable:
+        """Per-clip inputs: the row's tensors (row_functions.CLIP_INPUTS) at ``rows``; a table only
+        predicted on is never copied to float32 whole (its pieces are, one at a time)."""
+        return ClipTable(CLIP_INPUTS[kind](self.ctx, view), rows=view.rows(rows),  # the view's tensors, not copies
+                         **({} if to_train else {"materialize_bytes": 0}))
 
     def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Module]:
         """``count`` fresh heads initialised from ``seed``; the seeded stream runs on into their training (dropout)."""
@@ -206,7 +208,7 @@ class StandardRunner:
         """Every (lr, wd) of a group trains at once, one head each, on the same batches."""
         ctx = self.ctx
         fit_table = self._table(ctx.train_view, kind, fit_rows)
-        val_table = self._table(ctx.eval_view, kind, val_rows)
+        val_table = self._table(ctx.eval_view, kind, val_rows, to_train=False)
         fit_labels = torch.as_tensor(ctx.labels[fit_rows], dtype=torch.long)
         groups = ctx.grids[kind].groups(ctx.batchnorm)
         for number, (base, pairs) in enumerate(groups, start=1):
@@ -224,7 +226,7 @@ class StandardRunner:
         head, = self._new_heads(kind, train_table.dim, setting, 1, seed)
         fit_clip_heads(train_table, torch.as_tensor(ctx.labels[train], dtype=torch.long), [head],
                        [(setting.lr, setting.weight_decay)], setting, seed, ctx.progress, f"{task} final")
-        return predict_clip_head(head, self._table(ctx.eval_view, kind, test))
+        return predict_clip_head(head, self._table(ctx.eval_view, kind, test, to_train=False))
 
     # ------------------------------------------------------------------ set classifiers (Transformer, SCALE_ft)
     def _new_set_classifier(self, kind: str, train_sets: SetInputs, seed: int) -> torch.nn.Module:
