@@ -293,8 +293,12 @@ def test_cli_import_train_probe_retrieve(tmp_path, run_cli):
     code, out, err = run_cli("retrieve", "--store", store, "--split", "1", "--model", run)
     assert code == 0, err
     assert "R@1" in out
-    code, out, err = run_cli("probe", "--store", store, "--split", "1", "--transformer")
-    assert code == 2 and "any length" in err
+    code, out, err = run_cli("probe", "--store", store, "--split", "1", "--transformer", "--epochs", "1",
+                             "--json", tmp_path / "sets.json")  # sets of K of each video's clips (probes/set_inputs.py)
+    assert code == 0, err
+    assert 0 <= json.loads((tmp_path / "sets.json").read_text())["results"]["transformer"]["top1"] <= 100
+    code, out, err = run_cli("probe", "--store", store, "--split", "1", "--knn", "3", "--knn-median")
+    assert code == 2 and "any length" in err  # the median row reads every video's V clips
 
 
 def test_whole_store_reads_and_export_of_a_ragged_store(folder, tmp_path, run_cli):
