@@ -70,7 +70,8 @@ class ScaleConfig:
     normalize_loss_weights: bool = False  # official: True, (w_s L_s + w_m L_m)/(w_s + w_m)
     mcm_symmetric: bool = True  # Eq. 3; official: False (prediction -> target only)
     mcm_pool_sets: bool = False  # official: True (candidates are the clips of both sets)
-    mcm_reduction: str = "paper"  # "paper": sum over masked clips per video, mean over videos; "mean": mean over masked clips (official)
+    # "paper": sum over masked clips per video, mean over videos; "mean": mean over masked clips (official)
+    mcm_reduction: str = "paper"
     sym_reduction: str = "sum"  # Eq. 3 adds the two directions; "mean" averages them (official)
     pred_all_tokens: bool = False  # run the prediction head on every token (no output sparsity)
     # masking and sets

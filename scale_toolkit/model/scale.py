@@ -55,7 +55,8 @@ class ScaleModel(nn.Module):
         self.target_norm = _norm(cfg.target_norm, cfg.input_dim, self.in_norm if cfg.in_norm == "standardize" else None)
         self.target_head = MLPHead(cfg.input_dim, cfg.head_hidden, cfg.proj_dim, cfg.head_layers, cfg.head_bias)
         self.set_head_a = MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias)
-        self.set_head_b = self.set_head_a if cfg.share_set_heads else MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias)
+        self.set_head_b = (self.set_head_a if cfg.share_set_heads
+                           else MLPHead(h, pred_hidden, cfg.proj_dim, pred_layers, cfg.head_bias))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

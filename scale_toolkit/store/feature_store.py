@@ -130,7 +130,8 @@ class FeatureStore:
         group.create_array("splits", data=splits, chunks=(3, n))
         group.create_array("video_ids", shape=(n,), chunks=(n,), dtype=str, fill_value="")
         escaped = [i for i, v in enumerate(video_ids) if needs_escape(str(v))]  # lossless, see names.py
-        array_of(group, "video_ids")[:] = np.array([escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids], dtype=object)
+        stored_ids = [escape_id(str(v)) if needs_escape(str(v)) else str(v) for v in video_ids]
+        array_of(group, "video_ids")[:] = np.array(stored_ids, dtype=object)
         if video_meta is not None:
             array_of(group, "video_meta")[:] = np.asarray(video_meta, dtype=np.float32)
         group.attrs.update(

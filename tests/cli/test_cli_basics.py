@@ -4,7 +4,8 @@ from tests.store.helpers import make_store, random_arrays
 
 
 def test_help_describes_every_option(run_cli):
-    for cmd, flags in {"import": ["--out", "--overwrite", "--config"], "info": ["--json", "--config"], "export": ["--out"]}.items():
+    wanted = {"import": ["--out", "--overwrite", "--config"], "info": ["--json", "--config"], "export": ["--out"]}
+    for cmd, flags in wanted.items():
         code, out, _ = run_cli(cmd, "--help")
         assert code == 0
         for flag in flags:

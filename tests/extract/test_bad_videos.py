@@ -72,7 +72,8 @@ def bad_root(tmp_path_factory):
 
 def test_each_bad_video_has_features_or_a_reason(bad_root, tmp_path):
     # no video here hangs: a timeout far above any decode, so a loaded machine cannot fail a good video
-    summary = run_extraction(ExtractConfig(backbone="tiny", dataset="folder", root=bad_root, out=tmp_path / "s.zarr", workers=1, timeout_s=900))
+    summary = run_extraction(ExtractConfig(backbone="tiny", dataset="folder", root=bad_root, out=tmp_path / "s.zarr",
+                                           workers=1, timeout_s=900))
     fs = FeatureStore.open(tmp_path / "s.zarr")
     status = dict(zip(fs.video_ids, fs.status))
     reasons = dict(zip(fs.video_ids, fs.reasons))

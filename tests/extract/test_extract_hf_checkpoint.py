@@ -24,7 +24,8 @@ def test_videomae_hf_directory_end_to_end(shared_data, tmp_path, run_cli):
     assert spec["frames"] == 4 and spec["crop_size"] == 64  # the architecture follows config.json
     assert len(fs.attrs["checkpoint_sha256"]) == 64
     # the stored clip features are what Hugging Face's own model computes on the same clips
-    recipe = ViewRecipe("eval15", spec["frames"], spec["stride"], spec["crop_size"], tuple(spec["mean"]), tuple(spec["std"]), 0, "auto")
+    recipe = ViewRecipe("eval15", spec["frames"], spec["stride"], spec["crop_size"], tuple(spec["mean"]), tuple(spec["std"]),
+                        0, "auto")
     clips = prepare_video(root / fs.video_ids[0], fs.video_ids[0], recipe)["clips"]
     with torch.no_grad():
         ref = hf(pixel_values=torch.from_numpy(clips).permute(0, 2, 1, 3, 4)).last_hidden_state.mean(1).numpy()

@@ -68,7 +68,8 @@ def build_store(path: Path, kind: str = "separable", n_classes: int = 4, per_cla
         overwrite=True,
     )
     feats = make_features(kind, labels, dim, seed, n_clips) * feature_scale + feature_offset
-    coords = eval_coords(n) if n_clips == T_POS * S_POS else np.random.default_rng(seed).random((n, n_clips, 6)).astype(np.float32)
+    coords = (eval_coords(n) if n_clips == T_POS * S_POS
+              else np.random.default_rng(seed).random((n, n_clips, 6)).astype(np.float32))
     fs.write_rows(np.arange(n), features=feats.astype(np.float16), coords=coords)
     return fs
 

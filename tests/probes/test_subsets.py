@@ -66,7 +66,7 @@ def test_validation_carve_out_never_contains_a_test_video(make_store, monkeypatc
         test_ids = set(np.flatnonzero(splits[s] == 2))
         train_ids = set(np.flatnonzero(splits[s] == 1))
         mine = seen[s * 4:(s + 1) * 4]
-        for rows, fit, val in mine:
+        for _rows, fit, val in mine:
             assert not (set(val) | set(fit)) & test_ids
             assert set(val) <= train_ids and len(val) > 0
 

@@ -21,7 +21,8 @@ def make_store(path: Path, n: int = 60, v: int = 5, d: int = 16, classes: int = 
     ids = [f"class{labels[i]}/v_{i:03d}.avi" for i in range(n)]
     fs = FeatureStore.create(path, video_ids=ids, labels=labels, splits=splits,
                              class_names=[f"class{c}" for c in range(classes)], n_clips=v, feature_dim=d,
-                             attrs=attrs if attrs is not None else {"backbone_name": "tiny", "view": {"name": "eval15", "clips": v}},
+                             attrs=attrs if attrs is not None
+                             else {"backbone_name": "tiny", "view": {"name": "eval15", "clips": v}},
                              rows_per_chunk=8)
     fs.write_rows(np.arange(n), features=feats, coords=coords)
     return fs, {"features": feats, "coords": coords, "labels": labels, "splits": splits, "video_ids": ids}

@@ -46,7 +46,8 @@ def test_index_written_reloaded_and_queried_returns_same_neighbours(tmp_path, ki
     q = _clustered(50, 32, seed=2)
     index, resolved = build_index(x, IndexParams(kind, **params))
     sims, ids = search(index, q, 10)
-    save_index(index, tmp_path / "g.faiss", {"index_params": {"index_type": kind, **{k: getattr(resolved, k) for k in ("nprobe", "ef_search")}}})
+    params = {"index_type": kind, **{k: getattr(resolved, k) for k in ("nprobe", "ef_search")}}
+    save_index(index, tmp_path / "g.faiss", {"index_params": params})
     loaded, meta = load_index(tmp_path / "g.faiss")
     sims2, ids2 = search(loaded, q, 10)
     np.testing.assert_array_equal(ids, ids2)

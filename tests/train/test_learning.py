@@ -1,9 +1,7 @@
 """On a synthetic store where clip order decides the class, MCM learns to predict held-out clips."""
 import pytest
-import torch
 
 from scale_toolkit.model import ScaleConfig, load_model
-from scale_toolkit.store import FeatureStore
 from scale_toolkit.train import TrainConfig, ssl_metrics, train
 from tests.train.helpers import make_train_store
 

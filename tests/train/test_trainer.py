@@ -60,7 +60,7 @@ def test_reads_train_videos_of_the_split_only(tmp_path):
 
 def test_resume_is_bit_identical_on_cpu(tmp_path):
     make_train_store(tmp_path / "train.zarr")
-    full = train(cfg(tmp_path, out=str(tmp_path / "full"), epochs=4, model=ScaleConfig(**TINY_MODEL, dropout=0.1)))
+    train(cfg(tmp_path, out=str(tmp_path / "full"), epochs=4, model=ScaleConfig(**TINY_MODEL, dropout=0.1)))
 
     class Kill(Exception):
         pass
@@ -97,7 +97,7 @@ def test_resume_is_bit_identical_on_cpu(tmp_path):
 def test_user_mistakes_raise_scale_error(tmp_path):
     with pytest.raises(ScaleError, match="not found"):
         train(cfg(tmp_path))
-    fs = make_train_store(tmp_path / "train.zarr")
+    make_train_store(tmp_path / "train.zarr")
     with pytest.raises(ScaleError, match="no extracted train videos in split 3"):
         train(cfg(tmp_path, split=3))
     with pytest.raises(ScaleError, match="split"):

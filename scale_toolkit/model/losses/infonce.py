@@ -49,7 +49,8 @@ def infonce_rows(a: torch.Tensor, b: torch.Tensor, positive: torch.Tensor, tau: 
     return rows_loss(infonce_logits(a, b, tau), positive, with_correct)
 
 
-def symmetric_infonce(a: torch.Tensor, b: torch.Tensor, tau: float, sym_reduction: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+def symmetric_infonce(a: torch.Tensor, b: torch.Tensor, tau: float,
+                      sym_reduction: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs. 2-4 for paired sets: mean over i of l~(A,B)_i + l~(B,A)_i.
 
     ``sym_reduction="sum"`` adds the two directions as Eq. 3 writes; ``"mean"`` averages them.
