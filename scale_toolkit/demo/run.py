@@ -13,8 +13,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..contracts.progress import TrainProgress
 from ..errors import ScaleError
 from ..run_files import CONFIG_FILE, CURVES_FILE, LAST_CHECKPOINT
+from ..train.progress_lines import epoch_lines
 from .synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset, order_class_top1
 
 Progress = Optional[Callable[[str, str], None]]  # (stage, message)
@@ -121,12 +123,10 @@ def _training_step(model_config, batch_size: int) -> Callable[[], None]:
     return step
 
 
-def _train_events(progress: Progress) -> Optional[Callable[[dict], None]]:
+def _train_events(progress: Progress) -> Optional[TrainProgress]:
     """The trainer's epoch events as a line at most every 10 s of the run (train/progress_lines.py)."""
     if progress is None:
         return None
-    from ..train.progress_lines import epoch_lines
-
     return epoch_lines(lambda line: progress("train", line))
 
 
