@@ -75,7 +75,7 @@ def test_store_run_and_export_recognised(tmp_path) -> None:
 def test_contracts_import_nothing_heavy() -> None:
     code = ("import sys, scale_toolkit.contracts.index, scale_toolkit.contracts.result, scale_toolkit.contracts.run, "
             "scale_toolkit.contracts.store, scale_toolkit.contracts.export, scale_toolkit.contracts.picture, "
-            "scale_toolkit.contracts.probe_result, scale_toolkit.contracts.progress\n"
+            "scale_toolkit.contracts.probe_result, scale_toolkit.contracts.progress, scale_toolkit.contracts.extract\n"
             "ours = sorted(m for m in sys.modules if m.startswith('scale_toolkit.')\n"
             "              and not m.startswith('scale_toolkit.contracts'))\n"
             "print(sorted(m for m in ('torch', 'zarr', 'faiss', 'h5py', 'numpy') if m in sys.modules), ours)")
@@ -101,3 +101,13 @@ def test_progress_events_read_as_the_dicts_they_replace() -> None:
     assert video.to_json() == {**counts, "event": "video", "video_id": "a/b.mp4", "error": None}
     assert list(video.to_json()) == [*counts, "event", "video_id", "error"]
     assert ExtractBlock(**counts).to_json() == {**counts, "event": "block"}
+
+
+def test_extract_config_old_import_paths_name_the_contracts_class() -> None:
+    from scale_toolkit.contracts.extract import ExtractConfig
+    from scale_toolkit.contracts.store import DEFAULT_ROWS_PER_CHUNK
+    from scale_toolkit.extract import ExtractConfig as from_package
+    from scale_toolkit.extract.config import ExtractConfig as from_module
+    from scale_toolkit.store.layout import DEFAULT_ROWS_PER_CHUNK as from_layout
+
+    assert from_package is from_module is ExtractConfig and from_layout == DEFAULT_ROWS_PER_CHUNK == 16

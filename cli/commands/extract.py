@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from scale_toolkit.contracts.extract import ExtractConfig
 from scale_toolkit.contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractStart
-from scale_toolkit.extract.config import ExtractConfig
 
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
 from ..options import option_from

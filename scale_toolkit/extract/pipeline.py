@@ -20,6 +20,7 @@ import torch
 from ..backbones import load_backbone
 from ..backbones.inference import embed_clips
 from ..checks import check_numbers
+from ..contracts.extract import DECODERS, ExtractConfig
 from ..contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractProgress, ExtractStart, ExtractVideo
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
@@ -29,7 +30,6 @@ from ..runtime import dist_from_env, torch_threads
 from ..store import FeatureStore
 from ..store.resume import create_or_resume, shard_work
 from ..store.shard_lock import ShardLock
-from .config import DECODERS, ExtractConfig
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
 
