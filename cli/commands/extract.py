@@ -10,6 +10,7 @@ from rich.text import Text
 
 from scale_toolkit.contracts.extract import ExtractConfig
 from scale_toolkit.contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractStart
+from scale_toolkit.ownership import check_outputs
 
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
 from ..options import option_from
@@ -68,7 +69,6 @@ def extract_cmd(
 ) -> None:
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
     from scale_toolkit.extract import run_extraction
-    from scale_toolkit.ownership import check_outputs
 
     on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
     check_outputs([(out_store, "store", "--out")])  # a store to continue, or a new path outside scale's artefacts

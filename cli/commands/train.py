@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from scale_toolkit.contracts.progress import TrainEnd, TrainEpoch, TrainEvent, TrainStart, TrainStep, TrainWarning
+from scale_toolkit.contracts.run import CURVES_FILE, LAST_CHECKPOINT
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.train.config import OFFICIAL_TRAIN, OFFICIAL_WARMUP_FRACTION, TrainConfig
 
@@ -103,7 +104,6 @@ def train_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
-    from scale_toolkit.run_files import CURVES_FILE, LAST_CHECKPOINT
     from scale_toolkit.train import resolve_train_config, train
 
     on_interrupt(f"{out_dir}/{LAST_CHECKPOINT} (written at most every {checkpoint_every:g} s, --checkpoint-every) is kept "

@@ -26,6 +26,7 @@ from scale_toolkit.runtime import resolve_device, torch_threads
 from scale_toolkit.schedules import param_groups  # noqa: F401  (re-exported: tests and benchmarks use it)
 from scale_toolkit.schedules import warmup_cosine as lr_at  # the one schedule (warm-up, cosine to min_lr)
 from scale_toolkit.seeding import seeded
+from scale_toolkit.store.attributes import StoreAttrs
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
@@ -238,8 +239,6 @@ def _load_data(config: TrainConfig, data: GivenData, dist: DistInfo) -> _Trainin
 
 def _check_clips(clips: int, set_size: int, info: dict[str, Any]) -> None:
     if clips < 2 * set_size:
-        from scale_toolkit.store.attributes import StoreAttrs
-
         where, view = info.get("path", "the store"), StoreAttrs.of(info).view_name
         what = f"{where} ({view} view)" if view else where
         raise ScaleError(f"{what} has {clips} clips per video but training needs 2 x set_size = {2 * set_size}: "
