@@ -11,9 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from .contracts.index import IndexFiles
 from .errors import ScaleError
+from .retrieval.index import read_sidecar
 from .run_files import CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE
 from .store import FeatureStore
+from .store.attributes import StoreAttrs
 from .store.summary import StoreInfo
 
 
@@ -71,21 +74,16 @@ def describe(path: str | Path, verify: bool = False) -> dict:
 def _index_of(path: Path) -> Optional[Path]:
     """The index file ``path`` names: the index itself (a file with an INDEX.json beside it), its
     sidecar INDEX.json or its media folder INDEX.media; None for anything else."""
-    from .retrieval.index import sidecar_path
-
     for suffix in (".json", ".media"):  # the sidecar or the media folder: the index they belong to
-        if path.name.endswith(suffix) and sidecar_path(path.with_name(path.name[:-len(suffix)])).is_file():
+        if path.name.endswith(suffix) and IndexFiles.at(path.with_name(path.name[:-len(suffix)])).sidecar.is_file():
             return path.with_name(path.name[:-len(suffix)])
-    if path.is_file() and sidecar_path(path).is_file():
+    if path.is_file() and IndexFiles.at(path).sidecar.is_file():
         return path
     return None
 
 
 def describe_index(path: Path) -> dict:
     """A retrieval index from its sidecar (FAISS is not loaded): what it was built from and what it holds."""
-    from .retrieval.index import read_sidecar
-    from .store.attributes import StoreAttrs
-
     meta = read_sidecar(path)
     store = meta.get("store") or {}
     attrs = StoreAttrs.of(store.get("attrs") or {})

@@ -34,6 +34,7 @@ from .contracts.result import RESULT_KINDS, ResultDocument
 from .contracts.run import RunFiles
 from .contracts.store import StoreFiles
 from .errors import ScaleError
+from .locks import release, try_lock
 
 
 def _is_result(path: Path, kind: str) -> bool:
@@ -132,8 +133,6 @@ def exclusive_store_lock(store: str | os.PathLike) -> Iterator[None]:
     """Hold every extraction lock of `store` (STORE/.locks, store/shard_lock.py) while it is replaced:
     refused in one line while an extraction writes it; flocks die with their holder, so a killed
     extraction never blocks this."""
-    from .locks import release, try_lock
-
     folder = Path(store) / ".locks"
     if not folder.is_dir() or folder.is_symlink():
         yield

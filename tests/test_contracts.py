@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from scale_toolkit.atomic import write_result
 from scale_toolkit.contracts.export import REQUIRED, ExportFile
 from scale_toolkit.contracts.index import IndexFiles, SidecarHeader, media_names
+from scale_toolkit.contracts.progress import ExtractBlock, ExtractVideo, TrainEpoch, TrainWarning
 from scale_toolkit.contracts.result import RESULT_MARKER, ResultDocument
 from scale_toolkit.contracts.run import CONFIG_FILE, RunFiles
 from scale_toolkit.contracts.store import StoreFiles
@@ -73,9 +75,39 @@ def test_store_run_and_export_recognised(tmp_path) -> None:
 def test_contracts_import_nothing_heavy() -> None:
     code = ("import sys, scale_toolkit.contracts.index, scale_toolkit.contracts.result, scale_toolkit.contracts.run, "
             "scale_toolkit.contracts.store, scale_toolkit.contracts.export, scale_toolkit.contracts.picture, "
-            "scale_toolkit.contracts.probe_result\n"
+            "scale_toolkit.contracts.probe_result, scale_toolkit.contracts.progress, scale_toolkit.contracts.extract\n"
             "ours = sorted(m for m in sys.modules if m.startswith('scale_toolkit.')\n"
             "              and not m.startswith('scale_toolkit.contracts'))\n"
             "print(sorted(m for m in ('torch', 'zarr', 'faiss', 'h5py', 'numpy') if m in sys.modules), ours)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[] []"
+
+
+def test_progress_events_read_as_the_dicts_they_replace() -> None:
+    """``to_json`` is the dict a stage sent before the events were typed (key order included), and
+    ``event[key]`` reads it, so a callback written against the dicts keeps working."""
+    epoch = TrainEpoch(epoch=2, step=4, loss=1.5, mcm_loss=1.0, set_loss=0.5, mcm_acc=0.25, set_acc=0.5, lr=1e-3,
+                       samples_per_s=10.0, epoch_time_s=2.0)
+    assert list(epoch.to_json()) == ["event", "epoch", "step", "loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc", "lr",
+                                     "samples_per_s", "epoch_time_s"]  # no val_* keys in an epoch that scored none
+    assert not epoch.scored_held_out and epoch["event"] == "epoch" and epoch["step"] == 4
+    held_out = {"val_mcm_loss": 1.0, "val_set_loss": 2.0, "val_mcm_acc": 0.5, "val_set_acc": 0.75}
+    scored = replace(epoch, **held_out)
+    assert scored.scored_held_out and scored.to_json() == {**epoch.to_json(), **held_out}
+    with pytest.raises(KeyError):
+        TrainWarning(epoch=0, message="m")["step"]
+    counts = dict(total=12, done=3, failed=1, clips=45, written=0, started=5.0)
+    video = ExtractVideo(**counts, video_id="a/b.mp4", error=None)
+    assert video.to_json() == {**counts, "event": "video", "video_id": "a/b.mp4", "error": None}
+    assert list(video.to_json()) == [*counts, "event", "video_id", "error"]
+    assert ExtractBlock(**counts).to_json() == {**counts, "event": "block"}
+
+
+def test_extract_config_old_import_paths_name_the_contracts_class() -> None:
+    from scale_toolkit.contracts.extract import ExtractConfig
+    from scale_toolkit.contracts.store import DEFAULT_ROWS_PER_CHUNK
+    from scale_toolkit.extract import ExtractConfig as from_package
+    from scale_toolkit.extract.config import ExtractConfig as from_module
+    from scale_toolkit.store.layout import DEFAULT_ROWS_PER_CHUNK as from_layout
+
+    assert from_package is from_module is ExtractConfig and from_layout == DEFAULT_ROWS_PER_CHUNK == 16

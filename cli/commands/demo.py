@@ -12,6 +12,7 @@ from rich.text import Text
 
 from scale_toolkit.demo.run import DemoConfig
 from scale_toolkit.demo.synthetic import CLASS_STORY, CLASSES
+from scale_toolkit.probes.rows import ROW_LABELS
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 from ..options import option_from
@@ -19,8 +20,6 @@ from ..text import safe, shown
 
 
 def results_table(probes: dict, retrieval: dict, order_top1: dict[str, float]) -> Table:
-    from scale_toolkit.probes import ROW_LABELS
-
     table = Table(title="synthetic demo, split 1 (test videos)")
     table.add_column("probe")
     table.add_column("top-1 %", justify="right")

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from scale_toolkit.extract.config import ExtractConfig
+from scale_toolkit.contracts.extract import ExtractConfig
+from scale_toolkit.contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractStart
+from scale_toolkit.ownership import check_outputs
 
 from ..app import CONFIG_OPTION, PRECISION_HELP, app, console, on_interrupt, out, progress_bar
 from ..options import option_from
@@ -23,17 +25,17 @@ class _ExtractProgress:
         self.bar = progress_bar("extract")
         self.task = None
 
-    def __call__(self, event: dict) -> None:
-        if event["event"] == "start":
-            console.print(f"precision: {event['precision']}")
+    def __call__(self, event: ExtractEvent) -> None:
+        if isinstance(event, ExtractStart):
+            console.print(f"precision: {event.precision}")
             self.bar.start()
-            self.task = self.bar.add_task("extract", total=event["total"], info="")
+            self.task = self.bar.add_task("extract", total=event.total, info="")
             return
-        elapsed = max(time.monotonic() - event["started"], 1e-6)
-        info = (f"{event['written'] / elapsed:.2f} videos/s written  decoded {event['done'] + event['failed']}"
-                f"  failed {event['failed']}")
-        self.bar.update(self.task, completed=event["written"], info=info, milestone=event["event"] == "block")
-        if event["event"] == "end":
+        elapsed = max(time.monotonic() - event.started, 1e-6)
+        info = (f"{event.written / elapsed:.2f} videos/s written  decoded {event.done + event.failed}"
+                f"  failed {event.failed}")
+        self.bar.update(self.task, completed=event.written, info=info, milestone=isinstance(event, ExtractBlock))
+        if isinstance(event, ExtractEnd):
             self.bar.stop()
 
 
@@ -67,7 +69,6 @@ def extract_cmd(
 ) -> None:
     """Extract clip features once with a frozen backbone into a Zarr feature store."""
     from scale_toolkit.extract import run_extraction
-    from scale_toolkit.ownership import check_outputs
 
     on_interrupt(f"every block written to {out_store} is kept; rerun the same command to continue")
     check_outputs([(out_store, "store", "--out")])  # a store to continue, or a new path outside scale's artefacts

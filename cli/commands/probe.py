@@ -8,6 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scale_toolkit.atomic import write_result
+from scale_toolkit.ownership import check_outputs
 from scale_toolkit.probes.options import ProbeOptions
 from scale_toolkit.probes.rows import flag_parameter, row_flags
 
@@ -68,8 +70,6 @@ def probe_cmd(
     **row_switches: bool,  # --linear, --mlp, ...: the row flags of probes/rows.py, added below
 ) -> None:
     """Reproduce the paper's probe table (Tables 4/5) for the store's backbone: select on a validation hold-out, test once."""
-    from scale_toolkit.atomic import write_result
-    from scale_toolkit.ownership import check_outputs
     from scale_toolkit.probes import probe_request, run_probes
     from scale_toolkit.probes.pictures import write_probe_picture
 

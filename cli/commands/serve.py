@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from scale_toolkit.serve.options import ServeOptions
+from scale_toolkit.serve.ids import for_terminal
+from scale_toolkit.serve.options import ServeOptions, serve_device
 
 from ..app import CONFIG_OPTION, app, console, on_interrupt, out
 from ..options import option_from
@@ -26,8 +27,6 @@ def serve_cmd(
     from rich.text import Text
 
     from scale_toolkit.serve.app import bind_socket, create_app, run_server
-    from scale_toolkit.serve.ids import for_terminal
-    from scale_toolkit.serve.options import serve_device
 
     options = ServeOptions(host=host, port=port, max_upload_mb=max_upload_mb, max_upload_mpix=max_upload_mpix,
                            device=device, embed_timeout_s=embed_timeout)

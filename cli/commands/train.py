@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from scale_toolkit.contracts.progress import TrainEnd, TrainEpoch, TrainEvent, TrainStart, TrainStep, TrainWarning
+from scale_toolkit.contracts.run import CURVES_FILE, LAST_CHECKPOINT
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.train.config import OFFICIAL_TRAIN, OFFICIAL_WARMUP_FRACTION, TrainConfig
 
@@ -33,30 +35,30 @@ class _TrainProgress:
         self.samples = 0
         self.epochs = 0
 
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "start":
-            console.print(f"precision: {event['precision']}")
-            self.epochs = event["epochs"]
-            self.bar.start()
-            done = event["start_epoch"] * event["steps_per_epoch"]
-            self.task = self.bar.add_task("train", total=event["total_steps"], completed=done, info="")
-            self.t0 = time.monotonic()
-        elif kind == "step":
-            self.samples += event["samples"]
-            rate = self.samples / max(time.monotonic() - self.t0, 1e-6)
-            self.bar.update(self.task, completed=event["step"],
-                            info=f"epoch {event['epoch']}/{self.epochs}  {rate:,.0f} samples/s{self.last}")
-        elif kind == "epoch":
-            self.last = (f"  epoch {event['epoch']}: loss {event['loss']:.3f} "
-                         f"(mcm {event['mcm_acc']:.2f} / set {event['set_acc']:.2f} acc)")
-            self.bar.update(self.task, completed=event["step"], info=f"epoch {event['epoch']}/{self.epochs}{self.last}",
-                            milestone=True)
-        elif kind == "warning":
-            when = f" (epoch {event['epoch']})" if event["epoch"] else ""
-            self.bar.console.print(f"warning{when}: {event['message']}", style="yellow")
-        elif kind == "end":
-            self.bar.stop()
+    def __call__(self, event: TrainEvent) -> None:
+        match event:
+            case TrainStart():
+                console.print(f"precision: {event.precision}")
+                self.epochs = event.epochs
+                self.bar.start()
+                done = event.start_epoch * event.steps_per_epoch
+                self.task = self.bar.add_task("train", total=event.total_steps, completed=done, info="")
+                self.t0 = time.monotonic()
+            case TrainStep():
+                self.samples += event.samples
+                rate = self.samples / max(time.monotonic() - self.t0, 1e-6)
+                self.bar.update(self.task, completed=event.step,
+                                info=f"epoch {event.epoch}/{self.epochs}  {rate:,.0f} samples/s{self.last}")
+            case TrainEpoch():
+                self.last = (f"  epoch {event.epoch}: loss {event.loss:.3f} "
+                             f"(mcm {event.mcm_acc:.2f} / set {event.set_acc:.2f} acc)")
+                self.bar.update(self.task, completed=event.step, info=f"epoch {event.epoch}/{self.epochs}{self.last}",
+                                milestone=True)
+            case TrainWarning():
+                when = f" (epoch {event.epoch})" if event.epoch else ""
+                self.bar.console.print(f"warning{when}: {event.message}", style="yellow")
+            case TrainEnd():
+                self.bar.stop()
 
 
 # what `--official` sets where it differs from the defaults, for the help texts
@@ -102,7 +104,6 @@ def train_cmd(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Train SCALE (masked clip modelling + SET losses) on cached clip features."""
-    from scale_toolkit.run_files import CURVES_FILE, LAST_CHECKPOINT
     from scale_toolkit.train import resolve_train_config, train
 
     on_interrupt(f"{out_dir}/{LAST_CHECKPOINT} (written at most every {checkpoint_every:g} s, --checkpoint-every) is kept "

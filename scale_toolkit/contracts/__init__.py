@@ -15,4 +15,9 @@ in pyproject.toml keeps it so): every layer above may import it, the CLI's `--he
     result.py    a `--json` result document (marked with the command that wrote it)
     probe_result.py  the body of `scale probe`'s: ProbeResult, what either probe protocol returns
     picture.py   a PNG scale drew
+
+Besides the artefacts on disk, what crosses stages in memory and the CLI reads before torch:
+
+    progress.py  the progress events train() and run_extraction() send (TrainEvent, ExtractEvent)
+    extract.py   ExtractConfig, what `scale extract` asks run_extraction to do
 """

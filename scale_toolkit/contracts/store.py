@@ -10,6 +10,7 @@ from ._read import json_or_none, plain_dir
 
 SCHEMA_KEY = "schema_version"  # the attribute that marks a Zarr group as a scale store
 METADATA_FILE = "zarr.json"
+DEFAULT_ROWS_PER_CHUNK = 16  # videos per block of a new store: the unit of extraction work, resume and sharding
 
 
 @dataclass(frozen=True)

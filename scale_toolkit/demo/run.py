@@ -13,8 +13,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..contracts.progress import TrainProgress
 from ..errors import ScaleError
+from ..model.config import ScaleConfig
+from ..probes.rows import ROW_LABELS
+from ..retrieval.descriptors import finalize_descriptors, store_descriptors
+from ..retrieval.evaluate import evaluate_retrieval
+from ..retrieval.models import load_retrieval_model
 from ..run_files import CONFIG_FILE, CURVES_FILE, LAST_CHECKPOINT
+from ..train.progress_lines import epoch_lines
 from .synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset, order_class_top1
 
 Progress = Optional[Callable[[str, str], None]]  # (stage, message)
@@ -121,12 +128,10 @@ def _training_step(model_config, batch_size: int) -> Callable[[], None]:
     return step
 
 
-def _train_events(progress: Progress) -> Optional[Callable[[dict], None]]:
+def _train_events(progress: Progress) -> Optional[TrainProgress]:
     """The trainer's epoch events as a line at most every 10 s of the run (train/progress_lines.py)."""
     if progress is None:
         return None
-    from ..train.progress_lines import epoch_lines
-
     return epoch_lines(lambda line: progress("train", line))
 
 
@@ -144,8 +149,6 @@ def _probe_events(progress: Progress) -> Optional[Callable[[str, int, int], None
 
 def run_demo(cfg: DemoConfig = DemoConfig(), progress: Progress = None) -> DemoReport:
     """Every stage in turn (see the module docstring), each timed; the report holds their numbers and files."""
-    from ..retrieval.evaluate import evaluate_retrieval
-    from ..retrieval.models import load_retrieval_model
     from ..store import FeatureStore
 
     _validate(cfg)
@@ -193,7 +196,6 @@ def _extract_store(cfg: DemoConfig, stages: _Stages, view: str, csv: Path, video
 
 def _train_scale(cfg: DemoConfig, stages: _Stages, train_store: Path, run_dir: Path) -> Path:
     """SCALE trained on the train16 store (resumed when an earlier demo left a checkpoint); its stall warnings shown."""
-    from ..model.config import ScaleConfig
     from ..train import TrainConfig, train
 
     train_config = TrainConfig(
@@ -247,8 +249,6 @@ def _gallery_index(stages: _Stages, eval_store, model, model_info: dict, index: 
 
 
 def _split_descriptors(store, model, kind: str):
-    from ..retrieval.descriptors import finalize_descriptors, store_descriptors
-
     train = store.split_indices(1, "train")
     test = store.split_indices(1, "test")
     return (train, test, finalize_descriptors(store_descriptors(store, train, kind=kind, model=model)),
@@ -257,7 +257,6 @@ def _split_descriptors(store, model, kind: str):
 
 def _confusion(store, results: dict, path: Path) -> Path:
     """Clip-averaged Linear probe next to SCALE_ft: the order classes are where they differ."""
-    from ..probes import ROW_LABELS
     from .pictures import confusion_png
 
     labels = store.labels

@@ -2,6 +2,6 @@
 from ..lazy_exports import lazy_exports
 
 __all__ = ["ExtractConfig", "ExtractSummary", "embed_video", "run_extraction"]
-# the config alone imports no torch: `scale extract --help` reads its flag defaults from it
-__getattr__, __dir__ = lazy_exports(__name__, {"ExtractConfig": ".config", "ExtractSummary": ".pipeline",
+# ExtractConfig is the contracts layer's (no torch, zarr or numpy); the rest imports torch on first use
+__getattr__, __dir__ = lazy_exports(__name__, {"ExtractConfig": "..contracts.extract", "ExtractSummary": ".pipeline",
                                                "embed_video": ".embed", "run_extraction": ".pipeline"})

@@ -1,37 +1,5 @@
-"""`ExtractConfig`, what `run_extraction` is asked to do; a module of its own that imports no torch,
-so `scale extract --help` reads its flag defaults from here in a blink."""
-from __future__ import annotations
+"""`ExtractConfig` lives in the torch-free contracts layer (scale_toolkit/contracts/extract.py); this
+old import path still works."""
+from ..contracts.extract import DECODERS, ExtractConfig
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from ..store.layout import DEFAULT_ROWS_PER_CHUNK
-
-DECODERS = ("auto", "decord", "pyav")
-
-
-@dataclass
-class ExtractConfig:
-    backbone: str
-    out: Path
-    root: Path
-    dataset: str = "folder"
-    view: str = "eval15"
-    checkpoint: Path | None = None
-    random_init: bool = False
-    strict: bool = True
-    backbone_options: dict = field(default_factory=dict)  # e.g. {"encoder": "momentum"}
-    splits: Path | None = None
-    csv: Path | None = None
-    device: str = "cpu"
-    precision: str = "auto"  # auto | bf16 | fp32 (scale_toolkit.precision)
-    batch_size: int = 32  # clips per backbone forward
-    workers: int = -1  # -1: pick from the core count; 0: decode in-process
-    threads: int = 0  # torch intra-op threads for the backbone; 0 = torch's default
-    limit: int | None = None
-    seed: int = 0
-    decoder: str = "auto"
-    retry_failed: bool = False
-    shard: str | None = None  # "i/n"
-    timeout_s: float = 300.0
-    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK  # videos per store chunk = the unit of work, resume and sharding
+__all__ = ["DECODERS", "ExtractConfig"]

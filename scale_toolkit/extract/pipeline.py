@@ -12,7 +12,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ import torch
 from ..backbones import load_backbone
 from ..backbones.inference import embed_clips
 from ..checks import check_numbers
+from ..contracts.extract import DECODERS, ExtractConfig
+from ..contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractProgress, ExtractStart, ExtractVideo
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
@@ -28,7 +30,6 @@ from ..runtime import dist_from_env, torch_threads
 from ..store import FeatureStore
 from ..store.resume import create_or_resume, shard_work
 from ..store.shard_lock import ShardLock
-from .config import DECODERS, ExtractConfig
 from .prepare import ViewRecipe
 from .workers import DecodePool, default_workers
 
@@ -143,8 +144,9 @@ class BlockEmbedder:
         return rows, feats.reshape(len(rows), -1, feats.shape[-1]) if rows else feats
 
 
-def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None = None) -> ExtractSummary:
-    """Extract features for every pending video of this shard into `cfg.out`."""
+def run_extraction(cfg: ExtractConfig, progress: ExtractProgress | None = None) -> ExtractSummary:
+    """Extract features for every pending video of this shard into `cfg.out`; ``progress`` is called with
+    each ExtractEvent (contracts/progress.py)."""
     _validate(cfg)
     t_start = time.monotonic()
     progress = progress or _silent
@@ -168,11 +170,11 @@ def run_extraction(cfg: ExtractConfig, progress: Callable[[dict], None] | None =
             summary.already_done, summary.damaged = work.already_done, work.damaged
             report = _extract_rows(work.rows, store, manifest, pool.run, recipe, embedder, summary, progress)
     summary.seconds = time.monotonic() - t_start
-    progress(dict(report, event="end"))
+    progress(ExtractEnd(**report))
     return summary
 
 
-def _silent(event: dict) -> None:
+def _silent(event: ExtractEvent) -> None:
     """The progress callback of a run nobody watches."""
 
 
@@ -202,15 +204,26 @@ def _open_store(cfg: ExtractConfig, loaded, manifest: Manifest, precision: Preci
     )
 
 
+class _Report(TypedDict):
+    """The counts every ExtractEvent carries (contracts/progress.py), kept up to date as rows come back."""
+
+    total: int
+    done: int
+    failed: int
+    clips: int
+    written: int
+    started: float
+
+
 def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, decode, recipe: ViewRecipe,
-                  embedder: BlockEmbedder, summary: ExtractSummary, progress: Callable[[dict], None]) -> dict:
+                  embedder: BlockEmbedder, summary: ExtractSummary, progress: ExtractProgress) -> _Report:
     """Decode the rows' videos (`decode`: the pool's run), embed them and write each block once its
     videos are all back; returns the progress report."""
     videos = manifest.videos
     # decoded/failed count as videos come back from the decoders; "written" when their
     # block is embedded and stored, which is what a rate and an ETA must be based on
-    report = {"total": len(rows), "done": 0, "failed": 0, "clips": 0, "written": 0, "started": time.monotonic()}
-    progress(dict(report, event="start", already_done=summary.already_done, precision=summary.precision))
+    report = _Report(total=len(rows), done=0, failed=0, clips=0, written=0, started=time.monotonic())
+    progress(ExtractStart(**report, already_done=summary.already_done, precision=summary.precision))
     tasks = ((r, str(videos[r].path), videos[r].video_id) for r in rows)
     current_block, results = None, {}
     for row, result in decode(tasks, recipe):
@@ -218,7 +231,7 @@ def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, deco
         if current_block is not None and block != current_block:
             _finish_block(store, current_block, results, embedder, summary, manifest)
             report["written"] += len(results)
-            progress(dict(report, event="block"))
+            progress(ExtractBlock(**report))
             results = {}
         current_block = block
         if "error" in result:
@@ -229,7 +242,7 @@ def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, deco
             report["done"] += 1
             report["clips"] += len(clips)
         results[row] = result
-        progress(dict(report, event="video", video_id=videos[row].video_id, error=result.get("error")))
+        progress(ExtractVideo(**report, video_id=videos[row].video_id, error=result.get("error")))
     if current_block is not None:
         _finish_block(store, current_block, results, embedder, summary, manifest)
         report["written"] += len(results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import numpy as np
 import torch
@@ -13,6 +13,8 @@ import torch
 from ..errors import ScaleError
 from ..files import file_sha256
 from ..memory import gib, memory_budget
+from ..model.config import ScaleConfig
+from ..run_files import model_file
 from ..runtime import resolve_device
 from ..store import FeatureStore
 from ..store.attributes import StoreAttrs, check_model_fits_store
@@ -21,9 +23,6 @@ from .fit import Progress
 from .grid import GridSpec, resolve_grids
 from .options import ProbeOptions
 from .rows import REGISTRY, ROW
-
-if TYPE_CHECKING:
-    from ..model.config import ScaleConfig
 
 EMBEDDED_ROWS = tuple(row.name for row in REGISTRY if row.model == "frozen")  # read the SET token / refined clips
 
@@ -248,7 +247,6 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
     """The SCALE model of a run directory, checked against the store; a note for each split whose test
     videos its SSL training saw."""
     from ..model import load_model
-    from ..run_files import model_file
 
     module, run_config = load_model(model_path)
     model_config, meta = run_config["model"], run_config.get("meta", {}) or {}
@@ -268,8 +266,6 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
 def _transformer_config(model: Optional[LoadedModel], options: ProbeOptions, store: FeatureStore):
     """The Transformer row's architecture: the model's (with --model), else the store's input dim,
     then the [transformer_model] overrides."""
-    from ..model import ScaleConfig
-
     base = model.config if model is not None else {"input_dim": store.feature_dim}
     config = ScaleConfig.from_dict({**base, **options.transformer_model})
     if config.input_dim != store.feature_dim:

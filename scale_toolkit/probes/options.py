@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from ..checks import check_numbers
 from ..errors import ScaleError
+from ..memory import parse_size
 from .knn import CENTERING, DEFAULT_K, DEFAULT_TEMPERATURE
 from .rows import REGISTRY, ROW, ROW_LABELS, ROWS, ProbeRow, flag_parameter, row_flags
 
@@ -94,8 +95,6 @@ class ProbeOptions:
         if not 0.0 < self.val_fraction < 1.0:
             raise ScaleError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.max_memory:
-            from ..memory import parse_size
-
             parse_size(self.max_memory)
         if self.knn_temperature <= 0:
             raise ScaleError("--knn-temperature must be positive")

@@ -15,14 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import ScaleError
-from .evaluate import DEFAULT_KS
+from .evaluate import DEFAULT_KS, evaluate_retrieval
 from .index import IndexParams
-
-if TYPE_CHECKING:  # pragma: no cover  (models imports torch; a mode that needs it imports it then)
-    from .models import RetrievalModel
+from .models import RetrievalModel, load_retrieval_model  # torch only when a model is loaded
 
 # per-video lists of the sidecar: in the index file already, too long for a result document
 _SIDECAR_LISTS = ("video_ids", "labels", "class_names", "center_vector", "media")
@@ -110,8 +108,6 @@ def load_scale_model(targets: RetrieveTargets, device: str = RetrieveOptions.dev
     """--model, loaded when a mode of this run reads it (``RetrieveTargets.loads_model``), else None."""
     if not targets.loads_model():
         return None
-    from .models import load_retrieval_model
-
     return load_retrieval_model(targets.model, device)
 
 
@@ -119,7 +115,6 @@ def evaluate_store(store: Path, options: RetrieveOptions, model: Optional[Retrie
     """R@k of split ``options.split`` (default 1): its test videos query its train videos (see ``evaluate``);
     with a model, also of its SCALE ``options.descriptor``."""
     from ..store import FeatureStore
-    from .evaluate import evaluate_retrieval
 
     module, info = model if model is not None else (None, None)
     return evaluate_retrieval(FeatureStore.open(store), options.split or 1, model=module, model_info=info,

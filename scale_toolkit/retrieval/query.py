@@ -36,6 +36,8 @@ from .descriptors import (
     video_descriptors,
 )
 from .index import IndexParams, build_index, index_bytes, load_index, save_index, search
+from .media import reachable, write_gallery_media
+from .models import check_loaded_model_fits, load_retrieval_model, model_fingerprint
 
 
 def _json_safe(value: Any) -> Any:
@@ -89,8 +91,6 @@ def build_gallery_index(
     t2 = time.perf_counter()
     media = None
     if media_files is not None:
-        from .media import write_gallery_media
-
         media = write_gallery_media(index_path, gallery_ids, media_files, store_attrs.decoder or "auto", thumbs_progress)
     t3 = time.perf_counter()
     sidecar = {
@@ -125,8 +125,6 @@ def _checked_kind(descriptor: str | None, store: FeatureStore, index_path: str |
     if model is not None and kind == BASELINE_KIND:
         raise ScaleError("with --model the index holds SCALE descriptors; choose --descriptor set, refined or set+mean")
     if model is not None and model_info:
-        from .models import check_loaded_model_fits
-
         check_loaded_model_fits(model_info, store)
     return kind
 
@@ -164,8 +162,6 @@ def _media_files(video_ids: list[str], attrs: StoreAttrs, thumbs: bool | None) -
     """The gallery's video files when media are to be written (None: off, or auto and not here)."""
     if thumbs is False:
         return None
-    from .media import reachable
-
     files = [video_path(attrs, vid) for vid in video_ids]
     if not reachable(files):
         if thumbs:
@@ -218,8 +214,6 @@ class OpenIndex:
             raise ScaleError(f"index sidecar names unknown descriptor {self.kind!r}")
         self.notes: list[str] = []
         if self.meta.get("model") and model is None:
-            from .models import load_retrieval_model, model_fingerprint
-
             m_path = self.meta["model"]["path"]
             if not Path(m_path).exists():
                 raise ScaleError(f"the index was built with the SCALE model {m_path}, which is no longer there; "

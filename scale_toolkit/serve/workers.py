@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..errors import ScaleError
+
 
 class WorkerCrashed(Exception):
     """The worker process died during the job (a decoder segfault, the OOM killer, a kill)."""
@@ -43,8 +45,6 @@ class JobFailed(Exception):
 def _worker_main(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn: see _Worker
-    from ..errors import ScaleError
-
     while True:
         try:
             fn, args = conn.recv()

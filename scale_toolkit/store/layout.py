@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..contracts.store import DEFAULT_ROWS_PER_CHUNK  # noqa: F401  (re-exported: the store's users read it here)
 from ..errors import ScaleError
 from .integrity import CHECKED, ROW_STATE
 
-if TYPE_CHECKING:  # annotations only: ExtractConfig reads DEFAULT_ROWS_PER_CHUNK without zarr
+if TYPE_CHECKING:  # annotations only: no zarr or numpy at import
     import numpy as np
     import zarr
 
 PENDING, DONE, FAILED = 0, 1, 2  # a row's status
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-DEFAULT_ROWS_PER_CHUNK = 16  # videos per block: the unit of extraction work, resume and sharding
 
 
 def check_layout(n: int, labels: np.ndarray, splits: np.ndarray, n_clips: int, feature_dim: int) -> None:

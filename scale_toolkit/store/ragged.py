@@ -29,7 +29,7 @@ import zarr
 
 from ..errors import ScaleError
 from .feature_store import FeatureStore, _string_arrays_known
-from .integrity import CHECKED, INTEGRITY_ATTR, ROW_STATE, block_runs, crc
+from .integrity import CHECKED, INTEGRITY_ATTR, ROW_STATE, block_runs, crc, scan
 from .layout import DONE, FAILED, PENDING, check_layout
 from .nodes import array_of
 from .summary import StoreInfo
@@ -298,8 +298,6 @@ class RaggedStore(FeatureStore):
             for block, _, clip_problem in self._scan_clips(name, with_done, sums, has_done):
                 if clip_problem is not None:
                     note(block, name, clip_problem)
-        from .integrity import scan
-
         meta = self._array("video_meta")
         for block, _, meta_problem in scan(meta, "video_meta", with_done, self.rows_per_chunk, sums, has_done):
             if meta_problem is not None:

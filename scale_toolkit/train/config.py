@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from scale_toolkit.checks import check_numbers
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.memory import parse_size
 from scale_toolkit.model.config import ScaleConfig, config_from_dict
 from scale_toolkit.precision import check_precision
 
@@ -59,8 +60,6 @@ class TrainConfig:
         check_numbers(self)  # nan/inf/strings first: they pass or crash the range checks below
         check_precision(self.precision)
         if self.max_memory:
-            from scale_toolkit.memory import parse_size
-
             parse_size(self.max_memory)
         if self.epochs < 1 or self.batch_size < 2:
             raise ScaleError(f"need --epochs >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from scale_toolkit.errors import ScaleError
+from scale_toolkit.store.attributes import StoreAttrs
+from scale_toolkit.store.layout import DONE
 
 if TYPE_CHECKING:
     from scale_toolkit.store import FeatureStore
@@ -16,8 +18,6 @@ def _train_rows(fs: FeatureStore, split: int, allow_incomplete: bool) -> tuple[n
     """Rows the trainer may use, what they are (for messages and config.json), and how many pending
     videos are left out. A store without split membership (a folder, or a CSV without a split
     column) has no test videos to protect: every extracted video is SSL training data."""
-    from scale_toolkit.store import DONE
-
     if fs.has_split_membership():
         left_out = fs.check_complete(split, ("train",), allow_incomplete)
         return fs.split_indices(split, "train"), f"train videos in split {split}", left_out
@@ -40,7 +40,6 @@ def train_split_rows(store_path: str, split: int, allow_incomplete: bool = False
     store) without reading any features. A split with videos still pending extraction is refused
     unless ``allow_incomplete``."""
     from scale_toolkit.store import FeatureStore
-    from scale_toolkit.store.attributes import StoreAttrs
 
     fs = FeatureStore.open(store_path)
     idx, videos, left_out = _train_rows(fs, split, allow_incomplete)

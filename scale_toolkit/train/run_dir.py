@@ -23,6 +23,8 @@ from scale_toolkit.run_files import (
     STALE_CHECKPOINT_TEMPS,
     snapshot_name,
 )
+from scale_toolkit.store.attributes import StoreAttrs
+from scale_toolkit.store.layout import DONE
 
 CHECKPOINT_FORMAT = "scale-checkpoint"
 # train settings a resumed run must share with the checkpoint it continues
@@ -202,8 +204,7 @@ def store_identity(store: str | Path, split: Optional[int] = None) -> dict[str, 
 
     import numpy as np
 
-    from scale_toolkit.store import DONE, FeatureStore
-    from scale_toolkit.store.attributes import StoreAttrs
+    from scale_toolkit.store import FeatureStore
 
     fs = FeatureStore.open(store)
     digest = hashlib.sha256()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from scale_toolkit.model.positions import model_positions
 from scale_toolkit.store.windows import block_shuffled, windows
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ class StreamedSplit:
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(features float16 [m, V, D], positions float32 [m, V, P]) of sorted store rows."""
-        from scale_toolkit.model.positions import model_positions
-
         names = ("features", "coords") if self.pos_input == "eq5" else ("features", "coords", "flip")
         data = self.store.read(rows, names=names)
         positions = data["coords"] if self.pos_input == "eq5" else model_positions(self.pos_input, data["coords"], data["flip"])

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from scale_toolkit.atomic import write_json
+from scale_toolkit.contracts.progress import TrainEnd, TrainEpoch, TrainProgress, TrainStart, TrainStep, TrainWarning
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.locks import RunLock
 from scale_toolkit.memory import gib, memory_budget
@@ -25,6 +26,7 @@ from scale_toolkit.runtime import resolve_device, torch_threads
 from scale_toolkit.schedules import param_groups  # noqa: F401  (re-exported: tests and benchmarks use it)
 from scale_toolkit.schedules import warmup_cosine as lr_at  # the one schedule (warm-up, cosine to min_lr)
 from scale_toolkit.seeding import seeded
+from scale_toolkit.store.attributes import StoreAttrs
 from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
@@ -37,7 +39,7 @@ from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.stream import StreamedSplit
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = TrainProgress  # called with each TrainEvent (contracts/progress.py)
 GivenData = Optional[tuple[np.ndarray, ...]]  # (features, coords[, flip]) instead of reading config.store
 METRIC_KEYS = ("loss", "mcm_loss", "set_loss", "mcm_acc", "set_acc")
 
@@ -122,7 +124,7 @@ class _Run:
 
     def warn(self, epoch: int, note: str) -> None:
         self.warnings.append(note)
-        self.emit({"event": "warning", "epoch": epoch, "message": note})
+        self.emit(TrainWarning(epoch=epoch, message=note))
 
 
 def _train(config: TrainConfig, progress: Optional[Progress], data: GivenData, info: DistInfo, device: torch.device,
@@ -131,17 +133,17 @@ def _train(config: TrainConfig, progress: Optional[Progress], data: GivenData, i
     run, start_epoch, held_out = _prepare(config, progress, data, info, device, lock)
     run.model.train()
     plan = run.plan
-    run.emit({"event": "start", "epochs": plan.epochs, "start_epoch": start_epoch, "steps_per_epoch": plan.steps_per_epoch,
-              "total_steps": plan.total_steps, "batch_size": plan.batch, "n_videos": plan.n_videos,
-              "run_dir": str(run.out), "device": str(device), "precision": run.precision.describe()})
+    run.emit(TrainStart(epochs=plan.epochs, start_epoch=start_epoch, steps_per_epoch=plan.steps_per_epoch,
+                        total_steps=plan.total_steps, batch_size=plan.batch, n_videos=plan.n_videos,
+                        run_dir=str(run.out), device=str(device), precision=run.precision.describe()))
     if start_epoch == 0:
         _warn_about_the_plan(run)
     t_start = time.perf_counter()
     last, rates = _run_epochs(run, start_epoch, held_out)
     summary = _summary(run, start_epoch, time.perf_counter() - t_start, last, rates)
-    if info.is_main:
+    if info.is_main:  # the only process that reports (run.emit), and the one that writes model.pt
         _finish(run, summary)
-    run.emit({"event": "end", **summary})
+        run.emit(TrainEnd(**summary))
     if info.enabled:
         dist.barrier()
     return summary
@@ -237,8 +239,6 @@ def _load_data(config: TrainConfig, data: GivenData, dist: DistInfo) -> _Trainin
 
 def _check_clips(clips: int, set_size: int, info: dict[str, Any]) -> None:
     if clips < 2 * set_size:
-        from scale_toolkit.store.attributes import StoreAttrs
-
         where, view = info.get("path", "the store"), StoreAttrs.of(info).view_name
         what = f"{where} ({view} view)" if view else where
         raise ScaleError(f"{what} has {clips} clips per video but training needs 2 x set_size = {2 * set_size}: "
@@ -432,7 +432,7 @@ def _run_epochs(run: _Run, start_epoch: int, held_out: Optional[tuple[np.ndarray
             if run.info.is_main:  # held-out metrics, metrics.jsonl, checkpoints and curves: the main process's
                 _score_held_out(run, held_out, monitor, epoch + 1, last)
                 _record_epoch(run, epoch + 1, last)
-            run.emit({"event": "epoch", **last})
+            run.emit(TrainEpoch(**last))
     return last, rates
 
 
@@ -466,7 +466,7 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         sums += torch.stack([losses[k].detach().float() for k in METRIC_KEYS])
         # on the device, no host sync per step; read once per epoch below
         first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(losses["loss"].detach()), step + 1)
-        run.emit({"event": "step", "epoch": epoch + 1, "step": step + 1, "total_steps": plan.total_steps, "samples": batch})
+        run.emit(TrainStep(epoch=epoch + 1, step=step + 1, total_steps=plan.total_steps, samples=batch))
     means = (sums / steps).tolist()  # one host sync per epoch
     if int(first_bad) >= 0:  # stop before this epoch's NaN weights reach a checkpoint or model.pt
         raise ScaleError(f"training stopped: the loss became NaN or inf at epoch {epoch + 1}, step {int(first_bad)} "
