@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -25,20 +25,6 @@ from .options import ProbeOptions
 from .rows import REGISTRY, ROW
 
 EMBEDDED_ROWS = tuple(row.name for row in REGISTRY if row.model == "frozen")  # read the SET token / refined clips
-
-
-class ProbeRunner(Protocol):
-    """What both protocols' runners (probes/protocol.py StandardRunner, probes/official.py OfficialRunner) offer
-    the protocol loop and the result document."""
-
-    ctx: ProbeContext
-    transformer_config: ScaleConfig
-
-    def run_one(self, row: str, split: int, seed: int) -> dict: ...
-
-    def protocol_config(self, rows: list[str]) -> dict: ...
-
-    def protocol_text(self, rows: list[str], train_store: Optional[str]) -> str: ...
 
 
 @dataclass

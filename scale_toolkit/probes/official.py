@@ -17,18 +17,17 @@ decides. Row by row:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..model import ScaleConfig, ScaleModel
+from ..model.layers import feature_stats
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext
-from .knn import knn_scores, prepare, search_record
-from .metrics import topk_accuracy
 from .official_fit import (
     MODES,
     ClipClassifier,
@@ -40,7 +39,9 @@ from .official_fit import (
     video_scores,
 )
 from .report import video_predictions
-from .rows import REGISTRY, ROW, rows_of
+from .row_functions import VIDEO_VECTORS
+from .rows import REGISTRY, rows_of
+from .runner import ProbeRunner
 from .subsets import stratified_holdout
 
 TRAINED = tuple(row.name for row in REGISTRY if row.trained and "official" in row.protocols)
@@ -62,13 +63,11 @@ def official_subset(rows: np.ndarray, labels: np.ndarray, fraction: float) -> np
     return np.sort(np.concatenate(keep)) if keep else rows[:0]
 
 
-class OfficialRunner:
+class OfficialRunner(ProbeRunner):
     """The official protocol on the same inputs (a ProbeContext) and result layout as the standard runner."""
 
     def __init__(self, context: ProbeContext) -> None:
-        from ..model import ScaleConfig, ScaleModel
-
-        self.ctx = context
+        super().__init__(context)
         model = context.model
         self.schedule = schedule_from_run(model.meta.get("train") if model is not None else None,
                                           context.options.epochs)
@@ -92,24 +91,28 @@ class OfficialRunner:
     def protocol_text(self, rows: list[str], train_store: Optional[str]) -> str:
         return official_protocol_text(self, rows, train_store)
 
+    def low_shot_subset(self, train: np.ndarray, seed: int) -> np.ndarray:
+        """The official rule (official_subset): no draw, so every seed gets the same subset."""
+        assert self.ctx.options.low_shot is not None  # run_one asks only with --low-shot
+        return official_subset(train, self.ctx.labels[train], self.ctx.options.low_shot)
+
     # ------------------------------------------------------------------ k-NN
+    def knn_vectors(self, kind: str, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Memory from the train view (the train-style clips of --train-store), queries from the eval view."""
+        return self._knn_side(kind, self.ctx.train_view, train), self._knn_side(kind, self.ctx.eval_view, test)
+
+    def knn_center(self) -> str:
+        return "split"  # the official code centres each side on its own mean
+
     def _knn_side(self, kind: str, view: D.View, rows: np.ndarray) -> np.ndarray:
+        """The clip mean (the standard k-NN vector); SCALE_kNN appends the raw SET token to it (the official
+        feature: the standard SCALE_kNN is the L2-normalised SET token alone)."""
         idx = view.rows(rows)
-        x = D.clip_mean(view.features, idx)
+        x = VIDEO_VECTORS["knn"](self.ctx, view, idx)
         if kind == "scale_knn":
+            assert view.set_token is not None  # context.build_context embeds the views for SCALE rows
             x = np.concatenate([x, view.set_token[idx].float().cpu().numpy()], axis=1)
         return x
-
-    def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
-        options = self.ctx.options
-        ks = [int(k) for k in options.knn_k]
-        memory, queries = prepare(self._knn_side(kind, self.ctx.train_view, train),
-                                  self._knn_side(kind, self.ctx.eval_view, test), "split")
-        scores = knn_scores(memory, self.ctx.labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
-        accuracy = {k: topk_accuracy(s, self.ctx.labels[test]) for k, s in scores.items()}
-        return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
-                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test),
-                **search_record(kind, scores, self.ctx.notes)}
 
     # ------------------------------------------------------------------ trained rows
     def _inputs(self, view: D.View, rows: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,9 +125,6 @@ class OfficialRunner:
         return seeded(lambda: self._make_classifier(kind, train_features), seed, restore=False)
 
     def _make_classifier(self, kind: str, train_features: torch.Tensor) -> ClipClassifier:
-        from ..model import ScaleModel
-        from ..model.layers import feature_stats
-
         ssl_model = self.ctx.model.module if self.ctx.model is not None else None
         model = {"scale_linear": ssl_model, "scale_ft": self.ft_model}.get(kind)
         if kind == "transformer":
@@ -155,7 +155,7 @@ class OfficialRunner:
                      evaluate)
         return history, best["scores"]
 
-    def run_trained(self, kind: str, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
+    def run_trained(self, kind: str, split: int, seed: int, train: np.ndarray, test: np.ndarray) -> dict:
         epochs = self.schedule.epochs
         base = {"n_train": int(len(train)), "n_test": int(len(test)), "schedule": self.schedule.to_dict()}
         if self.ctx.options.select_on_test:
@@ -174,20 +174,6 @@ class OfficialRunner:
         return {**sc, **base, "selected": {"epoch": epoch, "mode": mode, "on": "validation"}, "val_top1": val["top1"],
                 "val_curve": _curve(history), "n_fit": int(len(fit_rows)), "n_val": int(len(val_rows)),
                 **video_predictions(video_scores(logits, mode), test)}
-
-    # ------------------------------------------------------------------ one split, one seed
-    def run_one(self, row: str, split: int, seed: int) -> dict:
-        train_all, test = self.ctx.split_rows(split)
-        train = train_all
-        if self.ctx.options.low_shot:
-            train = official_subset(train_all, self.ctx.labels[train_all], self.ctx.options.low_shot)
-        started = time.perf_counter()
-        result = self.run_knn(row, train, test) if ROW[row].method == "knn" else self.run_trained(row, train, test, seed)
-        result["seconds"] = round(time.perf_counter() - started, 3)
-        if self.ctx.options.low_shot:
-            result["n_train_full"] = int(len(train_all))
-        return result
-
 
 def _best(history: list) -> tuple[int, str, dict]:
     """The first (epoch, mode) with the highest top-1, scanning epochs in order and modes in MODES order."""

@@ -34,7 +34,7 @@ import torch
 from ..contracts.probe_result import ProbeResult
 from ..seeding import seeded
 from . import data as D
-from .context import ProbeContext, ProbeRunner, build_context
+from .context import ProbeContext, build_context
 from .fit import (
     ClipTable,
     Progress,
@@ -46,14 +46,15 @@ from .fit import (
     predict_set_classifier,
     validation_score,
 )
-from .knn import knn_scores, prepare, search_record
 from .linear import linear_head
 from .metrics import topk_accuracy
 from .mlp import mlp_head
+from .official import OfficialRunner
 from .options import ROW_LABELS, ROWS, ProbeOptions, checked_rows, default_rows
 from .report import aggregate, finite_or_none, protocol_text, result_document, video_predictions
 from .row_functions import CLIP_INPUTS, SET_CLASSIFIERS, VIDEO_VECTORS
 from .rows import ROW
+from .runner import ProbeRunner
 from .set_inputs import FixedSets, RaggedSets, SetInputs
 from .subsets import class_balanced_subset, stratified_holdout
 
@@ -79,13 +80,7 @@ def run_probes(store: str | Path, *, rows: Optional[list[str]] = None, model: Op
     rows = checked_rows(rows, has_model=model is not None, protocol=options.protocol)
     started = time.perf_counter()
     context = build_context(store, rows, options, model, train_store, progress)
-    runner: ProbeRunner
-    if options.protocol == "official":
-        from .official import OfficialRunner
-
-        runner = OfficialRunner(context)
-    else:
-        runner = StandardRunner(context)
+    runner = RUNNERS[options.protocol](context)
     results = run_every_split(runner, context)
     return result_document(context, runner, results, str(train_store) if train_store else None,
                            seconds=time.perf_counter() - started)
@@ -134,11 +129,11 @@ def select_refit_predict(fit_grid: FitGrid, refit_predict: RefitPredict, train: 
     }
 
 
-class StandardRunner:
+class StandardRunner(ProbeRunner):
     """The standard protocol's rows on a ProbeContext: k-NN, clip heads and set classifiers."""
 
     def __init__(self, context: ProbeContext) -> None:
-        self.ctx = context
+        super().__init__(context)
         self.transformer_config = context.transformer_config
 
     def protocol_config(self, rows: list[str]) -> dict:
@@ -149,42 +144,29 @@ class StandardRunner:
         ctx = self.ctx
         return protocol_text(ctx.options, rows, train_store, ctx.store.n_clips, ctx.batchnorm, ctx.grids)
 
-    def run_one(self, row: str, split: int, seed: int) -> dict:
-        """One row on one split with one seed (low-shot: on that seed's class-balanced subset)."""
-        ctx = self.ctx
-        train_all, test = ctx.split_rows(split)
-        train = train_all
-        if ctx.options.low_shot:
-            train = class_balanced_subset(train_all, ctx.labels[train_all], ctx.options.low_shot, seed)
-        task = f"{ROW_LABELS[row]} · split {split} · seed {seed}"
-        started = time.perf_counter()
-        method = ROW[row].method
-        if method == "knn":
-            result = self.run_knn(row, train, test)
-        else:
-            grid_fitter = self._clip_head_grid if method == "clip_head" else self._set_classifier_grid
-            final_fitter = self._clip_head_final if method == "clip_head" else self._set_classifier_final
-            result = select_refit_predict(partial(grid_fitter, row, seed, task), partial(final_fitter, row, seed, task),
-                                          train, test, ctx.labels, ctx.options.val_fraction, seed)
-        result["seconds"] = round(time.perf_counter() - started, 3)
-        if ctx.options.low_shot:
-            result["n_train_full"] = int(len(train_all))
-        return result
+    def low_shot_subset(self, train: np.ndarray, seed: int) -> np.ndarray:
+        """ceil(low_shot x n_c) random videos of each class, drawn from the seed."""
+        assert self.ctx.options.low_shot is not None  # run_one asks only with --low-shot
+        return class_balanced_subset(train, self.ctx.labels[train], self.ctx.options.low_shot, seed)
 
     # ------------------------------------------------------------------ k-NN
-    def _knn_features(self, kind: str, rows: np.ndarray) -> np.ndarray:
-        view = self.ctx.eval_view
-        return VIDEO_VECTORS[kind](self.ctx, view, view.rows(rows))
+    def knn_vectors(self, kind: str, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The row's vector (row_functions.VIDEO_VECTORS) of the eval clips, memory and queries alike."""
+        view, vector = self.ctx.eval_view, VIDEO_VECTORS[kind]
+        return vector(self.ctx, view, view.rows(train)), vector(self.ctx, view, view.rows(test))
 
-    def run_knn(self, kind: str, train: np.ndarray, test: np.ndarray) -> dict:
-        """k-NN (or SCALE_kNN) with every k: memory = the train videos, queries = the test videos."""
-        options, labels = self.ctx.options, self.ctx.labels
-        ks = [int(k) for k in options.knn_k]
-        memory, queries = prepare(self._knn_features(kind, train), self._knn_features(kind, test), options.knn_center)
-        scores = knn_scores(memory, labels[train], queries, ks, self.ctx.n_classes, options.knn_temperature)
-        accuracy = {k: topk_accuracy(s, labels[test]) for k, s in scores.items()}
-        return {**accuracy[ks[0]], "k": ks[0], "by_k": {str(k): accuracy[k] for k in ks}, "n_train": int(len(train)),
-                "n_test": int(len(test)), **video_predictions(scores[ks[0]], test), **search_record(kind, scores, self.ctx.notes)}
+    def knn_center(self) -> str:
+        return self.ctx.options.knn_center
+
+    # ------------------------------------------------------------------ trained rows
+    def run_trained(self, row: str, split: int, seed: int, train: np.ndarray, test: np.ndarray) -> dict:
+        """Grid on a validation hold-out, refit the best point, test once (select_refit_predict)."""
+        task = f"{ROW_LABELS[row]} · split {split} · seed {seed}"
+        clip_head = ROW[row].method == "clip_head"
+        grid_fitter = self._clip_head_grid if clip_head else self._set_classifier_grid
+        final_fitter = self._clip_head_final if clip_head else self._set_classifier_final
+        return select_refit_predict(partial(grid_fitter, row, seed, task), partial(final_fitter, row, seed, task),
+                                    train, test, self.ctx.labels, self.ctx.options.val_fraction, seed)
 
     # ------------------------------------------------------------------ clip heads (Linear, SCALE_linear, MLP)
     def _table(self, view: D.View, kind: str, rows: np.ndarray, to_train: bool = True) -> ClipTable:
@@ -264,3 +246,7 @@ class StandardRunner:
         fit_set_classifier(classifier, train_sets, torch.as_tensor(ctx.labels[train], dtype=torch.long), setting, seed,
                            ctx.progress, f"{task} final")
         return predict_set_classifier(classifier, self._set_inputs(ctx.eval_view, test))
+
+
+# `--protocol` -> its runner: run_probes sees one type, ProbeRunner, whichever protocol runs
+RUNNERS: dict[str, Callable[[ProbeContext], ProbeRunner]] = {"standard": StandardRunner, "official": OfficialRunner}

@@ -14,7 +14,8 @@ from .options import ProbeOptions
 from .rows import ROW, ROW_LABELS, rows_of
 
 if TYPE_CHECKING:
-    from .context import ProbeContext, ProbeRunner
+    from .context import ProbeContext
+    from .runner import ProbeRunner
 
 
 def finite_or_none(x: float) -> Optional[float]:
