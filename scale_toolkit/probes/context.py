@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from .grid import GridSpec, resolve_grids
 from .options import ProbeOptions
 from .rows import REGISTRY, ROW
 
+if TYPE_CHECKING:
+    from ..model import ScaleModel
+
 EMBEDDED_ROWS = tuple(row.name for row in REGISTRY if row.model == "frozen")  # read the SET token / refined clips
 
 
@@ -31,7 +34,7 @@ EMBEDDED_ROWS = tuple(row.name for row in REGISTRY if row.model == "frozen")  # 
 class LoadedModel:
     """A trained SCALE model with what the result document records about it."""
 
-    module: torch.nn.Module
+    module: ScaleModel
     config: dict[str, Any]  # its ScaleConfig as a dict
     meta: dict[str, Any]  # what its training run recorded (store, train settings)
     info: dict[str, Any]  # path, file, fingerprint, config, trained_on_split

@@ -6,7 +6,7 @@ generator, so a run is reproducible for a given seed and device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ class ClipTable:
         videos in a random order, a window at a time, the clips shuffled within each window, cut into
         the same number of batches of the same sizes (only which clips meet in a batch differs)."""
         if self.stored is None:
-            for idx in _batches(self.n_videos * self.n_clips, batch, gen, self.device):
+            for idx in shuffled_batches(self.n_videos * self.n_clips, batch, gen, self.device):
                 yield self.clips(idx), idx
             return
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
@@ -118,7 +118,7 @@ class ClipTable:
                         yield _joined([p[0] for p in pending], 0), torch.cat([p[1] for p in pending])
                         pending, held, emitted = [], 0, emitted + 1
             del x
-        if held and (held >= 2 or not emitted):  # as `_batches`: no last batch of one clip after others
+        if held and (held >= 2 or not emitted):  # as `shuffled_batches`: no last batch of one clip after others
             yield _joined([p[0] for p in pending], 0), torch.cat([p[1] for p in pending])
 
     def clips(self, flat: torch.Tensor) -> torch.Tensor:
@@ -181,7 +181,8 @@ def _joined(parts: list[torch.Tensor], dim: int = -1) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
 
 
-def _optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
+def make_optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum 0.9, over parameter groups that carry their own lr and weight decay."""
     if name == "adamw":
         return torch.optim.AdamW(groups)
     if name == "sgd":
@@ -189,15 +190,22 @@ def _optimizer(groups: list[dict], name: str) -> torch.optim.Optimizer:
     raise ScaleError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def _cosine(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """The shared schedule (scale_toolkit/schedules.py) as a factor on each group's lr, stepped per batch."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warmup))
+def cosine_schedule(opt: torch.optim.Optimizer, total: int, warmup: float, official: bool = False
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The shared schedule (scale_toolkit/schedules.py; ``official``: the official eval's arithmetic) as a
+    factor on each group's lr, stepped per batch."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warmup, official=official))
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device, drop_last: bool = False
+                     ) -> list[torch.Tensor]:
+    """One epoch's batches of indices into `n` items, from one seeded permutation; a last batch of one
+    is dropped, or with `drop_last` any last partial batch (the official eval's loader)."""
     perm = torch.randperm(n, generator=gen)
     chunks = list(perm.split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) < 2:  # BatchNorm cannot train on a batch of one
+    if drop_last:
+        chunks = chunks[:n // batch_size]
+    elif len(chunks) > 1 and len(chunks[-1]) < 2:  # BatchNorm cannot train on a batch of one
         chunks = chunks[:-1]
     return [c.to(device) for c in chunks]
 
@@ -262,12 +270,12 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     n = table.n_videos * table.n_clips
     gen = torch.Generator().manual_seed(seed)
     groups = [{"params": list(h.parameters()), "lr": lr, "weight_decay": wd} for h, (lr, wd) in zip(heads, lr_wd)]
-    opt = _optimizer(groups, setting.optimizer)
+    opt = make_optimizer(groups, setting.optimizer)
     batch = setting.batch_size * table.n_clips
     full_batch = batch >= n and table.flat is not None
-    steps_per_epoch = 1 if full_batch else len(_batches(n, batch, torch.Generator().manual_seed(0), torch.device("cpu")))
+    steps_per_epoch = 1 if full_batch else len(shuffled_batches(n, batch, torch.Generator().manual_seed(0), torch.device("cpu")))
     total = steps_per_epoch * setting.epochs
-    sched = _cosine(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    sched = cosine_schedule(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
     for h in heads:
         h.to(device).train()
     if hasattr(heads[0][0], "fit_mean_square"):  # InputScale: one scalar from every training input
@@ -282,7 +290,7 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
         for x, idx in batches:
             y = clip_labels if idx is None else clip_labels[idx]
             losses = _stacked_losses(norm, [heads[i] for i in active], x, y)
-            _update(opt, sched, losses.sum())
+            optimizer_step(opt, sched, losses.sum())
             step += 1
             if not bool(torch.isfinite(losses).all()):
                 active = _drop_diverged(heads, active, losses)
@@ -319,7 +327,7 @@ def _drop_diverged(heads: Sequence[nn.Module], active: list[int], losses: torch.
     return keep
 
 
-def _update(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
+def optimizer_step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
     """One optimisation step and one scheduler step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -349,19 +357,19 @@ def fit_set_classifier(clf: nn.Module, sets: SetInputs, labels: torch.Tensor,
     labels = labels.to(device)
     clf.to(device).train()
     params = clf.trainable_parameters() if hasattr(clf, "trainable_parameters") else list(clf.parameters())
-    opt = _optimizer([{"params": params, "lr": setting.lr, "weight_decay": setting.weight_decay}], setting.optimizer)
+    opt = make_optimizer([{"params": params, "lr": setting.lr, "weight_decay": setting.weight_decay}], setting.optimizer)
     gen = torch.Generator().manual_seed(seed)
     n = sets.n_videos
-    steps_per_epoch = len(_batches(n, setting.batch_size, torch.Generator().manual_seed(0), torch.device("cpu")))
+    steps_per_epoch = len(shuffled_batches(n, setting.batch_size, torch.Generator().manual_seed(0), torch.device("cpu")))
     total = steps_per_epoch * setting.epochs
-    sched = _cosine(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    sched = cosine_schedule(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
     step = 0
     for _epoch in range(setting.epochs):
-        for idx in _batches(n, setting.batch_size, gen, device):
+        for idx in shuffled_batches(n, setting.batch_size, gen, device):
             logits = clf(*sets.batch(idx, gen))  # [b, V', C]
             y = labels[idx].unsqueeze(1).expand(-1, logits.shape[1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            _update(opt, sched, loss)
+            optimizer_step(opt, sched, loss)
             step += 1
         if progress:
             progress(task, step, total)
@@ -385,3 +393,12 @@ def validation_score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     top1 = float(100.0 * (probs.argmax(1) == labels).mean())
     nll = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     return top1, -nll
+
+
+def first_best(scores: Sequence[Any]) -> int:
+    """The index of the highest score, the earliest among equal ones (scores compare as tuples or numbers).
+
+    >>> first_best([(1.0, -2.0), (3.0, -1.0), (3.0, -1.0)])
+    1
+    """
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))

@@ -45,14 +45,19 @@ def input_norm(in_dim: int, batchnorm: bool) -> nn.Module:
     return nn.BatchNorm1d(in_dim, affine=False, momentum=None) if batchnorm else InputScale()
 
 
-def linear_head(in_dim: int, n_classes: int, batchnorm: bool = False) -> nn.Module:
+def linear_head(in_dim: int, n_classes: int, batchnorm: bool = False, official: bool = False) -> nn.Module:
     """[BatchNorm1d(affine=False)] -> Linear(in_dim, n_classes); weights N(0, 0.01), zero bias (as DINO).
 
     The BatchNorm keeps a cumulative average of the batch statistics (momentum=None), so with
     full-batch training its eval statistics are exactly those of the training clips. Without it,
     an `InputScale` (fitted by the training loop) puts the inputs on unit RMS.
+
+    ``official``: the head of the official eval code (probes/official_fit.py) instead: PyTorch's default
+    Linear init, and its BatchNorm with the default momentum (0.1) or no input normalisation at all.
     """
     linear = nn.Linear(in_dim, n_classes)
+    if official:
+        return nn.Sequential(nn.BatchNorm1d(in_dim, affine=False) if batchnorm else nn.Identity(), linear)
     nn.init.normal_(linear.weight, std=0.01)
     nn.init.zeros_(linear.bias)
     return nn.Sequential(input_norm(in_dim, batchnorm), linear)

@@ -18,22 +18,23 @@ mean logits, mean softmax, and per-clip logits (a clip-level accuracy).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..schedules import param_groups, warmup_cosine
+from ..model import ScaleModel
+from ..schedules import param_groups
+from .fit import cosine_schedule, make_optimizer, optimizer_step, shuffled_batches
+from .linear import linear_head
 from .metrics import topk_accuracy
+from .transformer import SSL_ONLY
 
 MODES = ("avg_logits", "avg_probs", "logits")  # the official code's aggregations, in its order
 MLP_HIDDEN, MLP_OUT = 2048, 512
-# parts of ScaleModel the official eval deletes before probing (SSL only)
-_SSL_ONLY = ("pred_head", "target_head", "target_norm", "set_head_a", "set_head_b", "msk_token")
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,11 @@ class OfficialSchedule:
     clips_per_step: int = 8
     source: str = "official code defaults"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def schedule_from_run(train_cfg: Optional[dict], epochs: Optional[int]) -> OfficialSchedule:
+def schedule_from_run(train_cfg: Optional[dict[str, Any]], epochs: Optional[int]) -> OfficialSchedule:
     """The schedule of a `scale train` run's config (``meta["train"]``), or the official defaults."""
     base = OfficialSchedule() if epochs is None else OfficialSchedule(epochs=int(epochs))
     if not train_cfg:
@@ -65,23 +66,24 @@ def schedule_from_run(train_cfg: Optional[dict], epochs: Optional[int]) -> Offic
 
 
 class ClipClassifier(nn.Module):
-    """Per-clip logits [b, v, C] of one official probe row (see the module doc)."""
+    """Per-clip logits [b, v, C] of one official probe row (see the module doc): a linear head
+    (linear.linear_head's official variant) on x_i, on [x_i || h_i] for the MLP, or on [x_i || SET]
+    where ``model`` (a SCALE predictor, this classifier's own) gives the SET token."""
 
-    def __init__(self, kind: str, in_dim: int, n_classes: int, model: Optional[nn.Module] = None,
-                 batchnorm: bool = False):
+    def __init__(self, kind: str, in_dim: int, n_classes: int, model: Optional[ScaleModel] = None,
+                 batchnorm: bool = False) -> None:
         super().__init__()
         self.kind = kind
         self.model = model
-        self.mlp = None
+        self.mlp: Optional[nn.Module] = None
         extra = 0
-        if kind == "mlp":
+        if kind == "mlp":  # the official MLP (ReLU, no dropout, its output beside x): not the standard mlp_head
             self.mlp = nn.Sequential(nn.Linear(in_dim, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, MLP_HIDDEN),
                                      nn.ReLU(), nn.Linear(MLP_HIDDEN, MLP_OUT))
             extra = MLP_OUT
         elif model is not None:
             extra = model.config.hidden
-        self.norm = nn.BatchNorm1d(in_dim + extra, affine=False) if batchnorm else nn.Identity()
-        self.linear = nn.Linear(in_dim + extra, n_classes)
+        self.head = linear_head(in_dim + extra, n_classes, batchnorm, official=True)
 
     @property
     def frozen(self) -> bool:
@@ -97,7 +99,8 @@ class ClipClassifier(nn.Module):
             parts.append(set_token.unsqueeze(1).expand(-1, x.shape[1], -1))
         z = torch.cat(parts, dim=-1)
         b, v, d = z.shape
-        return self.linear(self.norm(z.reshape(b * v, d))).view(b, v, -1)
+        logits: torch.Tensor = self.head(z.reshape(b * v, d))
+        return logits.view(b, v, -1)
 
     def train(self, mode: bool = True) -> "ClipClassifier":
         super().train(mode)
@@ -106,20 +109,8 @@ class ClipClassifier(nn.Module):
         return self
 
     def trainable(self) -> list[tuple[str, nn.Parameter]]:
-        skip = ("model.",) if self.frozen else tuple(f"model.{p}" for p in _SSL_ONLY)
+        skip = ("model.",) if self.frozen else tuple(f"model.{p}" for p in SSL_ONLY)
         return [(n, p) for n, p in self.named_parameters() if not n.startswith(skip)]
-
-
-def make_classifier(kind: str, in_dim: int, n_classes: int, model: Optional[nn.Module], batchnorm: bool) -> ClipClassifier:
-    """A fresh classifier; the SCALE rows get their own copy of ``model`` (the caller's stays untouched)."""
-    return ClipClassifier(kind, in_dim, n_classes, copy.deepcopy(model) if model is not None else None, batchnorm)
-
-
-@torch.no_grad()
-def clip_logits(clf: ClipClassifier, x: torch.Tensor, pos: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Eval-mode logits [n, v, C] on all given clips."""
-    clf.eval()
-    return torch.cat([clf(x[i:i + batch].float(), pos[i:i + batch].float()).float() for i in range(0, len(x), batch)])
 
 
 def mode_scores(logits: torch.Tensor, labels: np.ndarray) -> dict[str, dict[str, float]]:
@@ -135,7 +126,8 @@ def mode_scores(logits: torch.Tensor, labels: np.ndarray) -> dict[str, dict[str,
 def video_scores(logits: torch.Tensor, mode: str) -> np.ndarray:
     """Video-level class scores for the per-video predictions (the per-clip mode reports the mean softmax)."""
     lg = logits.cpu().double()
-    return (lg.mean(1) if mode == "avg_logits" else lg.softmax(-1).mean(1)).numpy()
+    scores: np.ndarray = (lg.mean(1) if mode == "avg_logits" else lg.softmax(-1).mean(1)).numpy()
+    return scores
 
 
 Evaluate = Callable[[ClipClassifier, int], None]
@@ -146,36 +138,29 @@ def fit_official(clf: ClipClassifier, x: torch.Tensor, pos: torch.Tensor, labels
     """Train ``clf`` on train-style clips x [n, V, D] / pos [n, V, P] for ``epochs`` epochs.
 
     ``evaluate(clf, epoch)`` is called after every epoch (1-based). Batches, the 8 clips of each
-    video and dropout all come from ``seed``.
+    video and dropout all come from ``seed``. The optimiser, batches and schedule are the standard
+    probes' (probes/fit.py); what is the official eval's own: the last partial batch is dropped, each
+    step sees ``clips_per_step`` random clips of each video, and the schedule (its official arithmetic)
+    spans the SSL run's ``ssl_epochs`` while the probe trains only ``epochs``.
     """
     dev = x.device
     labels = labels.to(dev)
     n, v = x.shape[:2]
     bs = min(sched.batch_size, n)
-    ipe = n // bs
-    total = sched.ssl_epochs * ipe
-    warm = sched.warmup_fraction * total
-    opt = torch.optim.AdamW(param_groups(clf.trainable(), sched.weight_decay), lr=sched.lr)
+    total = sched.ssl_epochs * (n // bs)
+    groups = [{**group, "lr": sched.lr} for group in param_groups(clf.trainable(), sched.weight_decay)]
+    opt = make_optimizer(groups, "adamw")
+    lr_schedule = cosine_schedule(opt, total, sched.warmup_fraction * total, official=True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     k = min(sched.clips_per_step, v)
-    step = 0
     for epoch in range(epochs):
         clf.train()
-        order = torch.randperm(n, generator=gen)
-        for i in range(ipe):
-            idx = order[i * bs:(i + 1) * bs].to(dev)
+        for idx in shuffled_batches(n, bs, gen, dev, drop_last=True):
             keep = torch.rand(len(idx), v, generator=gen).argsort(1)[:, :k].to(dev)
-            xb = x[idx[:, None], keep].float()
-            pb = pos[idx[:, None], keep].float()
-            for g in opt.param_groups:
-                g["lr"] = sched.lr * warmup_cosine(step, total, warm, official=True)
-            logits = clf(xb, pb)
+            logits = clf(x[idx[:, None], keep].float(), pos[idx[:, None], keep].float())
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[idx].repeat_interleave(k))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+            optimizer_step(opt, lr_schedule, loss)
         if evaluate is not None:
             evaluate(clf, epoch + 1)
     clf.eval()

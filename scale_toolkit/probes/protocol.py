@@ -40,6 +40,7 @@ from .fit import (
     Progress,
     RowsOf,
     TrainSetting,
+    first_best,
     fit_clip_heads,
     fit_set_classifier,
     predict_clip_head,
@@ -116,7 +117,7 @@ def select_refit_predict(fit_grid: FitGrid, refit_predict: RefitPredict, train: 
     fit_rows, val_rows = stratified_holdout(train, labels[train], val_fraction, seed)
     candidates = [(validation_score(probs, labels[val_rows]), order, setting)
                   for order, (setting, probs) in enumerate(fit_grid(fit_rows, val_rows))]
-    best_score, _, best = max(candidates, key=lambda c: (c[0], -c[1]))  # ties: the earlier grid point
+    best_score, _, best = candidates[first_best([score for score, _, _ in candidates])]  # ties: the earlier point
     probs = refit_predict(best, train, test)
     return {
         **topk_accuracy(probs, labels[test]),

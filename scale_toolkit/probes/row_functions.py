@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import numpy as np
 import torch
 
-from ..model import ScaleModel
-from ..model.layers import feature_stats
 from ..retrieval.descriptors import l2_normalize
 from . import data as D
 from .rows import REGISTRY
@@ -102,12 +100,7 @@ def clip_part_and_set(ctx: ProbeContext, view: D.View) -> list[torch.Tensor]:
 @set_classifier("transformer")
 def fresh_transformer(ctx: ProbeContext, train_sets: SetInputs) -> torch.nn.Module:
     """Transformer: the SCALE architecture from random init."""
-    classifier = transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head)
-    model = classifier.model
-    assert isinstance(model, ScaleModel)
-    if model.standardizes:  # a fresh model: the statistics of the videos it is trained on
-        model.set_feature_stats(*feature_stats(train_sets.pieces()))
-    return classifier
+    return transformer_classifier(ctx.transformer_config, ctx.n_classes, ctx.options.head, train_sets.pieces())
 
 
 @set_classifier("scale_ft")

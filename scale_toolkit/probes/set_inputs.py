@@ -62,9 +62,15 @@ class FixedSets:
     def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.features[idx].float(), self.positions[idx].float()
 
+    def logits(self, clf: nn.Module, batch_videos: int) -> Iterator[torch.Tensor]:
+        """Per-clip logits [b, V, C] float32, `batch_videos` videos at a time (the official protocol
+        scores them in three aggregations; `probabilities` in one)."""
+        for start in range(0, self.n_videos, batch_videos):
+            sl = slice(start, start + batch_videos)
+            yield clf(self.features[sl].float(), self.positions[sl].float()).float()
+
     def probabilities(self, clf: nn.Module, batch_videos: int) -> torch.Tensor:
-        out = [clf(self.features[sl].float(), self.positions[sl].float()).float().softmax(-1).mean(1).cpu()
-               for sl in (slice(s, s + batch_videos) for s in range(0, self.n_videos, batch_videos))]
+        out = [logits.softmax(-1).mean(1).cpu() for logits in self.logits(clf, batch_videos)]
         return torch.cat(out) if out else torch.zeros((0, 0))
 
     def pieces(self, videos: int = 4096) -> Iterator[torch.Tensor]:

@@ -18,15 +18,18 @@ Example:
 from __future__ import annotations
 
 import copy
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
 from ..errors import ScaleError
+from ..model import ScaleConfig, ScaleModel
+from ..model.layers import feature_stats
 
 HEADS = ("clip_set", "set")
 # parts of ScaleModel used only by the SSL losses; they get no gradient here and are not optimised
-_SSL_ONLY = ("pred_head", "target_head", "target_norm", "set_head_a", "set_head_b", "msk_token")
+SSL_ONLY = ("pred_head", "target_head", "target_norm", "set_head_a", "set_head_b", "msk_token")
 
 
 class SetClassifier(nn.Module):
@@ -54,14 +57,25 @@ class SetClassifier(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Predictor and head parameters (the SSL-only projection heads are left out)."""
-        return [p for n, p in self.named_parameters() if not n.removeprefix("model.").startswith(_SSL_ONLY)]
+        return [p for n, p in self.named_parameters() if not n.removeprefix("model.").startswith(SSL_ONLY)]
 
 
-def transformer_classifier(model_config, n_classes: int, head: str = "clip_set") -> SetClassifier:
-    """The Transformer baseline: SCALE's architecture (`model_config`, a ScaleConfig), random init."""
-    from ..model import ScaleModel
+Features = Optional[torch.Tensor | Iterator[torch.Tensor]]  # clips [..., D], or pieces of them (RowsOf.pieces)
 
-    return SetClassifier(ScaleModel(model_config), n_classes, head)
+
+def fresh_scale_model(model_config: ScaleConfig, train_features: Features = None) -> ScaleModel:
+    """SCALE's architecture from random init (the Transformer row of either protocol); a model that
+    standardises its inputs takes the statistics of the clips it is trained on (`train_features`)."""
+    model = ScaleModel(model_config)
+    if model.standardizes and train_features is not None:
+        model.set_feature_stats(*feature_stats(train_features))
+    return model
+
+
+def transformer_classifier(model_config: ScaleConfig, n_classes: int, head: str = "clip_set",
+                           train_features: Features = None) -> SetClassifier:
+    """The Transformer baseline: SCALE's architecture (`model_config`), random init, with a new head."""
+    return SetClassifier(fresh_scale_model(model_config, train_features), n_classes, head)
 
 
 def finetune_classifier(trained_model: nn.Module, n_classes: int, head: str = "clip_set") -> SetClassifier:

@@ -108,7 +108,7 @@ def test_a_table_streamed_from_the_store_gives_every_clip_once_in_the_same_batch
     import numpy as np
 
     from scale_toolkit.probes.data import StoreClips
-    from scale_toolkit.probes.fit import _batches
+    from scale_toolkit.probes.fit import shuffled_batches
     from scale_toolkit.store import FeatureStore
 
     n, clips, dim = 40, 4, 6
@@ -125,7 +125,7 @@ def test_a_table_streamed_from_the_store_gives_every_clip_once_in_the_same_batch
     held = ClipTable([torch.from_numpy(feats), per_video], rows=table_rows, materialize_bytes=0)
     assert stored.flat is None and stored.stored is not None
     for batch in (7, 13, 200):  # 120 clips: 17 batches + a dropped one; 9 + 3; one batch of all
-        sizes = [len(i) for i in _batches(120, batch, torch.Generator().manual_seed(0), torch.device("cpu"))]
+        sizes = [len(i) for i in shuffled_batches(120, batch, torch.Generator().manual_seed(0), torch.device("cpu"))]
         got = list(stored.batches(batch, torch.Generator().manual_seed(0)))
         assert [len(i) for _, i in got] == sizes
         seen = torch.cat([i for _, i in got])
