@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import numpy as np
 import torch
@@ -64,7 +64,9 @@ class ProbeContext:
         """Refuse a split with videos still pending extraction (ScaleError with the counts), or with
         --allow-incomplete note how many are left out: no probe quietly works on a fraction."""
         for store, parts in ((self.store, ("train", "test")), (self.train_store, ("train",))):
-            left_out = store.check_complete(split, parts, self.options.allow_incomplete) if store is not None else 0
+            if store is None:  # no --train-store
+                continue
+            left_out = store.check_complete(split, parts, self.options.allow_incomplete)
             if left_out:
                 self.notes.append(f"split {split}: {left_out} videos still pending in {store.path} are left out "
                                   "(--allow-incomplete)")
@@ -123,8 +125,9 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
             train_view = (D.load_streamed_view(train_store, device, budget, eval_store=store, wanted=wanted, model=embed)
                           if train_store is not None else eval_view)
             notes.append(f"the probed clips are over the memory budget of {gib(budget)}: Linear, MLP and SCALE_linear "
-                         f"read them from the store {eval_view.features.window_videos} videos at a time (batches "
-                         "shuffled within those windows, so numbers differ slightly from a run that holds them)")
+                         f"read them from the store {cast(D.StoreClips, eval_view.features).window_videos} videos "
+                         "at a time (batches shuffled within those windows, so numbers differ slightly from a run that "
+                         "holds them)")
         else:
             eval_view = D.load_view(store, device, wanted=wanted)
             train_view = (D.load_view(train_store, device, eval_store=store, wanted=wanted) if train_store is not None
@@ -241,7 +244,8 @@ def _load_model(model_path: str | Path, store: FeatureStore, splits: list[int], 
     model_config, meta = run_config["model"], run_config.get("meta", {}) or {}
     check_model_fits_store(Path(model_path), int(model_config.get("input_dim", -1)), StoreAttrs.of(meta.get("store")), store)
     file = model_file(model_path)
-    trained_on = meta.get("store") if isinstance(meta.get("store"), dict) else {}  # the run's copy of the store attrs
+    store_meta = meta.get("store")
+    trained_on = store_meta if isinstance(store_meta, dict) else {}  # the run's copy of the store attrs
     trained_split = trained_on.get("split")
     info = {"path": str(model_path), "file": str(file), "fingerprint": file_sha256(file, n_hex=16),
             "config": model_config, "trained_on_split": trained_split}

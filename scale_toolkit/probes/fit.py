@@ -6,7 +6,7 @@ generator, so a run is reproducible for a given seed and device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from ..schedules import warmup_cosine
 from ..store.windows import block_shuffled, windows
 
 if TYPE_CHECKING:
+    from .data import StoreClips
+    from .linear import InputScale
     from .set_inputs import SetInputs
 
 Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
@@ -80,7 +82,8 @@ class ClipTable:
         self.dim = int(sum(p.shape[-1] for p in parts))
         self.flat: Optional[torch.Tensor] = None
         # a part left in the store (probes/data.py StoreClips): epochs stream it a window of videos at a time
-        self.stored = next((p for p in self.parts if hasattr(p, "window_videos")), None)
+        self.stored: Optional[StoreClips] = next((cast("StoreClips", p) for p in self.parts
+                                                  if hasattr(p, "window_videos")), None)
         self.piece_videos = 512 if self.stored is None else min(512, self.stored.window_videos)  # videos read at once
         if self.stored is not None:  # held in float32 only where that fits the stream's window
             materialize_bytes = min(materialize_bytes, self.stored.window_videos * self.n_clips * self.dim * 4)
@@ -223,17 +226,17 @@ def _stacked_losses(norm: nn.Module, heads: Sequence[nn.Sequential], x: torch.Te
     here, which is small next to the batch.
     """
     x = norm(x)
-    first = [h[1] for h in heads]
+    first = [cast(nn.Linear, h[1]) for h in heads]
     z = F.linear(x, torch.cat([f.weight for f in first]), torch.cat([f.bias for f in first]))
     count, rows = len(heads), x.shape[0]
     if len(heads[0]) == 2:  # linear heads: z holds every head's logits
         logits = z.view(rows, count, -1)
     else:
-        act, drop = heads[0][2], heads[0][3]
+        act, drop = heads[0][2], cast(nn.Dropout, heads[0][3])
         hidden = act(z)
         if drop.p > 0:  # one mask for the [b, G*h] block: each head's units still drop independently with p
             hidden = drop(hidden)
-        second = [h[4] for h in heads]
+        second = [cast(nn.Linear, h[4]) for h in heads]
         weight = torch.stack([s.weight for s in second])  # [G, C, h]
         bias = torch.stack([s.bias for s in second])  # [G, C]
         logits = torch.baddbmm(bias.unsqueeze(1), hidden.view(rows, count, -1).transpose(0, 1),
@@ -248,7 +251,8 @@ def _check_heads(heads: Sequence[nn.Module]) -> None:
             raise ValueError("clip heads must be Sequential(parameter-free norm, Linear, ...)")
         if len(h) not in (2, 5) or (len(h) == 5 and not isinstance(h[4], nn.Linear)):
             raise ValueError("clip heads are linear (norm, Linear) or MLP (norm, Linear, act, Dropout, Linear)")
-    if len({tuple(type(m) for m in h) for h in heads}) > 1 or len({h[1].out_features for h in heads}) > 1:
+    sequences = [cast(nn.Sequential, h) for h in heads]  # checked above
+    if len({tuple(type(m) for m in h) for h in sequences}) > 1 or len({h[1].out_features for h in sequences}) > 1:
         raise ValueError("heads trained together must have the same shape")
 
 
@@ -281,13 +285,14 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     if hasattr(heads[0][0], "fit_mean_square"):  # InputScale: one scalar from every training input
         mean_square = table.mean_square()
         for h in heads:
-            h[0].fit_mean_square(mean_square)
+            cast("InputScale", h[0]).fit_mean_square(mean_square)
     clip_labels = labels.repeat_interleave(table.n_clips)
     norm, active = heads[0][0], list(range(len(heads)))
     step = 0
     for _epoch in range(setting.epochs):
         batches = [(table.flat, None)] if full_batch else table.batches(batch, gen)
         for x, idx in batches:
+            assert x is not None  # full-batch steps only where the table is materialised
             y = clip_labels if idx is None else clip_labels[idx]
             losses = _stacked_losses(norm, [heads[i] for i in active], x, y)
             optimizer_step(opt, sched, losses.sum())
@@ -356,7 +361,8 @@ def fit_set_classifier(clf: nn.Module, sets: SetInputs, labels: torch.Tensor,
     device = sets.device
     labels = labels.to(device)
     clf.to(device).train()
-    params = clf.trainable_parameters() if hasattr(clf, "trainable_parameters") else list(clf.parameters())
+    trainable = getattr(clf, "trainable_parameters", None)  # SetClassifier: the SSL-only heads left out
+    params = trainable() if trainable is not None else list(clf.parameters())
     opt = make_optimizer([{"params": params, "lr": setting.lr, "weight_decay": setting.weight_decay}], setting.optimizer)
     gen = torch.Generator().manual_seed(seed)
     n = sets.n_videos

@@ -26,6 +26,8 @@ class InputScale(nn.Module):
     the set of functions a linear (or MLP) head can represent, only the units of its optimisation.
     """
 
+    scale: torch.Tensor  # the buffer
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("scale", torch.ones(()))
@@ -45,7 +47,7 @@ def input_norm(in_dim: int, batchnorm: bool) -> nn.Module:
     return nn.BatchNorm1d(in_dim, affine=False, momentum=None) if batchnorm else InputScale()
 
 
-def linear_head(in_dim: int, n_classes: int, batchnorm: bool = False, official: bool = False) -> nn.Module:
+def linear_head(in_dim: int, n_classes: int, batchnorm: bool = False, official: bool = False) -> nn.Sequential:
     """[BatchNorm1d(affine=False)] -> Linear(in_dim, n_classes); weights N(0, 0.01), zero bias (as DINO).
 
     The BatchNorm keeps a cumulative average of the batch statistics (momentum=None), so with

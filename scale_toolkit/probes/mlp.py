@@ -15,7 +15,7 @@ from torch import nn
 from .linear import input_norm
 
 
-def mlp_head(in_dim: int, n_classes: int, hidden: int = 1024, dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
+def mlp_head(in_dim: int, n_classes: int, hidden: int = 1024, dropout: float = 0.0, batchnorm: bool = False) -> nn.Sequential:
     return nn.Sequential(
         input_norm(in_dim, batchnorm),
         nn.Linear(in_dim, hidden),

@@ -176,11 +176,11 @@ class StandardRunner(ProbeRunner):
         return ClipTable(CLIP_INPUTS[kind](self.ctx, view), rows=view.rows(rows),  # the view's tensors, not copies
                          **({} if to_train else {"materialize_bytes": 0}))
 
-    def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Module]:
+    def _new_heads(self, kind: str, in_dim: int, setting: TrainSetting, count: int, seed: int) -> list[torch.nn.Sequential]:
         """``count`` fresh heads initialised from ``seed``; the seeded stream runs on into their training (dropout)."""
         return seeded(lambda: [self._make_head(kind, in_dim, setting) for _ in range(count)], seed, restore=False)
 
-    def _make_head(self, kind: str, in_dim: int, setting: TrainSetting) -> torch.nn.Module:
+    def _make_head(self, kind: str, in_dim: int, setting: TrainSetting) -> torch.nn.Sequential:
         if ROW[kind].head == "mlp":
             return mlp_head(in_dim, self.ctx.n_classes, hidden=setting.hidden or 1024, dropout=setting.dropout,
                             batchnorm=setting.batchnorm)

@@ -35,7 +35,7 @@ SSL_ONLY = ("pred_head", "target_head", "target_norm", "set_head_a", "set_head_b
 class SetClassifier(nn.Module):
     """A SCALE predictor plus a linear head; forward gives per-clip logits [B, V, C] ([B, 1, C] for head="set")."""
 
-    def __init__(self, model: nn.Module, n_classes: int, head: str = "clip_set"):
+    def __init__(self, model: ScaleModel, n_classes: int, head: str = "clip_set") -> None:
         super().__init__()
         if head not in HEADS:
             raise ScaleError(f"set-classifier head must be one of {HEADS}, got {head!r}")
@@ -78,6 +78,6 @@ def transformer_classifier(model_config: ScaleConfig, n_classes: int, head: str 
     return SetClassifier(fresh_scale_model(model_config, train_features), n_classes, head)
 
 
-def finetune_classifier(trained_model: nn.Module, n_classes: int, head: str = "clip_set") -> SetClassifier:
+def finetune_classifier(trained_model: ScaleModel, n_classes: int, head: str = "clip_set") -> SetClassifier:
     """SCALE_ft: a deep copy of the trained model (the caller's copy stays untouched) with a new head."""
     return SetClassifier(copy.deepcopy(trained_model), n_classes, head)
