@@ -13,8 +13,7 @@ UNTYPED_AT_START = {
     "scale_toolkit.backbones.slow_r50", "scale_toolkit.backbones.timm_frames", "scale_toolkit.backbones.video_vit",
     "scale_toolkit.backbones.videomae_checkpoints", "scale_toolkit.checks", "scale_toolkit.data.decode",
     "scale_toolkit.data.manifest", "scale_toolkit.demo.run", "scale_toolkit.extract.embed",
-    "scale_toolkit.extract.workers", "scale_toolkit.info", "scale_toolkit.probes.data", "scale_toolkit.probes.pictures",
-    "scale_toolkit.probes.report",
+    "scale_toolkit.extract.workers", "scale_toolkit.info",
     "scale_toolkit.retrieval.modes", "scale_toolkit.retrieval.neighbours", "scale_toolkit.retrieval.query",
     "scale_toolkit.retrieval.media", "scale_toolkit.serve.search", "scale_toolkit.serve.uploads",
 }

@@ -8,7 +8,7 @@ always named by their index in the eval store; a view maps them to its own rows 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from ..errors import ScaleError
 from ..model.positions import model_positions
 from ..store import DONE, FeatureStore
 from ..store.attributes import StoreAttrs
+
+if TYPE_CHECKING:
+    from ..model import ScaleModel
 
 # backbone families / names whose features want BatchNorm without affine in front of the probe
 MAE_FAMILIES = ("video_vit", "videomae", "cvmae", "crossvideomae", "mae", "mae_st", "mam2", "vic_mae", "vicmae")
@@ -112,7 +115,7 @@ class StoreClips:
 
 
 def load_streamed_view(store: FeatureStore, device: torch.device, budget: int, eval_store: Optional[FeatureStore] = None,
-                       wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None) -> View:
+                       wanted: Optional[np.ndarray] = None, model: Optional[ScaleModel] = None) -> View:
     """A view whose clips stay in the store (`StoreClips`), for probes over the memory budget: with a
     model it holds per video the SET token and mean refined clip (one pass over the store, as
     `load_mean_view` computes them). A streamed epoch holds a window of videos whose float16 clips,
@@ -179,7 +182,7 @@ def load_view(store: FeatureStore, device: torch.device, eval_store: Optional[Fe
 
 
 def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Optional[FeatureStore] = None,
-                   wanted: Optional[np.ndarray] = None, model: Optional[torch.nn.Module] = None,
+                   wanted: Optional[np.ndarray] = None, model: Optional[ScaleModel] = None,
                    batch_videos: int = 256) -> View:
     """What the k-NN rows read, streamed from the store: per video the mean clip feature (and with a
     model the SET token and the mean refined clip), computed `batch_videos` at a time exactly as
@@ -204,6 +207,7 @@ def load_mean_view(store: FeatureStore, device: torch.device, eval_store: Option
                 embed_view(piece, model, batch_videos)
             else:  # videos of any length: over sets of K clips, as the model was trained (model/long_sets.py)
                 embed_in_sets(piece, model, np.asarray(data["coords"])[..., 2], np.asarray(data["valid"], bool))
+            assert piece.set_token is not None and piece.refined is not None  # just embedded
             sets.append(_host(piece.set_token))
             refined.append(_host(masked_mean(piece.refined.float(), valid)))
 
@@ -276,7 +280,7 @@ def clip_mean(features: torch.Tensor, idx: torch.Tensor, rows: int = 2048) -> np
     return clip_reduce(features, idx, lambda x: _host(x.mean(1)), rows)
 
 
-def embed_in_sets(view: View, model: torch.nn.Module, times: np.ndarray, valid: np.ndarray) -> None:
+def embed_in_sets(view: View, model: ScaleModel, times: np.ndarray, valid: np.ndarray) -> None:
     """Fill `view.set_token` and `view.refined` of padded videos of any length from forwards over
     interleaved sets of K clips in time order (`times` [N, V] start times, `valid` [N, V] host arrays)."""
     from ..model.long_sets import encode_in_sets
@@ -288,7 +292,7 @@ def embed_in_sets(view: View, model: torch.nn.Module, times: np.ndarray, valid: 
 
 
 @torch.no_grad()
-def embed_view(view: View, model: torch.nn.Module, batch_videos: int = 256) -> None:
+def embed_view(view: View, model: ScaleModel, batch_videos: int = 256) -> None:
     """Fill `view.set_token` [N, H] and `view.refined` [N, V, H] with the model's embeddings."""
     model.eval()
     model.to(view.features.device)

@@ -44,7 +44,7 @@ def per_class_top1(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> n
         return np.where(count > 0, 100.0 * hits / count, np.nan)
 
 
-def probe_picture(doc: dict, labels: np.ndarray, class_names: list[str], path: str | Path) -> Optional[Path]:
+def probe_picture(doc: Mapping[str, Any], labels: np.ndarray, class_names: list[str], path: str | Path) -> Optional[Path]:
     """Row-normalised confusion matrix and per-class top-1 of the best row, as one PNG at ``path``.
 
     ``labels`` are the store's labels (indexed by store row). Returns the path, or None when no row
@@ -54,7 +54,9 @@ def probe_picture(doc: dict, labels: np.ndarray, class_names: list[str], path: s
     row = best_row(doc["results"])
     if row is None:
         return None
-    rows, predicted = (np.asarray(x, dtype=np.int64) for x in leaf_predictions(doc["results"][row]))
+    found = leaf_predictions(doc["results"][row])
+    assert found is not None  # best_row picks among the rows with predictions
+    rows, predicted = (np.asarray(x, dtype=np.int64) for x in found)
     true = np.asarray(labels)[rows]
     n = max(len(class_names), int(true.max()) + 1, int(predicted.max()) + 1)
     names = list(class_names) + [str(i) for i in range(len(class_names), n)]

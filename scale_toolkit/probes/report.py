@@ -100,8 +100,8 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
         clips = "--train-store " + train_store if train_store else "eval clips of the train videos"
         parts.append(f"Probe training clips: {clips}.")
     if "scale_linear" in rows:
-        feat = {"backbone": "[C_i || SET]", "refined": "[refined_i || SET]", "both": "[C_i || refined_i || SET]"}
-        parts.append(f"SCALE_linear input per clip: {feat[options.scale_clip_feature]}.")
+        inputs = {"backbone": "[C_i || SET]", "refined": "[refined_i || SET]", "both": "[C_i || refined_i || SET]"}
+        parts.append(f"SCALE_linear input per clip: {inputs[options.scale_clip_feature]}.")
     if rows_of(rows, "set_classifier"):
         parts.append("Transformer / SCALE_ft: SCALE architecture (random init / trained), linear head on "
                      + ("[refined_i || SET] per clip" if options.head == "clip_set" else "the SET token") + ".")
