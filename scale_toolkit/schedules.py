@@ -1,6 +1,6 @@
 """The learning-rate schedule and the weight-decay rule every trained part of scale uses: SSL training
-(train/trainer.py), the probes' heads and classifiers (probes/fit.py) and the official protocol's
-classifiers (probes/official_fit.py).
+(train/trainer.py), the probes' heads and classifiers and the official protocol's classifiers (both
+through probes/fit.py's cosine_schedule; probes/official_fit.py takes the official variants).
 
 The schedule is a linear warm-up, then a half cosine to a floor. The official evaluation code starts its
 warm-up at 0 and runs its cosine unclamped over the SSL run's length (`official=True`); ours starts the
