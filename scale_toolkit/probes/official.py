@@ -15,10 +15,11 @@ decides. Row by row:
   says so.
 
 The computations the standard protocol shares are its own pieces, called from here: the runner
-interface and the k-NN row (runner.py), the clip-mean vector (row_functions), the optimiser, batches,
-schedule and eval loop (fit.py), the linear head (linear.py, its ``official`` variant), the fresh
-SCALE model (transformer.py), the weight-decay rule (schedules.py), the hold-out and the first-best
-rule. What stays in these two modules is what the official code does differently.
+interface and the k-NN row (runner.py), the clip-mean vector (row_functions), the optimiser, batches
+and schedule (fit.py), the eval loop (set_inputs.FixedSets), the random clips of a step
+(train/ragged.py), the linear head (linear.py, its ``official`` variant), the fresh SCALE model
+(transformer.py), the weight-decay rule (schedules.py), the hold-out and the first-best rule. What
+stays in these two modules is what the official code does differently.
 """
 from __future__ import annotations
 

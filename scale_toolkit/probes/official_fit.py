@@ -28,6 +28,7 @@ from torch import nn
 
 from ..model import ScaleModel
 from ..schedules import param_groups
+from ..train.ragged import sample_ragged_sets
 from .fit import cosine_schedule, make_optimizer, optimizer_step, shuffled_batches
 from .linear import linear_head
 from .metrics import topk_accuracy
@@ -139,9 +140,10 @@ def fit_official(clf: ClipClassifier, x: torch.Tensor, pos: torch.Tensor, labels
 
     ``evaluate(clf, epoch)`` is called after every epoch (1-based). Batches, the 8 clips of each
     video and dropout all come from ``seed``. The optimiser, batches and schedule are the standard
-    probes' (probes/fit.py); what is the official eval's own: the last partial batch is dropped, each
-    step sees ``clips_per_step`` random clips of each video, and the schedule (its official arithmetic)
-    spans the SSL run's ``ssl_epochs`` while the probe trains only ``epochs``.
+    probes' (probes/fit.py), the clip draw the SSL trainer's (train/ragged.py); what is the official
+    eval's own: the last partial batch is dropped, each step sees ``clips_per_step`` of a video's
+    clips (the standard set classifiers see all of a fixed-count store's), and the schedule (its
+    official arithmetic) spans the SSL run's ``ssl_epochs`` while the probe trains only ``epochs``.
     """
     dev = x.device
     labels = labels.to(dev)
@@ -157,7 +159,8 @@ def fit_official(clf: ClipClassifier, x: torch.Tensor, pos: torch.Tensor, labels
     for epoch in range(epochs):
         clf.train()
         for idx in shuffled_batches(n, bs, gen, dev, drop_last=True):
-            keep = torch.rand(len(idx), v, generator=gen).argsort(1)[:, :k].to(dev)
+            # k distinct random clips of each video: the rule of the SSL trainer and the standard ragged sets
+            keep = sample_ragged_sets(torch.full((len(idx),), v), k, gen, sets=1)[:, 0].to(dev)
             logits = clf(x[idx[:, None], keep].float(), pos[idx[:, None], keep].float())
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[idx].repeat_interleave(k))
             optimizer_step(opt, lr_schedule, loss)
