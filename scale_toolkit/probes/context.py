@@ -182,6 +182,9 @@ def _check_ragged_sets(options: ProbeOptions, rows: list[str], store: FeatureSto
     """Set classifiers on videos of any length hold every probed clip (unpadded) and read the stored
     Eq. 5 coordinates: refused before reading where either cannot be."""
     sets = ", ".join(row for row in rows if ROW[row].method == "set_classifier")
+    if options.protocol != "standard":  # the official code trains them on a fixed number of clips per video
+        raise ScaleError(f"{store.path} has videos of any length: --protocol {options.protocol} cannot run {sets} on "
+                         "it; use the standard protocol, which trains them on sets of K clips")
     if pos_input != "eq5":
         raise ScaleError(f"{store.path} has videos of any length: {sets} need a model with the Eq. 5 positions "
                          f"(pos_input eq5), not {pos_input}")

@@ -152,6 +152,8 @@ def test_transformer_and_scale_ft_run_on_a_store_of_videos_of_any_length(importe
         assert 0 <= res["results"][row]["top1"] <= 100 and res["results"][row]["n_test"] == n_test, row
     with pytest.raises(ScaleError, match="memory budget"):  # every probed clip is held: checked before reading
         run_probes(store, rows=["transformer"], options=ProbeOptions(split="1", epochs=1, max_memory="2K"))
+    with pytest.raises(ScaleError, match="--protocol official cannot run scale_ft"):  # it trains on V fixed clips
+        run_probes(store, rows=["scale_ft"], model=run, options=ProbeOptions(split="1", epochs=1, protocol="official"))
 
 
 def test_masked_forward_ignores_whatever_the_padding_holds():
