@@ -223,7 +223,11 @@ def worker(job: dict) -> dict:
               "selected": {k: res["selected"][k] for k in ("lr", "weight_decay", "batchnorm")} if "selected" in res else None,
               "n_fit": res.get("n_fit"), "n_val": res.get("n_val"), "n_train": res["n_train"], "n_test": res["n_test"],
               "grid_points": len(res.get("grid", [])), "epochs": res["selected"]["epochs"] if "selected" in res else 0,
-              "hidden": res["selected"]["hidden"] if "selected" in res else 0}
+              "hidden": res["selected"]["hidden"] if "selected" in res else 0,
+              # early stopping: the epochs each grid point and the refit ran, and whether every epoch was checked
+              "grid_epochs_run": [g.get("epochs_run", g["epochs"]) for g in res.get("grid", [])],
+              "refit_epochs": res["selected"].get("epochs_run", res["selected"]["epochs"]) if "selected" in res else 0,
+              "patience": doc["config"].get("grids", {}).get(row, {}).get("patience", 0)}
         for row, res in doc["results"].items()})
     return answer
 
@@ -308,21 +312,30 @@ def set_classifier_flops(kind: str, model_dir: Path, n_classes: int) -> tuple[fl
 
 def row_flops(row: str, r: dict, model_hidden: int, set_flops: dict) -> float:
     """Training + prediction FLOPs of one row from its result (fwd 2 per multiply-add; the backward of a
-    layer computes its weight gradient, and its input gradient when a trained layer sits below)."""
+    layer computes its weight gradient, and its input gradient when a trained layer sits below).
+
+    Each grid point counts the epochs it ran and the refit the epochs it ran (early stopping); with a
+    patience, every grid point's validation videos are also predicted after each epoch it was checked
+    (every epoch it ran but the schedule's last)."""
     v, d, c = ROWS_STORE["clips"], ROWS_STORE["dim"], ROWS_STORE["classes"]
     if row in ("knn", "scale_knn"):
         return 2.0 * r["n_test"] * r["n_train"] * (d if row == "knn" else model_hidden)
-    grid, epochs = r["grid_points"], r["epochs"]
+    epochs = r["epochs"]
+    runs = r.get("grid_epochs_run") or [epochs] * r["grid_points"]
+    refit = r.get("refit_epochs", epochs)
+    checks = sum(min(e, epochs - 1) for e in runs) if r.get("patience") else 0
+    video_epochs = sum(runs) * r["n_fit"] + refit * r["n_train"]
+    val_predictions = (len(runs) + checks) * r["n_val"] + r["n_test"]
     if row in ("transformer", "scale_ft"):
         train, predict = set_flops[row]
-        return epochs * (grid * r["n_fit"] + r["n_train"]) * train + (grid * r["n_val"] + r["n_test"]) * predict
+        return video_epochs * train + val_predictions * predict
     dim = d + model_hidden if row == "scale_linear" else d
     if row == "mlp":
         h = r["hidden"] or 1024
         train, predict = 4 * dim * h + 6 * h * c, 2 * (dim * h + h * c)
     else:
         train, predict = 4 * dim * c, 2 * dim * c
-    return v * (epochs * (grid * r["n_fit"] + r["n_train"]) * train + (grid * r["n_val"] + r["n_test"]) * predict)
+    return v * (video_epochs * train + val_predictions * predict)
 
 
 def bench_rows(args, folder: Path) -> dict:
