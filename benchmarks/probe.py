@@ -214,12 +214,21 @@ def worker(job: dict) -> dict:
                                      for name, case in job["test_stores"].items()}}
     rates = [matmul_rate()]
     options = ProbeOptions(split="1", device="cpu", epochs=job.get("epochs"))
+    cpu_marks = [cpu_seconds()]  # after each row (the runner's "probes" progress): CPU seconds per row
+
+    def mark(task: str, done: int, total: int) -> None:
+        if task == "probes" and done:
+            cpu_marks.append(cpu_seconds())
+
     started = time.perf_counter()
-    doc = run_probes(job["store"], rows=job["rows"], model=job["model"], options=options)
+    doc = run_probes(job["store"], rows=job["rows"], model=job["model"], options=options, progress=mark)
     wall = time.perf_counter() - started
     rates.append(matmul_rate())
-    answer.update(wall_s=round(wall, 1), matmul_gflops=[round(r, 1) for r in rates], rows={
-        row: {"seconds": res["seconds"], "top1": round(res["top1"], 2),
+    cpu = dict(zip(doc["results"], np.diff(cpu_marks))) if len(cpu_marks) == len(doc["results"]) + 1 else {}
+    answer.update(wall_s=round(wall, 1), cpu_s=round(cpu_marks[-1] - cpu_marks[0], 1),
+                  matmul_gflops=[round(r, 1) for r in rates], rows={
+        row: {"seconds": res["seconds"], "cpu_seconds": round(float(cpu.get(row, float("nan"))), 1),
+              "top1": round(res["top1"], 2),
               "selected": {k: res["selected"][k] for k in ("lr", "weight_decay", "batchnorm")} if "selected" in res else None,
               "n_fit": res.get("n_fit"), "n_val": res.get("n_val"), "n_train": res["n_train"], "n_test": res["n_test"],
               "grid_points": len(res.get("grid", [])), "epochs": res["selected"]["epochs"] if "selected" in res else 0,
