@@ -109,3 +109,17 @@ def test_early_stopping_keeps_the_selection_where_the_answer_is_known(make_store
 def test_the_paper_preset_has_no_early_stopping_and_small_has_it_for_every_trained_row():
     assert all(g.patience == 0 and "patience" not in g.to_dict() for g in resolve_grids("paper").values())
     assert all(g.patience > 0 for g in resolve_grids("small").values())
+
+
+def test_where_validation_stays_below_100_percent_nothing_changes(make_store):
+    """Labels independent of the features: no grid point reaches a perfect validation top-1, so the
+    small grids' patience leaves every grid point, the selection and the test predictions as they
+    are without it."""
+    fs = make_store("random", n_classes=4, per_class=15, dim=12)
+    docs = [run_probes(fs.path, rows=["linear", "mlp"], options=ProbeOptions(
+        split="1", grid={"linear": {"epochs": 25, "patience": p}, "mlp": {"epochs": 25, "patience": p}}))
+        for p in (0, 2)]
+    for row in ("linear", "mlp"):
+        off, on = (d["results"][row] for d in docs)
+        assert off["selected"] == on["selected"] and off["grid"] == on["grid"]
+        assert off["predictions"] == on["predictions"] and off["top1"] == on["top1"]
