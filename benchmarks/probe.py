@@ -35,9 +35,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scale_toolkit.probes.knn import knn_scores, prepare  # noqa: E402
+# scale_toolkit is imported inside the functions, never here: a `--worker` subprocess must import the
+# code of the tree it was given (`--baseline`), not this file's.
 
 
 def clustered(n: int, centres: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +57,8 @@ def sklearn_knn_scores(memory, memory_labels, queries, k, n_classes, temperature
 
 
 def bench_knn(gallery: int, queries: int, dim: int, k: int, n_classes: int, seed: int = 0) -> dict:
+    from scale_toolkit.probes.knn import knn_scores, prepare
+
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_classes, dim)).astype(np.float32)
     mem, mem_y = clustered(gallery, centres, rng)
@@ -145,7 +146,9 @@ def in_subprocess(tree: Path, job: dict) -> dict:
     import subprocess
 
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps({**job, "tree": str(tree)})],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the worker for {tree} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -172,8 +175,12 @@ def cpu_seconds() -> float:
 
 
 def worker(job: dict) -> dict:
-    """In a subprocess: the probe rows (job "rows") or the demo (job "demo") with the tree's code."""
+    """In a subprocess: the probe rows (job "rows"), the test stores (job "test_stores") or the demo (job
+    "demo") with the tree's code."""
     sys.path.insert(0, job["tree"])
+    import scale_toolkit
+
+    assert Path(scale_toolkit.__file__).resolve().is_relative_to(Path(job["tree"]).resolve()), scale_toolkit.__file__
     import torch
 
     if job.get("threads"):
@@ -200,20 +207,96 @@ def worker(job: dict) -> dict:
         return answer
     from scale_toolkit.probes import ProbeOptions, run_probes
 
+    if "test_stores" in job:
+        return {**answer, "stores": {name: _selections(run_probes(case["store"], rows=SEVEN_ROWS, model=case["model"],
+                                                                  options=ProbeOptions(split="1", device="cpu",
+                                                                                       **case["options"])))
+                                     for name, case in job["test_stores"].items()}}
     rates = [matmul_rate()]
     options = ProbeOptions(split="1", device="cpu", epochs=job.get("epochs"))
+    cpu_marks = [cpu_seconds()]  # after each row (the runner's "probes" progress): CPU seconds per row
+
+    def mark(task: str, done: int, total: int) -> None:
+        if task == "probes" and done:
+            cpu_marks.append(cpu_seconds())
+
     started = time.perf_counter()
-    doc = run_probes(job["store"], rows=job["rows"], model=job["model"], options=options)
+    doc = run_probes(job["store"], rows=job["rows"], model=job["model"], options=options, progress=mark)
     wall = time.perf_counter() - started
     rates.append(matmul_rate())
-    answer.update(wall_s=round(wall, 1), matmul_gflops=[round(r, 1) for r in rates], rows={
-        row: {"seconds": res["seconds"], "top1": round(res["top1"], 2),
+    cpu = dict(zip(doc["results"], np.diff(cpu_marks))) if len(cpu_marks) == len(doc["results"]) + 1 else {}
+    answer.update(wall_s=round(wall, 1), cpu_s=round(cpu_marks[-1] - cpu_marks[0], 1),
+                  matmul_gflops=[round(r, 1) for r in rates], rows={
+        row: {"seconds": res["seconds"], "cpu_seconds": round(float(cpu.get(row, float("nan"))), 1),
+              "top1": round(res["top1"], 2),
               "selected": {k: res["selected"][k] for k in ("lr", "weight_decay", "batchnorm")} if "selected" in res else None,
               "n_fit": res.get("n_fit"), "n_val": res.get("n_val"), "n_train": res["n_train"], "n_test": res["n_test"],
               "grid_points": len(res.get("grid", [])), "epochs": res["selected"]["epochs"] if "selected" in res else 0,
-              "hidden": res["selected"]["hidden"] if "selected" in res else 0}
+              "hidden": res["selected"]["hidden"] if "selected" in res else 0,
+              # early stopping: the epochs each grid point and the refit ran, and whether every epoch was checked
+              "grid_epochs_run": [g.get("epochs_run", g["epochs"]) for g in res.get("grid", [])],
+              "refit_epochs": res["selected"].get("epochs_run", res["selected"]["epochs"]) if "selected" in res else 0,
+              "patience": doc["config"].get("grids", {}).get(row, {}).get("patience", 0)}
         for row, res in doc["results"].items()})
     return answer
+
+
+def _selections(doc) -> dict:
+    """Per row of a result: top-1, and for trained rows the selected point and the epochs it ran."""
+    out = {}
+    for row, res in doc["results"].items():
+        entry = {"top1": round(res["top1"], 2)}
+        if "selected" in res:
+            sel = res["selected"]
+            entry.update(lr=sel["lr"], weight_decay=sel["weight_decay"], batchnorm=sel["batchnorm"],
+                         epochs=sel["epochs"], epochs_run=sel.get("epochs_run", sel["epochs"]),
+                         val_top1=round(res["val_top1"], 2))
+        out[row] = entry
+    return out
+
+
+# The stores of tests/probes whose right answer is known (tests/probes/conftest.py build_store), each with
+# the seven rows on the default grids, and the temporal store also with its test's own set-classifier grid.
+_TEMPORAL_GRID = {"lr": [3e-3, 1e-2], "weight_decay": [0.0], "batch_size": [16], "epochs": 100, "warmup_epochs": 1.0}
+TEST_STORES = {
+    "separable 5x16 d24": ({"kind": "separable", "n_classes": 5, "per_class": 16, "dim": 24}, {}),
+    "random 4x25 d24": ({"kind": "random", "n_classes": 4, "per_class": 25, "dim": 24}, {}),
+    "temporal 2x60 d16": ({"kind": "temporal", "n_classes": 2, "per_class": 60, "dim": 16}, {}),
+    "temporal 2x60 d16, the test's grid": (
+        {"kind": "temporal", "n_classes": 2, "per_class": 60, "dim": 16},
+        {"grid": {"transformer": _TEMPORAL_GRID, "scale_ft": _TEMPORAL_GRID, "linear": {"epochs": 30}, "mlp": {"epochs": 30}},
+         "transformer_model": {"hidden": 32, "heads": 2, "layers": 1, "pos_hidden": 32}}),
+    "MAE-family BatchNorm separable 3x10 d8": (
+        {"kind": "separable", "n_classes": 3, "per_class": 10, "dim": 8,
+         "backbone": {"name": "videomae-b", "family": "video_vit"}}, {}),
+}
+
+
+def bench_test_stores(args, folder: Path) -> dict:
+    """The seven rows on each test store (built once, here), by the baseline's code and this tree's, in turn."""
+    from tests.probes.conftest import build_store, save_tiny_model
+
+    cases = {}
+    for number, (name, (store, options)) in enumerate(TEST_STORES.items()):
+        path = folder / f"store{number}.zarr"
+        build_store(path, **store)
+        backbone = store.get("backbone", {}).get("name", "tiny")
+        model = save_tiny_model(folder / f"run{number}", input_dim=store["dim"], backbone_name=backbone)
+        cases[name] = {"store": str(path), "model": str(model), "options": options}
+    runs = {}
+    for name, ref in ((f"before ({args.baseline})", args.baseline), ("after (this tree)", None)):
+        if name.startswith("before") and not args.baseline:
+            continue
+        runs[name] = in_subprocess(code_tree(ref, folder / "baseline"), {"test_stores": cases, "threads": args.threads})["stores"]
+    result: dict = {"runs": runs}
+    if len(runs) == 2:
+        before, after = runs.values()
+        result["changed"] = {store: {row: {"before": before[store][row], "after": after[store][row]}
+                                     for row in after[store]
+                                     if {k: v for k, v in before[store][row].items() if k != "epochs_run"}
+                                     != {k: v for k, v in after[store][row].items() if k != "epochs_run"}}
+                             for store in after}
+    return result
 
 
 def set_classifier_flops(kind: str, model_dir: Path, n_classes: int) -> tuple[float, float]:
@@ -238,21 +321,30 @@ def set_classifier_flops(kind: str, model_dir: Path, n_classes: int) -> tuple[fl
 
 def row_flops(row: str, r: dict, model_hidden: int, set_flops: dict) -> float:
     """Training + prediction FLOPs of one row from its result (fwd 2 per multiply-add; the backward of a
-    layer computes its weight gradient, and its input gradient when a trained layer sits below)."""
+    layer computes its weight gradient, and its input gradient when a trained layer sits below).
+
+    Each grid point counts the epochs it ran and the refit the epochs it ran (early stopping); with a
+    patience, every grid point's validation videos are also predicted after each epoch it was checked
+    (every epoch it ran but the schedule's last)."""
     v, d, c = ROWS_STORE["clips"], ROWS_STORE["dim"], ROWS_STORE["classes"]
     if row in ("knn", "scale_knn"):
         return 2.0 * r["n_test"] * r["n_train"] * (d if row == "knn" else model_hidden)
-    grid, epochs = r["grid_points"], r["epochs"]
+    epochs = r["epochs"]
+    runs = r.get("grid_epochs_run") or [epochs] * r["grid_points"]
+    refit = r.get("refit_epochs", epochs)
+    checks = sum(min(e, epochs - 1) for e in runs) if r.get("patience") else 0
+    video_epochs = sum(runs) * r["n_fit"] + refit * r["n_train"]
+    val_predictions = (len(runs) + checks) * r["n_val"] + r["n_test"]
     if row in ("transformer", "scale_ft"):
         train, predict = set_flops[row]
-        return epochs * (grid * r["n_fit"] + r["n_train"]) * train + (grid * r["n_val"] + r["n_test"]) * predict
+        return video_epochs * train + val_predictions * predict
     dim = d + model_hidden if row == "scale_linear" else d
     if row == "mlp":
         h = r["hidden"] or 1024
         train, predict = 4 * dim * h + 6 * h * c, 2 * (dim * h + h * c)
     else:
         train, predict = 4 * dim * c, 2 * dim * c
-    return v * (epochs * (grid * r["n_fit"] + r["n_train"]) * train + (grid * r["n_val"] + r["n_test"]) * predict)
+    return v * (video_epochs * train + val_predictions * predict)
 
 
 def bench_rows(args, folder: Path) -> dict:
@@ -307,6 +399,8 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="skip the default probe run timing")
     ap.add_argument("--skip-knn", action="store_true", help="skip the k-NN FAISS vs scikit-learn timing")
     ap.add_argument("--rows", action="store_true", help="time the seven probe rows on the fixed 1,600-video store")
+    ap.add_argument("--test-stores", action="store_true",
+                    help="the seven rows' selections and top-1 on the stores of tests/probes (default grids)")
     ap.add_argument("--demo", action="store_true", help="time the stages of `scale demo` (one run per --seeds)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--demo-epochs", type=int, default=None, help="SSL epochs of every timed demo (default: each version's own)")
@@ -319,6 +413,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if args.quick:
         args.gallery, args.queries = 10_000, 1_000
     import faiss
@@ -341,6 +436,8 @@ def main() -> None:
             result["rows"] = bench_rows(args, Path(d) / "rows")
         if args.demo:
             result["demo"] = bench_demo(args, Path(d) / "demo")
+        if args.test_stores:
+            result["test_stores"] = bench_test_stores(args, Path(d) / "test_stores")
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

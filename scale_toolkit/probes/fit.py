@@ -5,6 +5,7 @@ generator, so a run is reproducible for a given seed and device.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, cast
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from .set_inputs import SetInputs
 
 Progress = Optional[Callable[[str, int, int], None]]  # (task, done, total)
+# early stopping (probes/early_stop.py): (grid point index, epochs done, the point in eval mode) -> stop it now?
+StopCheck = Optional[Callable[[int, int, nn.Module], bool]]
 OPTIMIZERS = ("adamw", "sgd")
 
 
@@ -39,11 +42,21 @@ class TrainSetting:
     hidden: int = 0  # MLP width (MLP only)
     dropout: float = 0.0  # MLP dropout (MLP only)
     batchnorm: bool = False  # BatchNorm without affine in front of the head (clip heads only)
+    epochs_run: int = 0  # early stopping: the epochs of the schedule actually run (0: all of them)
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch training ends after: `epochs_run` of the cosine over `epochs`, or all of them."""
+        return self.epochs_run or self.epochs
 
     def to_dict(self) -> dict:
+        """The fields (`epochs_run` only where early stopping cut the schedule, so results without it read as before)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        out = asdict(self)
+        if not self.epochs_run:
+            del out["epochs_run"]
+        return out
 
 
 class ClipTable:
@@ -258,7 +271,7 @@ def _check_heads(heads: Sequence[nn.Module]) -> None:
 
 def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Sequential],
                    lr_wd: Sequence[tuple[float, float]], setting: TrainSetting, seed: int,
-                   progress: Progress = None, task: str = "train") -> list[nn.Module]:
+                   progress: Progress = None, task: str = "train", stop: StopCheck = None) -> list[nn.Module]:
     """Train several per-clip heads at once on the same batches (one per (lr, wd) pair).
 
     The loss is the sum of each head's mean clip cross-entropy; heads share no parameters and each
@@ -280,6 +293,7 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
     steps_per_epoch = 1 if full_batch else len(shuffled_batches(n, batch, torch.Generator().manual_seed(0), torch.device("cpu")))
     total = steps_per_epoch * setting.epochs
     sched = cosine_schedule(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    shown = steps_per_epoch * setting.last_epoch  # the progress bar's length: the steps this run takes at most
     for h in heads:
         h.to(device).train()
     if hasattr(heads[0][0], "fit_mean_square"):  # InputScale: one scalar from every training input
@@ -288,8 +302,9 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
             cast("InputScale", h[0]).fit_mean_square(mean_square)
     clip_labels = labels.repeat_interleave(table.n_clips)
     norm, active = heads[0][0], list(range(len(heads)))
+    stopped: dict[int, nn.Module] = {}
     step = 0
-    for _epoch in range(setting.epochs):
+    for epoch in range(1, setting.last_epoch + 1):
         batches = [(table.flat, None)] if full_batch else table.batches(batch, gen)
         for x, idx in batches:
             assert x is not None  # full-batch steps only where the table is materialised
@@ -301,15 +316,28 @@ def fit_clip_heads(table: ClipTable, labels: torch.Tensor, heads: Sequence[nn.Se
                 active = _drop_diverged(heads, active, losses)
             if not active:
                 break
+        if stop is not None and epoch < setting.last_epoch:
+            for i in list(active):
+                now = _eval_copy(heads[i], norm)
+                if stop(i, epoch, now):
+                    stopped[i] = now
+                    active.remove(i)  # no gradient reaches it again, so no optimiser step moves it
         if progress:
-            progress(task, step, total)
+            progress(task, step, shown)
         if not active:
             break
     norm_state = norm.state_dict()
     for h in heads:
         h[0].load_state_dict(norm_state)  # the shared norm's running statistics
         h.eval()
-    return list(heads)
+    return [stopped.get(i, h) for i, h in enumerate(heads)]
+
+
+def _eval_copy(head: nn.Sequential, norm: nn.Module) -> nn.Sequential:
+    """A copy of a clip head as it is now, in eval mode, with the shared norm's statistics so far."""
+    out = copy.deepcopy(head)
+    out[0].load_state_dict(norm.state_dict())
+    return out.eval()
 
 
 @torch.no_grad()
@@ -355,9 +383,14 @@ def predict_clip_head(head: nn.Module, table: ClipTable, batch_videos: int = 512
 
 
 def fit_set_classifier(clf: nn.Module, sets: SetInputs, labels: torch.Tensor,
-                       setting: TrainSetting, seed: int, progress: Progress = None, task: str = "train") -> nn.Module:
+                       setting: TrainSetting, seed: int, progress: Progress = None, task: str = "train",
+                       stop: StopCheck = None) -> nn.Module:
     """Train a set classifier (SetClassifier) on sets of each video's clips (set_inputs.py): mean clip
-    cross-entropy of the per-clip logits."""
+    cross-entropy of the per-clip logits.
+
+    The schedule spans `setting.epochs`; training ends after `setting.last_epoch` of them, or earlier
+    where `stop` (offered the classifier, in eval mode, after each epoch but the last) says so.
+    """
     device = sets.device
     labels = labels.to(device)
     clf.to(device).train()
@@ -369,16 +402,21 @@ def fit_set_classifier(clf: nn.Module, sets: SetInputs, labels: torch.Tensor,
     steps_per_epoch = len(shuffled_batches(n, setting.batch_size, torch.Generator().manual_seed(0), torch.device("cpu")))
     total = steps_per_epoch * setting.epochs
     sched = cosine_schedule(opt, total, int(round(setting.warmup_epochs * steps_per_epoch)))
+    shown = steps_per_epoch * setting.last_epoch  # the progress bar's length: the steps this run takes at most
     step = 0
-    for _epoch in range(setting.epochs):
+    for epoch in range(1, setting.last_epoch + 1):
         for idx in shuffled_batches(n, setting.batch_size, gen, device):
             logits = clf(*sets.batch(idx, gen))  # [b, V', C]
             y = labels[idx].unsqueeze(1).expand(-1, logits.shape[1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             optimizer_step(opt, sched, loss)
             step += 1
+        stopped = stop is not None and epoch < setting.last_epoch and stop(0, epoch, clf.eval())
+        clf.train()
         if progress:
-            progress(task, step, total)
+            progress(task, step, shown)
+        if stopped:
+            break
     clf.eval()
     return clf
 

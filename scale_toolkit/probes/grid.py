@@ -15,6 +15,12 @@ paper  clip heads              1e-4 ... 3e-1 (8 values) 0, 1e-4,    64, 256  100
 paper  transformer, scale_ft   1e-4, 3e-4, 1e-3 (AdamW) 1e-4, 5e-2  64, 256  100 (5 warm-up)
 ====== ======================= ======================== =========== ======== =================
 
+``small`` stops each grid point early on the validation hold-out (``patience``: 10 epochs for the
+clip heads, 5 for the set classifiers; probes/early_stop.py): a point whose validation top-1 has
+been 100 % for that many epochs stops there, scored as it stopped (it cannot gain on the ranking's
+first key), and the refit runs the selected point's cosine for the epochs it ran. ``paper`` has no
+patience: every point runs its schedule.
+
 Every schedule is cosine (per step, after the warm-up). SGD's weight decay is the classic L2
 term, AdamW's is decoupled. Clip-head inputs go through BatchNorm without affine (MAE-family
 backbones by default) or a fixed 1/RMS scale, so one lr grid fits every backbone. With batch 1024
@@ -36,7 +42,7 @@ Transformer baseline when no ``--model`` gives its architecture.)
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..checks import check_numbers
@@ -60,6 +66,7 @@ class GridSpec:
     warmup_epochs: float = 0.0
     hidden: list[int] = field(default_factory=lambda: [0])
     dropout: list[float] = field(default_factory=lambda: [0.0])
+    patience: int = 0  # early stopping on the validation hold-out (probes/early_stop.py); 0: off
 
     def validate(self, probe: str) -> None:
         check_numbers(self, f"grid for {probe}: {{}}")
@@ -70,6 +77,8 @@ class GridSpec:
             raise ScaleError(f"grid for {probe}: learning rates must be > 0 and weight decays >= 0")
         if any(b < 1 for b in self.batch_size) or self.epochs < 1:
             raise ScaleError(f"grid for {probe}: batch sizes and epochs must be >= 1")
+        if self.patience < 0 or self.patience != int(self.patience):
+            raise ScaleError(f"grid for {probe}: patience must be a whole number of epochs >= 0 (0: no early stopping)")
         bad = [o for o in self.optimizer if o not in OPTIMIZERS]
         if bad:
             raise ScaleError(f"grid for {probe}: unknown optimizer {bad[0]!r} (choose from {OPTIMIZERS})")
@@ -89,21 +98,30 @@ class GridSpec:
     def size(self, batchnorm: list[bool]) -> int:
         return sum(len(pairs) for _, pairs in self.groups(batchnorm))
 
+    def to_dict(self) -> dict:
+        """The grid as recorded in a result (`patience` only where early stopping is on, so grids without it read as before)."""
+        out = asdict(self)
+        if not self.patience:
+            del out["patience"]
+        return out
 
-def _clip(lr, wd, bs, opt=("adamw",), epochs=100, hidden=(0,), dropout=(0.0,), warmup=0.0) -> GridSpec:
-    return GridSpec(list(lr), list(wd), list(bs), list(opt), epochs, warmup, list(hidden), list(dropout))
+
+def _clip(lr, wd, bs, opt=("adamw",), epochs=100, hidden=(0,), dropout=(0.0,), warmup=0.0, patience=0) -> GridSpec:
+    return GridSpec(list(lr), list(wd), list(bs), list(opt), epochs, warmup, list(hidden), list(dropout), patience)
 
 
+# `small` stops a grid point once its validation top-1 has not risen for this many epochs (early_stop.py)
+_CLIP_PATIENCE, _SET_PATIENCE = 10, 5
 # A18's learning rates suit AdamW; SGD wants larger ones, so the paper preset spans both ranges.
 _PAPER_LR = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
 
 PRESETS: dict[str, dict[str, GridSpec]] = {
     "small": {
-        "linear": _clip([0.03, 0.3], [1e-3, 1e-1], [1024], ("sgd",)),
-        "scale_linear": _clip([0.03, 0.3], [1e-3, 1e-1], [1024], ("sgd",)),
-        "mlp": _clip([1e-3, 1e-2], [1e-3, 1e-1], [1024], ("adamw",), hidden=[1024]),
-        "transformer": _clip([1e-4, 5e-4], [0.05], [64], epochs=30, warmup=1.0),
-        "scale_ft": _clip([1e-4, 5e-4], [0.05], [64], epochs=30, warmup=1.0),
+        "linear": _clip([0.03, 0.3], [1e-3, 1e-1], [1024], ("sgd",), patience=_CLIP_PATIENCE),
+        "scale_linear": _clip([0.03, 0.3], [1e-3, 1e-1], [1024], ("sgd",), patience=_CLIP_PATIENCE),
+        "mlp": _clip([1e-3, 1e-2], [1e-3, 1e-1], [1024], ("adamw",), hidden=[1024], patience=_CLIP_PATIENCE),
+        "transformer": _clip([1e-4, 5e-4], [0.05], [64], epochs=30, warmup=1.0, patience=_SET_PATIENCE),
+        "scale_ft": _clip([1e-4, 5e-4], [0.05], [64], epochs=30, warmup=1.0, patience=_SET_PATIENCE),
     },
     "paper": {
         "linear": _clip(_PAPER_LR, [0.0, 1e-4, 1e-2, 5e-2, 1e-1], [64, 256], ("adamw", "sgd")),

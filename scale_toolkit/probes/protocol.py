@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -35,10 +35,12 @@ from ..contracts.probe_result import ProbeResult
 from ..seeding import seeded
 from . import data as D
 from .context import ProbeContext, build_context
+from .early_stop import PlateauStop
 from .fit import (
     ClipTable,
     Progress,
     RowsOf,
+    StopCheck,
     TrainSetting,
     first_best,
     fit_clip_heads,
@@ -130,6 +132,14 @@ def select_refit_predict(fit_grid: FitGrid, refit_predict: RefitPredict, train: 
     }
 
 
+def _stop_check(plateau: Optional[PlateauStop], predict: Callable[[torch.nn.Module], np.ndarray]) -> StopCheck:
+    """The training loops' early-stopping question for a grid (None: the grid has no patience):
+    the point's validation probabilities, judged by ``plateau``."""
+    if plateau is None:
+        return None
+    return lambda index, epoch, model: plateau.check(index, epoch, predict(model))
+
+
 class StandardRunner(ProbeRunner):
     """The standard protocol's rows on a ProbeContext: k-NN, clip heads and set classifiers."""
 
@@ -139,7 +149,7 @@ class StandardRunner(ProbeRunner):
 
     def protocol_config(self, rows: list[str]) -> dict:
         """Protocol-specific entries of the result's config: the grids of the trained rows."""
-        return {"grids": {row: asdict(self.ctx.grids[row]) for row in rows if row in self.ctx.grids}}
+        return {"grids": {row: self.ctx.grids[row].to_dict() for row in rows if row in self.ctx.grids}}
 
     def protocol_text(self, rows: list[str], train_store: Optional[str]) -> str:
         ctx = self.ctx
@@ -193,13 +203,17 @@ class StandardRunner(ProbeRunner):
         fit_table = self._table(ctx.train_view, kind, fit_rows)
         val_table = self._table(ctx.eval_view, kind, val_rows, to_train=False)
         fit_labels = torch.as_tensor(ctx.labels[fit_rows], dtype=torch.long)
-        groups = ctx.grids[kind].groups(ctx.batchnorm)
+        grid = ctx.grids[kind]
+        groups = grid.groups(ctx.batchnorm)
         for number, (base, pairs) in enumerate(groups, start=1):
             heads = self._new_heads(kind, fit_table.dim, base, len(pairs), seed)
-            fit_clip_heads(fit_table, fit_labels, heads, pairs, base, seed, ctx.progress,
-                           f"{task} grid {number}/{len(groups)}")
-            for head, (lr, weight_decay) in zip(heads, pairs):
-                setting = TrainSetting(**{**base.to_dict(), "lr": lr, "weight_decay": weight_decay})
+            plateau = PlateauStop(grid.patience, ctx.labels[val_rows]) if grid.patience else None
+            fitted = fit_clip_heads(fit_table, fit_labels, heads, pairs, base, seed, ctx.progress,
+                                    f"{task} grid {number}/{len(groups)}",
+                                    stop=_stop_check(plateau, partial(predict_clip_head, table=val_table)))
+            for index, (head, (lr, weight_decay)) in enumerate(zip(fitted, pairs)):
+                setting = TrainSetting(**{**base.to_dict(), "lr": lr, "weight_decay": weight_decay,
+                                          "epochs_run": plateau.epochs_run.get(index, 0) if plateau else 0})
                 yield setting, predict_clip_head(head, val_table)
 
     def _clip_head_final(self, kind: str, seed: int, task: str, setting: TrainSetting, train: np.ndarray,
@@ -229,14 +243,19 @@ class StandardRunner(ProbeRunner):
         ctx = self.ctx
         fit_sets, val_sets = self._set_inputs(ctx.train_view, fit_rows), self._set_inputs(ctx.eval_view, val_rows)
         fit_labels = torch.as_tensor(ctx.labels[fit_rows], dtype=torch.long)
+        grid = ctx.grids[kind]
         settings = [TrainSetting(**{**base.to_dict(), "lr": lr, "weight_decay": wd, "batchnorm": False})
-                    for base, pairs in ctx.grids[kind].groups([False]) for lr, wd in pairs]
+                    for base, pairs in grid.groups([False]) for lr, wd in pairs]
         for number, setting in enumerate(settings, start=1):
             classifier = self._new_set_classifier(kind, fit_sets, seed)
+            plateau = PlateauStop(grid.patience, ctx.labels[val_rows]) if grid.patience else None
             fit_set_classifier(classifier, fit_sets, fit_labels, setting, seed, ctx.progress,
-                               f"{task} grid {number}/{len(settings)}")
+                               f"{task} grid {number}/{len(settings)}",
+                               stop=_stop_check(plateau, partial(predict_set_classifier, sets=val_sets)))
             val_probs = predict_set_classifier(classifier, val_sets)
             del classifier
+            if plateau and plateau.epochs_run:
+                setting = replace(setting, epochs_run=plateau.epochs_run[0])
             yield setting, val_probs
 
     def _set_classifier_final(self, kind: str, seed: int, task: str, setting: TrainSetting, train: np.ndarray,

@@ -71,6 +71,8 @@ def _grid_text(grid: GridSpec, row: str) -> str:
             f"batch {values(grid.batch_size)} videos, {grid.epochs} epochs")
     if ROW[row].head == "mlp":
         text += f", width {values(grid.hidden)}, dropout {values(grid.dropout)}"
+    if grid.patience:
+        text += f", patience {grid.patience}"
     return text
 
 
@@ -97,6 +99,12 @@ def protocol_text(options: ProbeOptions, rows: list[str], train_store: Optional[
                      f"softmax over the clips; BatchNorm without affine before clip heads: {bn}.")
         if grids:
             parts.append("Grids: " + "; ".join(_grid_text(grids[r], r) for r in trained) + ".")
+            if any(grids[r].patience for r in trained):
+                parts.append("Early stopping (grids with a patience): a grid point is scored on the validation "
+                             "hold-out after every epoch and stops once its top-1 has been 100 % for `patience` "
+                             "epochs, scored as it stopped (below 100 % it runs its whole schedule); the refit "
+                             "runs the selected point's schedule (the cosine over the grid's epochs) for the "
+                             "epochs that point ran.")
         clips = "--train-store " + train_store if train_store else "eval clips of the train videos"
         parts.append(f"Probe training clips: {clips}.")
     if "scale_linear" in rows:

@@ -42,7 +42,8 @@ def test_random_store_stays_near_chance(make_store):
 
 
 def test_selection_uses_validation_not_test(make_store, monkeypatch):
-    """Grid points are ranked by validation scores only; the test split is predicted once per probe."""
+    """Grid points are ranked by validation scores only (also the early-stopping checks after each epoch);
+    the test split is predicted once per probe."""
     from scale_toolkit.probes import protocol as P
 
     fs = make_store("separable", n_classes=3, per_class=15, dim=8)
@@ -58,8 +59,8 @@ def test_selection_uses_validation_not_test(make_store, monkeypatch):
     doc = run_probes(fs.path, rows=["linear"], options=ProbeOptions(split="1", epochs=3))
     res = doc["results"]["linear"]
     n_grid = len(res["grid"])
-    assert n_grid == 4 and len(calls) == n_grid + 1
-    assert calls[:n_grid] == [res["n_val"]] * n_grid and calls[-1] == len(test_rows) == res["n_test"]
+    assert n_grid == 4 and len(calls) >= n_grid + 1
+    assert set(calls[:-1]) == {res["n_val"]} and calls[-1] == len(test_rows) == res["n_test"]
     assert res["n_fit"] + res["n_val"] == res["n_train"]
     best = max(res["grid"], key=lambda g: (g["val_top1"], -g["val_nll"]))
     assert res["selected"]["lr"] == best["lr"] and res["selected"]["weight_decay"] == best["weight_decay"]
