@@ -103,6 +103,11 @@ class RaggedStore(FeatureStore):
     def n_total_clips(self) -> int:
         return int(self._array("features").shape[0])
 
+    def clip_bytes(self, names: Sequence[str] = ("features", "coords")) -> int:
+        """Bytes one clip takes in memory (FeatureStore.clip_bytes), for clip arrays stored flat [C, ...]."""
+        return sum(int(np.dtype(self._array(name).dtype).itemsize * int(np.prod(self._array(name).shape[1:], dtype=np.int64)))
+                   for name in names)
+
     @property
     def clip_counts(self) -> np.ndarray:
         return self._index()[1].copy()

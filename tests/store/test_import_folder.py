@@ -319,3 +319,11 @@ def test_fixed_stores_keep_schema_1_and_ragged_ones_say_2(folder, tmp_path):
     fixed = FeatureStore.create(tmp_path / "f.zarr", video_ids=["a"], labels=[0], splits=np.ones((3, 1), np.int8),
                                 class_names=["c"], n_clips=2, feature_dim=D)
     assert fixed.schema_version == 1 and FeatureStore.open(tmp_path / "r.zarr").schema_version == 2
+
+
+def test_a_ragged_stores_clip_bytes_are_those_of_one_clip(folder, tmp_path):
+    """What budgets size themselves by: one clip's float16 features and float32 coords, not a row of the flat array's."""
+    import_feature_files(folder[0], tmp_path / "s.zarr")
+    fs = FeatureStore.open(tmp_path / "s.zarr")
+    assert isinstance(fs, RaggedStore)
+    assert fs.clip_bytes(("features", "coords")) == 2 * fs.feature_dim + 4 * 6
