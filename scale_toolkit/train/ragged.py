@@ -20,7 +20,7 @@ rule, a fixed-shape [n, 2K, D] the metrics read like a train16 split.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.store.ragged import RaggedStore
+from scale_toolkit.train.stream import StreamedSplit
 
 
 def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Generator | None = None,
@@ -66,12 +67,43 @@ class RaggedSplit:
         return (len(self.counts), int(self.counts.max()), int(self.features.shape[1]))
 
 
+@dataclass
+class StreamedRaggedSplit(StreamedSplit):
+    """A ragged store's train videos over the memory budget: each epoch visits them a window of videos
+    at a time in the fixed-count stream's order (train/stream.py), a window's clips read unpadded."""
+
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # clips of each of `rows`
+    capacity: int = 0  # the most clips a window can hold, set by `fit_window`
+
+    def fit_window(self, budget: int, batch: int) -> None:
+        """The largest multiple of `batch` videos whose clips fit half the budget even when they are
+        the split's longest videos; `capacity` their clip count (the buffer the windows are read into)."""
+        per_clip = 2 * self.feature_dim + 4 * 6
+        longest_first = np.cumsum(np.sort(self.counts)[::-1])
+        fits = int(np.searchsorted(longest_first, budget // 2 // per_clip, side="right"))
+        self.window = max(batch, fits // batch * batch)
+        self.capacity = int(longest_first[min(self.window, len(longest_first)) - 1])
+
+    def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        """(features float16 [C, D], coords float32 [C, 6]) of the videos ``rows``, concatenated in that order."""
+        data, _ = self.store.read_clips(rows, ("features", "coords"))
+        return np.asarray(data["features"], np.float16), np.asarray(data["coords"], np.float32)
+
+    def counts_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.counts[np.searchsorted(self.rows, rows)]
+
+
 class RaggedSampler:
     """Draws a batch's two sets per video on the device and turns them into rows of the flat store."""
 
-    def __init__(self, split: RaggedSplit, device: torch.device) -> None:
-        self.offsets = torch.from_numpy(split.offsets).to(device)
-        self.counts = torch.from_numpy(split.counts).to(device)
+    def __init__(self, offsets: np.ndarray, counts: np.ndarray, device: torch.device) -> None:
+        self.device = device
+        self.use(offsets, counts)
+
+    def use(self, offsets: np.ndarray, counts: np.ndarray) -> None:
+        """The videos the sets are drawn from (a streamed split: the window now in its buffer)."""
+        self.offsets = torch.from_numpy(np.asarray(offsets, np.int64)).to(self.device)
+        self.counts = torch.from_numpy(np.asarray(counts, np.int64)).to(self.device)
 
     def flat_views(self, cfg: ScaleConfig, videos: torch.Tensor,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,21 +120,37 @@ def load_ragged_split(fs: RaggedStore, idx: np.ndarray, info: dict[str, Any], po
                       val_rows: np.ndarray, train_rows: np.ndarray, seed: int
                       ) -> tuple[RaggedSplit, tuple[np.ndarray, np.ndarray] | None, dict[str, Any]]:
     """(the resident train videos, the held-out ones as [n, 2K, ...] or None, the store description)."""
+    check_ragged_positions(info, pos_input)
+    data, counts = fs.read_clips(idx[train_rows], ("features", "coords"))
+    counts = counts.astype(np.int64)
+    split = RaggedSplit(np.asarray(data["features"], np.float16), np.asarray(data["coords"], np.float32),
+                        starts(counts), counts)
+    return split, ragged_held_out(fs, idx[val_rows], set_size, seed), ragged_info(fs, idx, info)
+
+
+def check_ragged_positions(info: dict[str, Any], pos_input: str) -> None:
     if pos_input != "eq5":
         raise ScaleError(f"{info.get('path')} has videos of any length (a ragged store): train it with the Eq. 5 "
                          f"positions (pos_input eq5), not {pos_input}")
-    data, counts = fs.read_clips(idx[train_rows], ("features", "coords"))
-    counts = counts.astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    split = RaggedSplit(np.asarray(data["features"], np.float16), np.asarray(data["coords"], np.float32), offsets, counts)
-    held_out = None
-    if len(val_rows):
-        vdata, vcounts = fs.read_clips(idx[val_rows], ("features", "coords"))
-        voffsets = np.concatenate([[0], np.cumsum(vcounts)[:-1]]).astype(np.int64)
-        g = torch.Generator().manual_seed(int(seed) ^ 0x0DD5)
-        pick = (sample_ragged_sets(torch.from_numpy(vcounts.astype(np.int64)), set_size, g).view(len(vcounts), -1).numpy()
-                + voffsets[:, None])
-        held_out = (np.asarray(vdata["features"], np.float16)[pick], np.asarray(vdata["coords"], np.float32)[pick])
-    info = {**info, "layout": "ragged", "clips_per_video": fs.clips_summary(idx),
+
+
+def ragged_info(fs: RaggedStore, idx: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
+    return {**info, "layout": "ragged", "clips_per_video": fs.clips_summary(idx),
             "sets": "2K clips drawn per step from each video's own; fewer than 2K: its clips in a random order, repeated"}
-    return split, held_out, info
+
+
+def starts(counts: np.ndarray) -> np.ndarray:
+    """Each video's first clip in its clips concatenated."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def ragged_held_out(fs: RaggedStore, rows: np.ndarray, set_size: int, seed: int
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out videos ``rows`` as 2K clips each, drawn once (fixed seed) by the sets' rule: [n, 2K, ...]."""
+    if not len(rows):
+        return None
+    vdata, vcounts = fs.read_clips(rows, ("features", "coords"))
+    g = torch.Generator().manual_seed(int(seed) ^ 0x0DD5)
+    pick = (sample_ragged_sets(torch.from_numpy(vcounts.astype(np.int64)), set_size, g).view(len(vcounts), -1).numpy()
+            + starts(vcounts)[:, None])
+    return np.asarray(vdata["features"], np.float16)[pick], np.asarray(vdata["coords"], np.float32)[pick]

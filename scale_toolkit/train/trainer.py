@@ -34,7 +34,16 @@ from scale_toolkit.train.evaluate import ssl_metrics
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
 from scale_toolkit.train.host_memory import hand_back_freed_memory, reuse_freed_memory
 from scale_toolkit.train.plots import chance_levels, plot_curves
-from scale_toolkit.train.ragged import RaggedSampler, RaggedSplit, load_ragged_split
+from scale_toolkit.train.ragged import (
+    RaggedSampler,
+    RaggedSplit,
+    StreamedRaggedSplit,
+    check_ragged_positions,
+    load_ragged_split,
+    ragged_held_out,
+    ragged_info,
+    starts,
+)
 from scale_toolkit.train.run_dir import Checkpointer, MetricsLog, check_start
 from scale_toolkit.train.step import SSLForward, draw_views, fp32_matmul_precision, make_loss_fn
 from scale_toolkit.train.stream import StreamedSplit
@@ -109,7 +118,7 @@ class _Run:
     model: ScaleModel
     optimizer: torch.optim.Optimizer
     loss_fn: Callable[..., dict[str, torch.Tensor]]
-    window: Optional[_Window]  # the buffers a streamed split is read into; None when resident
+    window: Optional[_Window | _RaggedWindow]  # the buffers a streamed split is read into; None when resident
     precision: Precision
     info: DistInfo
     device: torch.device
@@ -190,8 +199,15 @@ def _prepare(config: TrainConfig, progress: Optional[Progress], data: GivenData,
     loss_fn, window = _loss_fn(model, train_data, config, plan, info, device)
     run = _Run(config, plan, model, optimizer, loss_fn, window, precision, info, device, out, checkpoints, metrics, meta, lock,
                emit=progress if (progress is not None and info.is_main) else (lambda event: None),
-               ragged=RaggedSampler(train_data.features, device) if isinstance(train_data.features, RaggedSplit) else None)
+               ragged=_ragged_sampler(train_data.features, window, device))
     return run, start_epoch, train_data.held_out
+
+
+def _ragged_sampler(features: Any, window: Optional[_Window | _RaggedWindow], device: torch.device) -> Optional[RaggedSampler]:
+    """A ragged store's set sampler: over the resident split, or the one a streamed split's windows update."""
+    if isinstance(window, _RaggedWindow):
+        return window.sampler
+    return RaggedSampler(features.offsets, features.counts, device) if isinstance(features, RaggedSplit) else None
 
 
 def _check_out(config: TrainConfig, info: DistInfo) -> Path:
@@ -273,11 +289,20 @@ def _ragged_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]
         return None
     split_bytes = int(fs.clip_counts[idx].sum()) * fs.clip_bytes(("features", "coords"))
     budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
-    if split_bytes > budget:
-        raise ScaleError(f"{config.store} holds videos of any length, whose train split ({gib(split_bytes)} of clips) "
-                         f"is over the memory budget of {gib(budget)} ({source}); such a split is not streamed: "
-                         "set a larger --max-memory or train on part of it")
     train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
+    if split_bytes > budget:  # read a window of videos' clips at a time (train/ragged.py StreamedRaggedSplit)
+        if dist.enabled:
+            raise ScaleError(f"{config.store} holds videos of any length, whose train split ({gib(split_bytes)} of clips) "
+                             f"is over the memory budget of {gib(budget)} ({source}): such a split streams in a single "
+                             "process only; set a larger --max-memory or train without torchrun")
+        check_ragged_positions(info, config.model.pos_input)
+        rows = idx[train_pos]
+        stream = StreamedRaggedSplit(str(config.store), rows, int(fs.clip_counts[rows].max()), fs.feature_dim,
+                                     config.model.pos_input, _store=fs, counts=fs.clip_counts[rows].astype(np.int64))
+        stream.fit_window(budget, min(config.batch_size, len(rows)))
+        info = {**ragged_info(fs, idx, info), "streamed": {"budget_bytes": budget, "budget_from": source,
+                                                          "split_bytes": split_bytes, "window_videos": stream.window}}
+        return _TrainingData(stream, None, ragged_held_out(fs, idx[val_pos], config.model.set_size, config.seed), info)
     split, held_out, info = load_ragged_split(fs, idx, info, config.model.pos_input, config.model.set_size,
                                               val_pos, train_pos, config.seed)
     return _TrainingData(split, None, held_out, info)
@@ -356,11 +381,17 @@ def _resume_or_start(config: TrainConfig, model: ScaleModel, optimizer: torch.op
 
 
 def _loss_fn(model: ScaleModel, train_data: _TrainingData, config: TrainConfig, plan: _RunPlan, info: DistInfo,
-             device: torch.device) -> tuple[Callable[..., dict[str, torch.Tensor]], Optional[_Window]]:
+             device: torch.device) -> tuple[Callable[..., dict[str, torch.Tensor]], Optional[_Window | _RaggedWindow]]:
     """The step's forward + losses over the resident store, or over the window buffer that a
     streamed split is read into (DDP-wrapped under torchrun, compiled on --compile)."""
-    window = None
-    if isinstance(train_data.features, StreamedSplit):
+    window: Optional[_Window | _RaggedWindow] = None
+    if isinstance(train_data.features, StreamedRaggedSplit):  # one "video" of a window's clips, read into a buffer
+        flat = train_data.features
+        window = _RaggedWindow(flat, torch.zeros((1, flat.capacity, flat.feature_dim), dtype=torch.float16, device=device),
+                               torch.zeros((1, flat.capacity, 6), dtype=torch.float32, device=device),
+                               RaggedSampler(np.zeros(0, np.int64), np.zeros(0, np.int64), device))
+        features, positions = window.features, window.positions
+    elif isinstance(train_data.features, StreamedSplit):
         stream = train_data.features
         # this rank's share of a window: its rows of each whole batch
         n, clips, dim = stream.window // plan.batch * (plan.rows[1] - plan.rows[0]), stream.n_clips, stream.feature_dim
@@ -410,6 +441,32 @@ class _Window:
                 videos = torch.zeros(batch, dtype=torch.long, device=device)  # only lo:hi is read on this rank
                 videos[lo:hi] = torch.arange(b * local, (b + 1) * local, device=device)
                 yield videos
+
+
+@dataclass
+class _RaggedWindow:
+    """A streamed ragged split's buffers: each window's clips are copied into the front of them and
+    the sampler draws the sets from those videos (single process)."""
+
+    stream: StreamedRaggedSplit
+    features: torch.Tensor  # float16 [1, capacity, D]
+    positions: torch.Tensor  # float32 [1, capacity, 6]
+    sampler: RaggedSampler
+
+    def batches(self, seed: int, epoch: int, batch: int, lo: int, hi: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches of videos (indices into the window in the buffer); a window's videos
+        beyond its last whole batch are read with it but not trained on (the epoch's short batch)."""
+        for rows, order in self.stream.epoch_windows(seed, epoch):
+            feats, coords = self.stream.read(rows)
+            self.features[0, :len(feats)] = torch.from_numpy(feats).to(self.features.device)
+            self.positions[0, :len(coords)] = torch.from_numpy(coords).to(self.positions.device)
+            counts = self.stream.counts_of(rows)
+            self.sampler.use(starts(counts), counts)
+            del feats, coords
+            hand_back_freed_memory()
+            order_t = torch.from_numpy(order).to(self.features.device)
+            for b in range(len(rows) // batch):
+                yield order_t[b * batch:(b + 1) * batch]
 
 
 def _resident_batches(n_videos: int, steps: int, batch: int, generator: torch.Generator,

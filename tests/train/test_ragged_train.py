@@ -46,7 +46,7 @@ def test_short_videos_share_as_few_clips_as_they_can():
 def test_sampler_rows_stay_inside_each_video():
     split = RaggedSplit(np.zeros((30, 2), np.float16), np.zeros((30, 6), np.float32),
                         np.array([0, 3, 10]), np.array([3, 7, 20]))
-    sampler = RaggedSampler(split, torch.device("cpu"))
+    sampler = RaggedSampler(split.offsets, split.counts, torch.device("cpu"))
     cfg = ScaleConfig(**TINY_MODEL, set_size=K)
     videos = torch.tensor([2, 0, 1, 2])
     zeros, rows, mask = sampler.flat_views(cfg, videos, torch.Generator().manual_seed(0))
@@ -85,15 +85,31 @@ def test_ragged_store_refuses_the_official_positions(long_store, tmp_path):
         train(cfg)
 
 
-def test_a_ragged_split_over_the_memory_budget_is_refused_before_reading(long_store, tmp_path, monkeypatch):
+def test_a_ragged_split_over_the_memory_budget_streams_a_window_of_videos_at_a_time(long_store, tmp_path, monkeypatch):
     from scale_toolkit.store.ragged import RaggedStore
 
-    def no_reading(*args, **kwargs):
-        raise AssertionError("a clip was read")
+    reads = []
+    read_clips = RaggedStore.read_clips
 
-    monkeypatch.setattr(RaggedStore, "read_clips", no_reading)
-    cfg = TrainConfig(store=str(long_store), split=1, out=str(tmp_path / "run"), epochs=1, batch_size=8,
-                      model=ScaleConfig(**TINY_MODEL, set_size=K), max_memory="4K")
-    with pytest.raises(ScaleError, match="over the memory budget of 0.00 GiB .--max-memory 4K."):
-        train(cfg)
-    assert not (tmp_path / "run").exists()
+    def counted(self, rows, *args, **kwargs):
+        reads.append(np.asarray(rows).tolist())
+        return read_clips(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(RaggedStore, "read_clips", counted)
+    cfg = TrainConfig(store=str(long_store), split=1, out=str(tmp_path / "run"), epochs=2, batch_size=4, warmup=1.0,
+                      model=ScaleConfig(**TINY_MODEL, set_size=K), max_memory="40K")
+    s = train(cfg)
+    conf = json.loads((tmp_path / "run" / "config.json").read_text())
+    window, n_train = conf["store"]["streamed"]["window_videos"], conf["store"]["n_train_videos"]
+    held = conf["effective"]["ssl_val_videos"]
+    assert conf["store"]["layout"] == "ragged" and 4 <= window < n_train - held and window % 4 == 0
+    assert all(len(r) <= window for r in reads[1:])  # after the held-out videos: never more than a window at once
+    train_reads = [r for r in reads[1:]]
+    per_epoch = (n_train - held) // window + bool((n_train - held) % window)
+    assert len(train_reads) == per_epoch * 2 + per_epoch  # two epochs, plus the statistics pass when standardising
+    for epoch in range(2):  # every train video once an epoch
+        seen = sum(train_reads[per_epoch * (1 + epoch):per_epoch * (2 + epoch)], [])
+        assert len(seen) == len(set(seen)) == n_train - held
+    assert math.isfinite(s["final"]["loss"]) and s["steps"] == 2 * ((n_train - held) // 4)
+    again = train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "run2")}))
+    assert again["final"]["loss"] == s["final"]["loss"]  # the windows' order comes from the seed and the epoch
