@@ -75,6 +75,8 @@ class FeatureStore:
     (2, 15, 8)
     """
 
+    CLIP_AXES = 2  # per-clip arrays are [N, V, ...]: a clip's own shape starts at this axis
+
     def __init__(self, path: Path, group: zarr.Group) -> None:
         self.path = Path(path)
         self.group = group
@@ -225,7 +227,7 @@ class FeatureStore:
         total = 0
         for name in names:
             arr = self._array(name)
-            total += int(np.dtype(arr.dtype).itemsize * int(np.prod(arr.shape[2:], dtype=np.int64)))
+            total += int(np.dtype(arr.dtype).itemsize * int(np.prod(arr.shape[self.CLIP_AXES:], dtype=np.int64)))
         return total
 
     @property

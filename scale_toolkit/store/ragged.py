@@ -85,6 +85,8 @@ class RaggedStore(FeatureStore):
     `clip_counts` gives every video's.
     """
 
+    CLIP_AXES = 1  # clip arrays are flat [C, ...] (clip_bytes sizes a clip from them)
+
     # ------------------------------------------------------------------ shape
     @property
     def n_videos(self) -> int:
@@ -102,11 +104,6 @@ class RaggedStore(FeatureStore):
     @property
     def n_total_clips(self) -> int:
         return int(self._array("features").shape[0])
-
-    def clip_bytes(self, names: Sequence[str] = ("features", "coords")) -> int:
-        """Bytes one clip takes in memory (FeatureStore.clip_bytes), for clip arrays stored flat [C, ...]."""
-        return sum(int(np.dtype(self._array(name).dtype).itemsize * int(np.prod(self._array(name).shape[1:], dtype=np.int64)))
-                   for name in names)
 
     @property
     def clip_counts(self) -> np.ndarray:
