@@ -38,7 +38,7 @@ def check_start(out: Path, resume: bool) -> None:
         raise ScaleError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not last.exists():
         raise ScaleError(f"nothing to resume: {out} has no {LAST_CHECKPOINT}"
-                         + (" (its first epoch never finished)" if (out / CONFIG_FILE).exists() else "")
+                         + (" (it stopped before its first checkpoint was written)" if (out / CONFIG_FILE).exists() else "")
                          + "; drop --resume to start the run")
 
 
