@@ -273,21 +273,27 @@ def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingDat
     train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
     stream = StreamedSplit(str(config.store), idx[train_pos], fs.n_clips, fs.feature_dim, config.model.pos_input, _store=fs)
     stream.fit_window(budget, min(config.batch_size, len(train_pos)))
-    info = {**info, "streamed": {"budget_bytes": budget, "budget_from": source, "split_bytes": int(split_bytes),
-                                 "window_videos": stream.window}}
+    info = {**info, "streamed": _streamed_record(budget, source, split_bytes, stream)}
     held_out = stream.read(idx[val_pos]) if len(val_pos) else None
     return _TrainingData(stream, None, held_out, info)
 
 
+def _streamed_record(budget: int, source: str, split_bytes: int, stream: StreamedSplit) -> dict[str, Any]:
+    """What config.json says of a split streamed from its store."""
+    return {"budget_bytes": budget, "budget_from": source, "split_bytes": int(split_bytes), "window_videos": stream.window}
+
+
 def _ragged_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]:
-    """A ragged store's train split (videos of any length, train/ragged.py), else None. It is held
-    whole (not streamed): a split over the memory budget is refused before any clip is read."""
+    """A ragged store's train split (videos of any length, train/ragged.py), else None: held whole,
+    unpadded, where its clips fit the memory budget, else streamed a window of videos at a time
+    (StreamedRaggedSplit; a single process only)."""
     from scale_toolkit.store.ragged import RaggedStore
 
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
     if not isinstance(fs, RaggedStore):
         return None
-    split_bytes = int(fs.clip_counts[idx].sum()) * fs.clip_bytes(("features", "coords"))
+    counts = fs.clip_counts.astype(np.int64)  # read once: the property copies the whole index
+    split_bytes = int(counts[idx].sum()) * fs.clip_bytes(("features", "coords"))
     budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
     train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
     if split_bytes > budget:  # read a window of videos' clips at a time (train/ragged.py StreamedRaggedSplit)
@@ -297,11 +303,10 @@ def _ragged_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]
                              "process only; set a larger --max-memory or train without torchrun")
         check_ragged_positions(info, config.model.pos_input)
         rows = idx[train_pos]
-        stream = StreamedRaggedSplit(str(config.store), rows, int(fs.clip_counts[rows].max()), fs.feature_dim,
-                                     config.model.pos_input, _store=fs, counts=fs.clip_counts[rows].astype(np.int64))
+        stream = StreamedRaggedSplit(str(config.store), rows, int(counts[rows].max()), fs.feature_dim,
+                                     config.model.pos_input, _store=fs, counts=counts[rows])
         stream.fit_window(budget, min(config.batch_size, len(rows)))
-        info = {**ragged_info(fs, idx, info), "streamed": {"budget_bytes": budget, "budget_from": source,
-                                                          "split_bytes": split_bytes, "window_videos": stream.window}}
+        info = {**ragged_info(fs, idx, info), "streamed": _streamed_record(budget, source, split_bytes, stream)}
         return _TrainingData(stream, None, ragged_held_out(fs, idx[val_pos], config.model.set_size, config.seed), info)
     split, held_out, info = load_ragged_split(fs, idx, info, config.model.pos_input, config.model.set_size,
                                               val_pos, train_pos, config.seed)
