@@ -1,6 +1,12 @@
 """How much host memory a command may hold: `--max-memory` sizes, and the default budget from what
 the system can give now. Training and the probes size what they hold resident by it.
 
+`--max-memory` bounds the whole process (what `ps` and the system's OOM killer see), not only the
+data: the part left for data is the bound less what the process already holds (the interpreter,
+torch, the model) and the working memory of one step (a batch's activations and gradients). At
+50k videos those two are 0.5-1.3 GB next to a 1 GB store (benchmarks/RESULTS.md), so a bound
+on the data alone let the process run far past it.
+
 Example:
     >>> parse_size("16G"), parse_size("1.5GiB"), parse_size("512M"), parse_size("1000")
     (17179869184, 1610612736, 536870912, 1000)
@@ -39,15 +45,38 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def memory_budget(max_memory: str, processes: int = 1) -> tuple[int, str]:
-    """The budget for the data one process holds, in bytes, and where it came from: `--max-memory`
-    (per process), else an equal part for each of the `processes` sharing this machine (torchrun's
-    ranks) of half of what it has available."""
+def resident_bytes() -> int:
+    """What this process holds in memory now (VmRSS), or 0 where the system does not say."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def memory_budget(max_memory: str, processes: int = 1, working: int = 0) -> tuple[int, str]:
+    """The budget for the data one process holds, in bytes, and where it came from.
+
+    With `--max-memory` (per process): that bound less what the process holds now and `working`
+    (one step's activations and gradients, estimated by the caller), refused in one line where
+    nothing is left. Without: an equal part for each of the `processes` sharing this machine
+    (torchrun's ranks) of half of what it has available, less `working` (what the process holds
+    already is not in "available")."""
     if max_memory:
-        return parse_size(max_memory), f"--max-memory {max_memory}"
+        bound, in_use = parse_size(max_memory), resident_bytes() + working
+        if bound <= in_use:
+            raise ScaleError(f"--max-memory {max_memory} leaves no room for data: this process holds "
+                             f"{gib(in_use - working)} before reading any and one step needs about {gib(working)}; "
+                             f"give more than {gib(in_use)}")
+        kept = f" less the {gib(in_use - working)} this process held and a step's {gib(working)}" if in_use else ""
+        return bound - in_use, f"--max-memory {max_memory}{kept}"
     share = f" / {processes} processes" if processes > 1 else ""
-    return (int(DEFAULT_FRACTION * available_bytes()) // max(1, processes),
-            f"{DEFAULT_FRACTION:.0%} of the memory available at start{share}")
+    default = int(DEFAULT_FRACTION * available_bytes()) // max(1, processes)
+    kept = f", less a step's {gib(working)}" if working else ""
+    return max(1, default - working), f"{DEFAULT_FRACTION:.0%} of the memory available at start{share}{kept}"
 
 
 def gib(n_bytes: int) -> str:

@@ -172,3 +172,13 @@ def fastest_threads(work: Callable[[], object], most: int, repeats: int = 3) -> 
         best[threads] = min(times)
     return min(best, key=lambda t: (best[t], t)), best
 
+
+
+def import_what_runs_import_later() -> None:
+    """Import now what training and the probes import part-way: the optimisers' torch._dynamo (about
+    100 MB with sympy, on a torch optimiser's first parameter group) and matplotlib's Agg canvas and
+    font list (the curves and confusion pictures). Called before `--max-memory` measures what the
+    process holds, so that the measure counts them instead of the run growing past it later."""
+    import torch._dynamo  # noqa: F401
+    from matplotlib import font_manager  # noqa: F401  (reads the font list on import)
+    from matplotlib.backends import backend_agg  # noqa: F401

@@ -127,3 +127,13 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     for nodeid, written in biggest:
         if written >= 50 * 2**20:
             terminalreporter.write_line(f"  {written / 2**20:8.0f} MiB  {nodeid}")
+
+
+@pytest.fixture
+def budget_for_data_only(monkeypatch):
+    """`--max-memory` as a budget for the data alone: the tests that use it size streaming windows in
+    bytes of data, far below any process's own memory. What the process holds and a step needs are
+    kept back from the bound in real runs (tests/test_memory.py checks that accounting)."""
+    monkeypatch.setattr("scale_toolkit.memory.resident_bytes", lambda: 0)
+    monkeypatch.setattr("scale_toolkit.train.trainer.ssl_step_bytes", lambda *args: 0)
+    monkeypatch.setattr("scale_toolkit.probes.context.probe_step_bytes", lambda *args: 0)

@@ -15,11 +15,12 @@ from ..files import file_sha256
 from ..memory import gib, memory_budget
 from ..model.config import ScaleConfig
 from ..run_files import model_file
-from ..runtime import resolve_device
+from ..runtime import import_what_runs_import_later, resolve_device
 from ..store import FeatureStore
 from ..store.attributes import StoreAttrs, check_model_fits_store
 from . import data as D
 from .fit import Progress
+from .footprint import probe_step_bytes
 from .grid import GridSpec, resolve_grids
 from .options import ProbeOptions
 from .rows import REGISTRY, ROW
@@ -114,12 +115,17 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
         if ragged and any(ROW[row].method == "set_classifier" for row in rows):  # sets of K of each video's clips
-            _check_ragged_sets(options, rows, store, train_store, wanted, transformer_config.pos_input)
+            import_what_runs_import_later()
+            working = probe_step_bytes(rows, grids, len(wanted), transformer_config.set_size, store.feature_dim,
+                                       n_classes, transformer_config)
+            _check_ragged_sets(options, rows, store, train_store, wanted, transformer_config.pos_input, working)
             eval_view.clips = D.load_flat_clips(store, device, wanted=wanted)
             if train_view is not eval_view:
                 train_view.clips = D.load_flat_clips(train_store, device, eval_store=store, wanted=wanted)
     else:
-        budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None)
+        import_what_runs_import_later()
+        working = probe_step_bytes(rows, grids, len(wanted), store.n_clips, store.feature_dim, n_classes, transformer_config)
+        budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None, working)
         if budget is not None:  # over the budget: the clips stay in the store, streamed a window at a time
             eval_view = D.load_streamed_view(store, device, budget, wanted=wanted, model=embed)
             train_view = (D.load_streamed_view(train_store, device, budget, eval_store=store, wanted=wanted, model=embed)
@@ -148,17 +154,17 @@ STREAMED_ROWS = tuple(row.name for row in REGISTRY if row.method != "set_classif
 
 
 def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
-                   wanted: np.ndarray, model: Optional[LoadedModel]) -> Optional[int]:
+                   wanted: np.ndarray, model: Optional[LoadedModel], working: int) -> Optional[int]:
     """None where the probed clips (float16 features, float32 coords, and with a model the refined
-    clips) fit the memory budget and are held; the budget where they do not and every row can
-    stream them; a ScaleError, before reading any, where a row cannot (rather than be killed by
-    the system part-way)."""
+    clips) fit the memory budget (less `working`, the largest step's own memory) and are held; the
+    budget where they do not and every row can stream them; a ScaleError, before reading any, where
+    a row cannot (rather than be killed by the system part-way)."""
     per_clip = store.clip_bytes(("features", "coords", "flip"))  # what a loaded view holds
     if model is not None:
         per_clip += 2 * int(model.config.get("hidden", store.feature_dim))  # the refined clips, float16
     views = [store] + ([train_store] if train_store is not None else [])
     need = sum(len(wanted) * view.n_clips * per_clip for view in views)
-    budget, source = memory_budget(options.max_memory)
+    budget, source = memory_budget(options.max_memory, working=working)
     if need <= budget:
         return None
     held = [row for row in rows if row not in STREAMED_ROWS
@@ -178,7 +184,7 @@ RAGGED_ROWS = tuple(row.name for row in REGISTRY if row.ragged)
 
 
 def _check_ragged_sets(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
-                       wanted: np.ndarray, pos_input: str) -> None:
+                       wanted: np.ndarray, pos_input: str, working: int) -> None:
     """Set classifiers on videos of any length hold every probed clip (unpadded) and read the stored
     Eq. 5 coordinates: refused before reading where either cannot be."""
     sets = ", ".join(row for row in rows if ROW[row].method == "set_classifier")
@@ -190,7 +196,7 @@ def _check_ragged_sets(options: ProbeOptions, rows: list[str], store: FeatureSto
                          f"(pos_input eq5), not {pos_input}")
     views = [store] + ([train_store] if train_store is not None else [])
     need = sum(D.FlatClips.nbytes(view, D.view_rows(view, None if view is store else store, wanted)[0]) for view in views)
-    budget, source = memory_budget(options.max_memory)
+    budget, source = memory_budget(options.max_memory, working=working)
     if need > budget:
         raise ScaleError(f"{sets} would hold {gib(need)} of clips, over the memory budget of {gib(budget)} ({source}): "
                          "drop those rows, probe one split, or set a larger --max-memory")

@@ -22,7 +22,7 @@ from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.ownership import check_run_dir
 from scale_toolkit.precision import Precision, resolve_precision
 from scale_toolkit.run_files import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE
-from scale_toolkit.runtime import resolve_device, torch_threads
+from scale_toolkit.runtime import import_what_runs_import_later, resolve_device, torch_threads
 from scale_toolkit.schedules import param_groups  # noqa: F401  (re-exported: tests and benchmarks use it)
 from scale_toolkit.schedules import warmup_cosine as lr_at  # the one schedule (warm-up, cosine to min_lr)
 from scale_toolkit.seeding import seeded
@@ -31,6 +31,7 @@ from scale_toolkit.train.config import TrainConfig
 from scale_toolkit.train.data import TrainSplit, load_train_split, train_split_rows
 from scale_toolkit.train.distributed import DistInfo, dist_from_env, init_process_group
 from scale_toolkit.train.evaluate import ssl_metrics
+from scale_toolkit.train.footprint import ssl_step_bytes
 from scale_toolkit.train.health import PlateauMonitor, held_out_due, holdout_split
 from scale_toolkit.train.host_memory import hand_back_freed_memory, reuse_freed_memory
 from scale_toolkit.train.plots import chance_levels, plot_curves
@@ -265,7 +266,7 @@ def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingDat
     """The train split as a StreamedSplit when its features do not fit the memory budget, else None.
     The held-out videos (a few hundred at most) are read whole."""
     fs, idx, info = train_split_rows(config.store, config.split, config.allow_incomplete)
-    budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
+    budget, source = _data_budget(config, dist, fs.feature_dim, idx.size)
     split_bytes = idx.size * fs.n_clips * fs.clip_bytes(("features", "coords"))
     if split_bytes <= budget:
         return None
@@ -276,6 +277,15 @@ def _streamed_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingDat
     info = {**info, "streamed": _streamed_record(budget, source, split_bytes, stream)}
     held_out = stream.read(idx[val_pos]) if len(val_pos) else None
     return _TrainingData(stream, None, held_out, info)
+
+
+def _data_budget(config: TrainConfig, dist: DistInfo, input_dim: int, n_videos: int) -> tuple[int, str]:
+    """What this process may hold of the split: the memory budget less what a step of this model
+    needs (footprint.py) and, under `--max-memory`, less what the process holds already."""
+    import_what_runs_import_later()
+    local_batch = max(1, min(config.batch_size, n_videos) // max(1, dist.world_size))
+    working = ssl_step_bytes(config.model, local_batch, input_dim)
+    return memory_budget(config.max_memory, processes=dist.local_world_size, working=working)
 
 
 def _streamed_record(budget: int, source: str, split_bytes: int, stream: StreamedSplit) -> dict[str, Any]:
@@ -294,7 +304,7 @@ def _ragged_data(config: TrainConfig, dist: DistInfo) -> Optional[_TrainingData]
         return None
     counts = fs.clip_counts.astype(np.int64)  # read once: the property copies the whole index
     split_bytes = int(counts[idx].sum()) * fs.clip_bytes(("features", "coords"))
-    budget, source = memory_budget(config.max_memory, processes=dist.local_world_size)
+    budget, source = _data_budget(config, dist, fs.feature_dim, idx.size)
     train_pos, val_pos = holdout_split(idx.size, config.ssl_val, config.seed)
     if split_bytes > budget:  # read a window of videos' clips at a time (train/ragged.py StreamedRaggedSplit)
         if dist.enabled:

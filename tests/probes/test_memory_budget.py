@@ -7,6 +7,9 @@ from scale_toolkit.probes import run_probes
 from scale_toolkit.probes.options import ProbeOptions
 from scale_toolkit.store import FeatureStore
 
+# windows sized in bytes of data (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("budget_for_data_only")
+
 
 def _make_store(path, n=40, clips=4, dim=16, rows_per_chunk=16):
     rng = np.random.default_rng(0)

@@ -22,6 +22,9 @@ from scale_toolkit.store import FeatureStore
 from scale_toolkit.train import TrainConfig, train
 from tests.train.helpers import TINY_MODEL
 
+# windows sized in bytes of data (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("budget_for_data_only")
+
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):

@@ -11,6 +11,9 @@ import torch
 from scale_toolkit.train import TrainConfig, train
 from tests.train.helpers import TINY_MODEL, assert_same_weights, make_train_store
 
+# windows sized in bytes of data (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("budget_for_data_only")
+
 MODES = ("fixed", "bernoulli", "streamed")
 
 

@@ -14,6 +14,9 @@ from scale_toolkit.train import TrainConfig, train
 from scale_toolkit.train.ragged import RaggedSampler, RaggedSplit, sample_ragged_sets
 from tests.train.helpers import TINY_MODEL
 
+# windows sized in bytes of data (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("budget_for_data_only")
+
 K = 4
 
 

@@ -12,6 +12,9 @@ from scale_toolkit.train.stream import StreamedSplit
 from tests.train.helpers import make_train_store
 from tests.train.test_trainer import cfg as trainer_cfg
 
+# windows sized in bytes of data (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("budget_for_data_only")
+
 # 16 clips x (24 dims x 2 bytes + 6 x 4) = 1152 bytes a video: 20 kB holds about 17 videos, far fewer than 96
 SMALL_BUDGET = "20000"
 
