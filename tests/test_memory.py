@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import scale_toolkit.memory as memory
 from scale_toolkit.errors import ScaleError
@@ -16,6 +15,7 @@ from scale_toolkit.model.scale import ScaleModel
 from scale_toolkit.probes.footprint import clip_head_bytes, probe_step_bytes
 from scale_toolkit.probes.grid import resolve_grids
 from scale_toolkit.train.footprint import parameter_count, ssl_step_bytes
+from tests.probes.conftest import build_store
 from tests.train.helpers import make_train_store
 
 MiB = 2**20
@@ -62,29 +62,41 @@ def test_a_steps_estimate_grows_with_the_batch_the_model_and_the_heads():
     assert probe_step_bytes(["linear"], grids, 100, 15, 768, 50, None) < linear  # a batch is at most the videos
 
 
-def _scale_train(tmp_path: Path, *args: str) -> tuple[int, str, int]:
-    """`scale train ARGS` in a child process: exit status, stderr, peak RSS in bytes (from wait4)."""
+def _scale(tmp_path: Path, *args: str) -> tuple[int, str, int]:
+    """`scale ARGS` in a child process: exit status, stderr, peak RSS in bytes (from wait4)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "train", *args], cwd=REPO, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err_path.read_text(), usage.ru_maxrss * 1024
+    return os.waitstatus_to_exitcode(status), err_path.read_text(), usage.ru_maxrss * 1024
+
+
+def _stays_under_the_bound(tmp_path: Path, command: list[str], out: str) -> None:
+    """A bound below the process's needs is refused in one line naming what would do; that plus a
+    little data is a bound the whole run, from start-up to its last write, stays under."""
+    code, err, _ = _scale(tmp_path, *command, out, str(tmp_path / "refused"), "--max-memory", "64M")
+    assert code == 2 and "--max-memory 64M leaves no room for data" in err and err.count("\n") == 1, err[-2000:]
+    floor = float(re.search(r"give more than ([0-9.]+) GiB", err).group(1)) * 2**30
+    bound = int(floor + 24 * MiB)
+    code, err, peak = _scale(tmp_path, *command, out, str(tmp_path / "run"), "--max-memory", str(bound))
+    assert code == 0, err[-2000:]
+    assert 0 < peak <= bound, (peak / MiB, bound / MiB)
+    assert (tmp_path / "run").exists()  # the run directory / result document was written
 
 
 @pytest.mark.slow
 def test_scale_train_stays_under_max_memory(tmp_path):
     """The contract a user relies on: the peak of the whole process is under `--max-memory`."""
-    make_train_store(tmp_path / "s.zarr", n=600, d=64)
-    flags = ["--store", str(tmp_path / "s.zarr"), "--epochs", "1", "--hidden", "64", "--layers", "1", "--heads", "2",
-             "--batch-size", "64", "--precision", "fp32", "--threads", "1", "--warmup", "0"]
-    code, err, _ = _scale_train(tmp_path, *flags, "--out", str(tmp_path / "refused"), "--max-memory", "64M")
-    assert code == 2 and "--max-memory 64M leaves no room for data" in err, err[-2000:]
-    floor = float(re.search(r"give more than ([0-9.]+) GiB", err).group(1)) * 2**30
-    bound = int(floor + 24 * MiB)  # a few MiB of data: the split (600 x 16 x (64 x 2 + 24) B = 1.5 MB) streams or fits
-    code, err, peak = _scale_train(tmp_path, *flags, "--out", str(tmp_path / "run"), "--max-memory", str(bound))
-    assert code == 0, err[-2000:]
-    assert 0 < peak <= bound, (peak / MiB, bound / MiB)
-    assert torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=True)["meta"]
+    make_train_store(tmp_path / "s.zarr", n=600, d=64)  # 600 x 16 x (64 x 2 + 24) B = 1.5 MB of clips
+    _stays_under_the_bound(tmp_path, ["train", "--store", str(tmp_path / "s.zarr"), "--epochs", "1", "--hidden", "64",
+                                      "--layers", "1", "--heads", "2", "--batch-size", "64", "--precision", "fp32",
+                                      "--threads", "1", "--warmup", "0"], "--out")
+
+
+@pytest.mark.slow
+def test_scale_probe_stays_under_max_memory(tmp_path):
+    build_store(tmp_path / "eval15.zarr", per_class=100, dim=64)
+    _stays_under_the_bound(tmp_path, ["probe", "--store", str(tmp_path / "eval15.zarr"), "--linear", "--epochs", "2"],
+                           "--json")

@@ -96,7 +96,7 @@ def train_cmd(
     head_hidden: Optional[int] = unset_option(ScaleConfig, "head_hidden", "--head-hidden", help="Hidden width of the MCM and SET heads (the paper's 1024; narrower for small features).", official=_OFFICIAL["head_hidden"]),
     tau: Optional[float] = unset_option(ScaleConfig, "tau", "--tau", help="InfoNCE temperature of MCM and SET."),
     allow_incomplete: bool = option_from(TrainConfig, "allow_incomplete", "--allow-incomplete", help="Train although some videos of the split are still pending extraction (only the done ones are used)."),
-    max_memory: str = option_from(TrainConfig, "max_memory", "--max-memory", help="Memory for the train split's features (e.g. 16G); a larger split streams from the store a window at a time. Empty: half of the memory available at start."),
+    max_memory: str = option_from(TrainConfig, "max_memory", "--max-memory", help="The most memory the whole process may use (e.g. 16G). The train split gets what is left after the process itself and a training step; a larger split streams from the store a window at a time. Empty: half of the memory available at start."),
     official: bool = typer.Option(False, "--official", help=(
         "Train as the official SCALE code: its model, losses, masking, 7-entry positions, init, "
         f"lr {shown_default(_OFFICIAL['lr'])}, wd {shown_default(_OFFICIAL['wd'])}, a warm-up of {_OFFICIAL['warmup']}, "

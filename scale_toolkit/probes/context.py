@@ -125,12 +125,13 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     else:
         import_what_runs_import_later()
         working = probe_step_bytes(rows, grids, len(wanted), store.n_clips, store.feature_dim, n_classes, transformer_config)
-        budget = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None, working)
-        if budget is not None:  # over the budget: the clips stay in the store, streamed a window at a time
+        over = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None, working)
+        if over is not None:  # over the budget: the clips stay in the store, streamed a window at a time
+            budget, source = over
             eval_view = D.load_streamed_view(store, device, budget, wanted=wanted, model=embed)
             train_view = (D.load_streamed_view(train_store, device, budget, eval_store=store, wanted=wanted, model=embed)
                           if train_store is not None else eval_view)
-            notes.append(f"the probed clips are over the memory budget of {gib(budget)}: Linear, MLP and SCALE_linear "
+            notes.append(f"the probed clips are over the memory budget of {gib(budget)} ({source}): Linear, MLP and SCALE_linear "
                          f"read them from the store {cast(D.StoreClips, eval_view.features).window_videos} videos "
                          "at a time (batches shuffled within those windows, so numbers differ slightly from a run that "
                          "holds them)")
@@ -154,10 +155,10 @@ STREAMED_ROWS = tuple(row.name for row in REGISTRY if row.method != "set_classif
 
 
 def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, train_store: Optional[FeatureStore],
-                   wanted: np.ndarray, model: Optional[LoadedModel], working: int) -> Optional[int]:
+                   wanted: np.ndarray, model: Optional[LoadedModel], working: int) -> Optional[tuple[int, str]]:
     """None where the probed clips (float16 features, float32 coords, and with a model the refined
     clips) fit the memory budget (less `working`, the largest step's own memory) and are held; the
-    budget where they do not and every row can stream them; a ScaleError, before reading any, where
+    budget and where it came from where they do not and every row can stream them; a ScaleError, before reading any, where
     a row cannot (rather than be killed by the system part-way)."""
     per_clip = store.clip_bytes(("features", "coords", "flip"))  # what a loaded view holds
     if model is not None:
@@ -174,7 +175,7 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
                          f"{store.feature_dim} dims), over the memory budget of {gib(budget)} ({source}); "
                          f"{', '.join(held)} cannot stream them (the other rows can): drop those rows, probe one split, "
                          "or set a larger --max-memory")
-    return budget
+    return budget, source
 
 
 # rows a store of videos of any length is probed with: the k-NN and clip-head rows read a vector per video

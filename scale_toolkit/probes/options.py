@@ -45,7 +45,7 @@ class ProbeOptions:
     allow_incomplete: bool = False  # probe the done videos of a split still being extracted
     transformer_model: dict[str, Any] = field(default_factory=dict)  # ScaleConfig overrides without --model
     device: str = "auto"
-    max_memory: str = ""  # what the probes may hold resident ("16G"); "": half of the memory available at start
+    max_memory: str = ""  # the process's bound ("16G"; memory.py); "": half of the memory available at start
     protocol: str = "standard"  # standard | official (probes/official.py: the official eval code's choices)
     select_on_test: bool = False  # official only: pick epoch x aggregation on the TEST split, as the official code
 

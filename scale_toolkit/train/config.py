@@ -50,7 +50,7 @@ class TrainConfig:
     allow_incomplete: bool = False  # train on the done videos of a split still being extracted
     ssl_val: float = 0.1  # fraction of the train-split videos held out for the held-out SSL metrics (0: none)
     compile: bool = False  # torch.compile the step (single process; docs/training.md has the measured gain)
-    max_memory: str = ""  # train split budget ("16G"); above it the split streams from the store ("": half of what is free)
+    max_memory: str = ""  # the process's bound ("16G"; memory.py); a split over what it leaves streams ("": half of what is free)
     model: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:

@@ -29,7 +29,7 @@ import torch
 from scale_toolkit.errors import ScaleError
 from scale_toolkit.model.config import ScaleConfig
 from scale_toolkit.store.ragged import RaggedStore
-from scale_toolkit.train.stream import StreamedSplit
+from scale_toolkit.train.stream import WINDOW_SHARE, StreamedSplit
 
 
 def sample_ragged_sets(counts: torch.Tensor, set_size: int, generator: torch.Generator | None = None,
@@ -76,11 +76,12 @@ class StreamedRaggedSplit(StreamedSplit):
     capacity: int = 0  # the most clips a window can hold, set by `fit_window`
 
     def fit_window(self, budget: int, batch: int) -> None:
-        """The largest multiple of `batch` videos whose clips fit half the budget even when they are
-        the split's longest videos; `capacity` their clip count (the buffer the windows are read into)."""
+        """The largest multiple of `batch` videos whose clips fit a third of the budget (as
+        `StreamedSplit.fit_window`) even when they are the split's longest videos; `capacity` their
+        clip count (the buffer the windows are read into)."""
         per_clip = 2 * self.feature_dim + 4 * 6
         longest_first = np.cumsum(np.sort(self.counts)[::-1])
-        fits = int(np.searchsorted(longest_first, budget // 2 // per_clip, side="right"))
+        fits = int(np.searchsorted(longest_first, budget // WINDOW_SHARE // per_clip, side="right"))
         self.window = max(batch, fits // batch * batch)
         self.capacity = int(longest_first[min(self.window, len(longest_first)) - 1])
 

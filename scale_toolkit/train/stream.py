@@ -17,6 +17,9 @@ import numpy as np
 from scale_toolkit.model.positions import model_positions
 from scale_toolkit.store.windows import block_shuffled, windows
 
+# a streamed window takes at most this part of the data budget (fit_window)
+WINDOW_SHARE = 3
+
 if TYPE_CHECKING:
     from scale_toolkit.store import FeatureStore
 
@@ -38,10 +41,12 @@ class StreamedSplit:
         return (len(self.rows), self.n_clips, self.feature_dim)
 
     def fit_window(self, budget: int, batch: int) -> None:
-        """The largest multiple of `batch` videos whose features and positions fit half the budget
-        (the other half: the window being read while the last one is freed, the step's activations)."""
+        """The largest multiple of `batch` videos whose features and positions fit a third of the
+        budget (the window trained on, the next one being read, and the read's own blocks: measured at
+        50k videos, a half overshot the process bound by 65 MB; the step's memory is kept back from
+        the budget already, memory.py)."""
         per_video = self.n_clips * (2 * self.feature_dim + 4 * 7)
-        self.window = max(batch, (budget // 2 // per_video) // batch * batch)
+        self.window = max(batch, (budget // WINDOW_SHARE // per_video) // batch * batch)
 
     def epoch_windows(self, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """This epoch's windows: (store rows, sorted, as `read` wants them; the order to train on

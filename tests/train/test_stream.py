@@ -56,7 +56,7 @@ def test_each_epoch_visits_every_training_video_once(tmp_path):
     fs = make_train_store(tmp_path / "train.zarr", n=200)
     rows = fs.split_indices(1, "train")
     stream = StreamedSplit(str(tmp_path / "train.zarr"), rows, fs.n_clips, fs.feature_dim, "eq5")
-    stream.fit_window(40 * 16 * 72, batch=8)  # budget of 40 videos: windows of 16 (half, rounded to the batch)
+    stream.fit_window(60 * 16 * 72, batch=8)  # budget of 60 videos: windows of 16 (a third, rounded to the batch)
     assert stream.window == 16
     seen = []
     for window_rows, order in stream.epoch_windows(seed=0, epoch=0):
