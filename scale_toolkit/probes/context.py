@@ -115,16 +115,14 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
         if ragged and any(ROW[row].method == "set_classifier" for row in rows):  # sets of K of each video's clips
-            import_what_runs_import_later()
-            working = probe_step_bytes(rows, grids, len(wanted), transformer_config.set_size, store.feature_dim,
-                                       n_classes, transformer_config)
+            working = _working_bytes(rows, grids, len(wanted), transformer_config.set_size, store, n_classes,
+                                     transformer_config)
             _check_ragged_sets(options, rows, store, train_store, wanted, transformer_config.pos_input, working)
             eval_view.clips = D.load_flat_clips(store, device, wanted=wanted)
             if train_view is not eval_view:
                 train_view.clips = D.load_flat_clips(train_store, device, eval_store=store, wanted=wanted)
     else:
-        import_what_runs_import_later()
-        working = probe_step_bytes(rows, grids, len(wanted), store.n_clips, store.feature_dim, n_classes, transformer_config)
+        working = _working_bytes(rows, grids, len(wanted), store.n_clips, store, n_classes, transformer_config)
         over = _memory_budget(options, rows, store, train_store, wanted, model if embed is not None else None, working)
         if over is not None:  # over the budget: the clips stay in the store, streamed a window at a time
             budget, source = over
@@ -149,6 +147,14 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
                         eval_view=eval_view, train_view=train_view, notes=notes)
 
 
+def _working_bytes(rows: list[str], grids: dict[str, GridSpec], n_videos: int, n_clips: int, store: FeatureStore,
+                   n_classes: int, transformer_config: ScaleConfig) -> int:
+    """The largest step's own memory (footprint.py), with what the probes import part-way imported
+    first, so that `--max-memory` measures the process with it."""
+    import_what_runs_import_later()
+    return probe_step_bytes(rows, grids, n_videos, n_clips, store.feature_dim, n_classes, transformer_config)
+
+
 # rows that can read their clips from the store a window at a time (a view over the memory budget):
 # every row but the set classifiers, which draw whole videos in random batches
 STREAMED_ROWS = tuple(row.name for row in REGISTRY if row.method != "set_classifier")
@@ -158,8 +164,8 @@ def _memory_budget(options: ProbeOptions, rows: list[str], store: FeatureStore, 
                    wanted: np.ndarray, model: Optional[LoadedModel], working: int) -> Optional[tuple[int, str]]:
     """None where the probed clips (float16 features, float32 coords, and with a model the refined
     clips) fit the memory budget (less `working`, the largest step's own memory) and are held; the
-    budget and where it came from where they do not and every row can stream them; a ScaleError, before reading any, where
-    a row cannot (rather than be killed by the system part-way)."""
+    budget and where it came from where they do not and every row can stream them; a ScaleError,
+    before reading any, where a row cannot (rather than be killed by the system part-way)."""
     per_clip = store.clip_bytes(("features", "coords", "flip"))  # what a loaded view holds
     if model is not None:
         per_clip += 2 * int(model.config.get("hidden", store.feature_dim))  # the refined clips, float16
