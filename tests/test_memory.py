@@ -117,3 +117,10 @@ def test_scale_probe_stays_under_max_memory(tmp_path):
     build_store(tmp_path / "eval15.zarr", per_class=100, dim=64)
     _stays_under_the_bound(tmp_path, ["probe", "--store", str(tmp_path / "eval15.zarr"), "--linear", "--epochs", "2"],
                            "--json")
+
+
+@pytest.mark.slow
+@needs_proc
+def test_scale_probe_knn_stays_under_max_memory(tmp_path):
+    build_store(tmp_path / "eval15.zarr", per_class=100, dim=64)
+    _stays_under_the_bound(tmp_path, ["probe", "--store", str(tmp_path / "eval15.zarr"), "--knn", "5"], "--json")

@@ -111,6 +111,7 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
     ragged = _check_ragged_rows(rows, store, train_store)
     embed = model.module if model is not None and any(row in rows for row in EMBEDDED_ROWS) else None
     if all(ROW[row].reads == "video_means" for row in rows) or ragged:  # streamed, never every clip in memory
+        _check_means_fit(options, rows, grids, store, train_store, wanted, embed, n_classes, transformer_config)
         eval_view = D.load_mean_view(store, device, wanted=wanted, model=embed)
         train_view = (D.load_mean_view(train_store, device, eval_store=store, wanted=wanted, model=embed)
                       if train_store is not None else eval_view)
@@ -153,6 +154,24 @@ def _working_bytes(rows: list[str], grids: dict[str, GridSpec], n_videos: int, n
     first, so that `--max-memory` measures the process with it."""
     import_what_runs_import_later()
     return probe_step_bytes(rows, grids, n_videos, n_clips, store.feature_dim, n_classes, transformer_config)
+
+
+def _check_means_fit(options: ProbeOptions, rows: list[str], grids: dict[str, GridSpec], store: FeatureStore,
+                     train_store: Optional[FeatureStore], wanted: np.ndarray, embed: Any, n_classes: int,
+                     transformer_config: ScaleConfig) -> None:
+    """Under `--max-memory`: the vectors per video the k-NN rows (and, on a ragged store, the clip
+    heads) hold, float32, twice (the search index copies them), checked before reading any."""
+    if not options.max_memory:
+        return
+    hidden = 2 * int(embed.config.hidden) if embed is not None else 0  # the SET token and the mean refined clip
+    need = (1 + (train_store is not None)) * len(wanted) * 2 * 4 * (store.feature_dim + hidden)
+    trained = any(ROW[row].trained for row in rows)  # trained rows import more (an optimiser's torch._dynamo)
+    working = (_working_bytes(rows, grids, len(wanted), 1, store, n_classes, transformer_config) if trained
+               else probe_step_bytes(rows, grids, len(wanted), store.n_clips, store.feature_dim, n_classes, None))
+    budget, source = memory_budget(options.max_memory, working=working)
+    if need > budget:
+        raise ScaleError(f"the probes would hold {gib(need)} of per-video vectors ({len(wanted)} videos), over the "
+                         f"memory budget of {gib(budget)} ({source}): probe one split or set a larger --max-memory")
 
 
 # rows that can read their clips from the store a window at a time (a view over the memory budget):

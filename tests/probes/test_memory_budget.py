@@ -55,9 +55,15 @@ def test_rows_that_cannot_stream_stop_before_loading_with_one_line_naming_them(s
         run_probes(store, rows=["linear", "transformer"], options=ProbeOptions(max_memory=str(NEED - 1), epochs=1))
 
 
-def test_k_nn_alone_streams_and_is_not_held_to_the_clip_budget(store):
-    doc = run_probes(store, rows=["knn"], options=ProbeOptions(max_memory="1", knn_k=[3]))
+MEANS = 40 * 2 * 4 * 16  # videos x (a float32 mean, and the search index's copy of it)
+
+
+def test_k_nn_alone_streams_and_holds_a_vector_per_video(store):
+    assert MEANS < NEED
+    doc = run_probes(store, rows=["knn"], options=ProbeOptions(max_memory=str(MEANS), knn_k=[3]))  # under the clips'
     assert doc["results"]["knn"]["top1"] > 50
+    with pytest.raises(ScaleError, match=r"would hold .* of per-video vectors \(40 videos\), over the memory budget"):
+        run_probes(store, rows=["knn"], options=ProbeOptions(max_memory=str(MEANS - 1), knn_k=[3]))
 
 
 def test_a_bad_budget_is_one_line_naming_the_flag():
