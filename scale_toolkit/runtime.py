@@ -173,7 +173,6 @@ def fastest_threads(work: Callable[[], object], most: int, repeats: int = 3) -> 
     return min(best, key=lambda t: (best[t], t)), best
 
 
-
 def import_what_runs_import_later() -> None:
     """Import now what training and the probes import part-way: the optimisers' torch._dynamo (about
     100 MB with sympy, on a torch optimiser's first parameter group) and matplotlib's Agg canvas and
