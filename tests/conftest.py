@@ -135,5 +135,6 @@ def budget_for_data_only(monkeypatch):
     bytes of data, far below any process's own memory. What the process holds and a step needs are
     kept back from the bound in real runs (tests/test_memory.py checks that accounting)."""
     monkeypatch.setattr("scale_toolkit.memory.resident_bytes", lambda: 0)
+    monkeypatch.setattr("scale_toolkit.memory.SLACK", 0.0)
     monkeypatch.setattr("scale_toolkit.train.trainer.ssl_step_bytes", lambda *args: 0)
     monkeypatch.setattr("scale_toolkit.probes.context.probe_step_bytes", lambda *args: 0)
