@@ -130,9 +130,11 @@ TrainProgress = Callable[[TrainEvent], None]
 # --- extraction (scale_toolkit/extract/pipeline.py) ----------------------------------------------
 
 @dataclass(frozen=True)
-class _ExtractCounts(_Event):
+class ExtractCounts(_Event):
     """Where an extraction stands: videos decoded (``done``), failed, and written to the store with
-    their block (what a rate and an ETA are based on); ``started`` is the loop's time.monotonic()."""
+    their block (what a rate and an ETA are based on); ``started`` is the loop's time.monotonic().
+    Every extraction event carries them; the extraction loop keeps one and replaces it as rows come
+    back (extract/pipeline.py)."""
 
     total: int
     done: int
@@ -141,15 +143,19 @@ class _ExtractCounts(_Event):
     written: int
     started: float
 
+    def counts(self) -> dict[str, Any]:
+        """The counts alone, as keyword arguments for an event: ``ExtractBlock(**counts.counts())``."""
+        return {f.name: getattr(self, f.name) for f in fields(ExtractCounts)}
+
     def to_json(self) -> dict[str, Any]:
         """As sent: the counts first, then ``event`` and the kind's own fields."""
-        counts = {f.name: getattr(self, f.name) for f in fields(_ExtractCounts)}
+        counts = self.counts()
         own = {k: v for k, v in super().to_json().items() if k not in counts}
         return {**counts, **own}
 
 
 @dataclass(frozen=True)
-class ExtractStart(_ExtractCounts):
+class ExtractStart(ExtractCounts):
     """Before the first video: the counts at zero, the rows done by earlier runs, the precision chosen."""
 
     KIND: ClassVar[str] = "start"
@@ -158,7 +164,7 @@ class ExtractStart(_ExtractCounts):
 
 
 @dataclass(frozen=True)
-class ExtractVideo(_ExtractCounts):
+class ExtractVideo(ExtractCounts):
     """A video came back from its decoder (``error``: why it failed, None when it decoded)."""
 
     KIND: ClassVar[str] = "video"
@@ -167,14 +173,14 @@ class ExtractVideo(_ExtractCounts):
 
 
 @dataclass(frozen=True)
-class ExtractBlock(_ExtractCounts):
+class ExtractBlock(ExtractCounts):
     """A block of videos was embedded and written to the store."""
 
     KIND: ClassVar[str] = "block"
 
 
 @dataclass(frozen=True)
-class ExtractEnd(_ExtractCounts):
+class ExtractEnd(ExtractCounts):
     """Every row of this shard was handled (the last block is counted in ``written``)."""
 
     KIND: ClassVar[str] = "end"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypedDict
 
 import numpy as np
 import torch
@@ -21,7 +20,15 @@ from ..backbones import load_backbone
 from ..backbones.inference import embed_clips
 from ..checks import check_numbers
 from ..contracts.extract import DECODERS, ExtractConfig
-from ..contracts.progress import ExtractBlock, ExtractEnd, ExtractEvent, ExtractProgress, ExtractStart, ExtractVideo
+from ..contracts.progress import (
+    ExtractBlock,
+    ExtractCounts,
+    ExtractEnd,
+    ExtractEvent,
+    ExtractProgress,
+    ExtractStart,
+    ExtractVideo,
+)
 from ..data.clips import VIEWS
 from ..data.manifest import Manifest, load_manifest
 from ..errors import ScaleError
@@ -170,7 +177,7 @@ def run_extraction(cfg: ExtractConfig, progress: ExtractProgress | None = None) 
             summary.already_done, summary.damaged = work.already_done, work.damaged
             report = _extract_rows(work.rows, store, manifest, pool.run, recipe, embedder, summary, progress)
     summary.seconds = time.monotonic() - t_start
-    progress(ExtractEnd(**report))
+    progress(ExtractEnd(**report.counts()))
     return summary
 
 
@@ -204,48 +211,36 @@ def _open_store(cfg: ExtractConfig, loaded, manifest: Manifest, precision: Preci
     )
 
 
-class _Report(TypedDict):
-    """The counts every ExtractEvent carries (contracts/progress.py), kept up to date as rows come back."""
-
-    total: int
-    done: int
-    failed: int
-    clips: int
-    written: int
-    started: float
-
-
 def _extract_rows(rows: list[int], store: FeatureStore, manifest: Manifest, decode, recipe: ViewRecipe,
-                  embedder: BlockEmbedder, summary: ExtractSummary, progress: ExtractProgress) -> _Report:
+                  embedder: BlockEmbedder, summary: ExtractSummary, progress: ExtractProgress) -> ExtractCounts:
     """Decode the rows' videos (`decode`: the pool's run), embed them and write each block once its
     videos are all back; returns the progress report."""
     videos = manifest.videos
     # decoded/failed count as videos come back from the decoders; "written" when their
     # block is embedded and stored, which is what a rate and an ETA must be based on
-    report = _Report(total=len(rows), done=0, failed=0, clips=0, written=0, started=time.monotonic())
-    progress(ExtractStart(**report, already_done=summary.already_done, precision=summary.precision))
+    report = ExtractCounts(total=len(rows), done=0, failed=0, clips=0, written=0, started=time.monotonic())
+    progress(ExtractStart(**report.counts(), already_done=summary.already_done, precision=summary.precision))
     tasks = ((r, str(videos[r].path), videos[r].video_id) for r in rows)
     current_block, results = None, {}
     for row, result in decode(tasks, recipe):
         block = row // store.rows_per_chunk
         if current_block is not None and block != current_block:
             _finish_block(store, current_block, results, embedder, summary, manifest)
-            report["written"] += len(results)
-            progress(ExtractBlock(**report))
+            report = replace(report, written=report.written + len(results))
+            progress(ExtractBlock(**report.counts()))
             results = {}
         current_block = block
         if "error" in result:
-            report["failed"] += 1
+            report = replace(report, failed=report.failed + 1)
         else:
             clips = result.pop("clips")
             embedder.add(row, clips)
-            report["done"] += 1
-            report["clips"] += len(clips)
+            report = replace(report, done=report.done + 1, clips=report.clips + len(clips))
         results[row] = result
-        progress(ExtractVideo(**report, video_id=videos[row].video_id, error=result.get("error")))
+        progress(ExtractVideo(**report.counts(), video_id=videos[row].video_id, error=result.get("error")))
     if current_block is not None:
         _finish_block(store, current_block, results, embedder, summary, manifest)
-        report["written"] += len(results)
+        report = replace(report, written=report.written + len(results))
     return report
 
 
