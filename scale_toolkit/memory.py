@@ -37,28 +37,27 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def available_bytes() -> int:
-    """Memory the system can give this process now (MemAvailable), or the physical total where unknown."""
+def _proc_bytes(path: str, key: str) -> int | None:
+    """A "Key:   N kB" line of a Linux /proc file, in bytes; None where there is none."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def available_bytes() -> int:
+    """Memory the system can give this process now (MemAvailable), or the physical total where unknown."""
+    available = _proc_bytes("/proc/meminfo", "MemAvailable")
+    return available if available is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def resident_bytes() -> int:
     """What this process holds in memory now (VmRSS), or 0 where the system does not say."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
 def memory_budget(max_memory: str, processes: int = 1, working: int = 0) -> tuple[int, str]:
