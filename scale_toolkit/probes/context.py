@@ -150,9 +150,10 @@ def build_context(store_path: str | Path, rows: list[str], options: ProbeOptions
 
 def _working_bytes(rows: list[str], grids: dict[str, GridSpec], n_videos: int, n_clips: int, store: FeatureStore,
                    n_classes: int, transformer_config: ScaleConfig) -> int:
-    """The largest step's own memory (footprint.py), with what the probes import part-way imported
-    first, so that `--max-memory` measures the process with it."""
-    import_what_runs_import_later()
+    """The largest step's own memory (footprint.py), with what trained rows import part-way (an
+    optimiser's torch._dynamo) imported first, so that `--max-memory` measures the process with it."""
+    if any(ROW[row].trained for row in rows):
+        import_what_runs_import_later()
     return probe_step_bytes(rows, grids, n_videos, n_clips, store.feature_dim, n_classes, transformer_config)
 
 
@@ -165,9 +166,8 @@ def _check_means_fit(options: ProbeOptions, rows: list[str], grids: dict[str, Gr
         return
     hidden = 2 * int(embed.config.hidden) if embed is not None else 0  # the SET token and the mean refined clip
     need = (1 + (train_store is not None)) * len(wanted) * 2 * 4 * (store.feature_dim + hidden)
-    trained = any(ROW[row].trained for row in rows)  # trained rows import more (an optimiser's torch._dynamo)
-    working = (_working_bytes(rows, grids, len(wanted), 1, store, n_classes, transformer_config) if trained
-               else probe_step_bytes(rows, grids, len(wanted), store.n_clips, store.feature_dim, n_classes, None))
+    clips = 1 if any(ROW[row].trained for row in rows) else store.n_clips  # trained heads see a vector per video
+    working = _working_bytes(rows, grids, len(wanted), clips, store, n_classes, transformer_config)
     budget, source = memory_budget(options.max_memory, working=working)
     if need > budget:
         raise ScaleError(f"the probes would hold {gib(need)} of per-video vectors ({len(wanted)} videos), over the "
